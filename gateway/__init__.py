@@ -1,0 +1,1 @@
+"""The gateway process: Ollama's HTTP API in front of the registry and the model runners."""

@@ -1,0 +1,75 @@
+"""``python -m gateway``: serve Ollama's API until SIGINT/SIGTERM, then stop every runner."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+
+import structlog
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.scheduler import Scheduler
+from services.clients.registry import RegistryClient
+from services.grpc_server import stop_event_on_signals
+from services.logging import configure_logging
+from services.settings import GatewaySettings
+
+log = structlog.get_logger()
+
+REGISTRY_WAIT_S = 120.0
+
+
+async def serve(settings: GatewaySettings) -> int:
+    """Run the HTTP server; on a stop signal, close it and the runners (via cleanup_ctx)."""
+    stopping = stop_event_on_signals()
+    registry = RegistryClient(settings.registry_address)
+    await wait_for_registry(registry)
+    app = create_app(settings, registry=registry, scheduler=Scheduler(settings))
+    # handler_cancellation: a client that disconnects cancels its handler, hence its gRPC call.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host.host, settings.host.port).start()
+        log.info("gateway_started", address=settings.host.url)
+        await stopping.wait()
+        log.info("gateway_stopping")
+    finally:
+        await runner.cleanup()
+    log.info("gateway_stopped")
+    return 0
+
+
+async def wait_for_registry(registry: RegistryClient) -> None:
+    """Bind the HTTP port only once the registry is ready, so "answering" means "usable".
+
+    A registry that stays down is not fatal: requests then fail with 503 until it is back.
+    """
+    try:
+        await registry.wait_ready(REGISTRY_WAIT_S)
+        log.info("registry_ready", address=registry.target)
+    except TimeoutError:
+        log.warning("registry_not_ready", address=registry.target, waited_s=REGISTRY_WAIT_S)
+
+
+def config_fields(settings: GatewaySettings) -> dict[str, object]:
+    """The settings as loggable values (nothing secret lives in them today)."""
+    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    return {**{k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in fields.items()},
+            "host": settings.host.url, "origins": list(settings.origins)}
+
+
+def main() -> int:
+    settings = GatewaySettings.from_env()
+    configure_logging("gateway", debug=settings.debug)
+    log.info("server_config", **config_fields(settings))
+    try:
+        return asyncio.run(serve(settings))
+    except OSError as exc:
+        log.error("gateway_failed", error=str(exc))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

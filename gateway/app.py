@@ -1,0 +1,43 @@
+"""The gateway's aiohttp application: routes, middlewares and shared objects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.generation import InferenceService
+from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
+from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
+from gateway.routes import add_routes
+from gateway.scheduler import Scheduler
+from services.settings import GatewaySettings
+
+log = structlog.get_logger()
+
+MAX_BODY_BYTES = 256 * 1024 * 1024  # images travel base64 in JSON bodies
+
+
+def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler) -> web.Application:
+    """The application; it owns ``registry`` and ``scheduler`` and closes them on cleanup."""
+    # request ids outermost so request_finished sees the status the error middleware chose
+    app = web.Application(middlewares=[request_id_middleware, error_middleware],
+                          client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app[SCHEDULER] = scheduler
+    app[INFERENCE] = InferenceService(registry, scheduler, default_num_ctx=settings.context_length)
+    app.on_response_prepare.append(request_id_on_prepare)
+    app.cleanup_ctx.append(_owned_resources)
+    add_routes(app)
+    return app
+
+
+async def _owned_resources(app: web.Application) -> AsyncIterator[None]:
+    """Stop every runner, then close the registry channel, when the app shuts down."""
+    yield
+    await app[SCHEDULER].shutdown()
+    await app[REGISTRY].close()
+    log.info("gateway_resources_closed")

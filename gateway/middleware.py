@@ -1,0 +1,62 @@
+"""The gateway's two middlewares: request ids + access log, and the one error translator."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from aiohttp import web
+
+from gateway.streaming import error_response
+from services.context import REQUEST_ID_HEADER, bind_request_id, new_request_id
+from services.errors import CorralError
+
+log = structlog.get_logger()
+
+_PLAIN = {"Content-Type": "text/plain"}
+_MAX_REQUEST_ID = 128
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Bind the caller's ``x-request-id`` (or a new one) to every log line; echo it back."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "").strip()
+    request_id = incoming[:_MAX_REQUEST_ID] if incoming.isprintable() and incoming else new_request_id()
+    structlog.contextvars.clear_contextvars()
+    bind_request_id(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        log.info("request_finished", method=request.method, path=request.path, status=status,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+async def request_id_on_prepare(_request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: streamed responses get the id header before headers are sent."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id and REQUEST_ID_HEADER not in response.headers:
+        response.headers[REQUEST_ID_HEADER] = request_id
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Translate every failure into Ollama's wire shape, exactly once."""
+    try:
+        return await handler(request)
+    except CorralError as exc:
+        log.info("request_error", status=exc.http_status, error=exc.message,
+                 error_type=type(exc).__name__)
+        return error_response(exc.message, exc.http_status)
+    except web.HTTPNotFound:
+        return web.Response(status=404, body=b"404 page not found", headers=_PLAIN)
+    except web.HTTPMethodNotAllowed:
+        return web.Response(status=405, body=b"405 method not allowed", headers=_PLAIN)
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
+        log.exception("request_crashed")
+        return error_response(str(exc) or type(exc).__name__, 500)

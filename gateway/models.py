@@ -1,0 +1,64 @@
+"""``/api/tags`` and ``/api/ps`` payloads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from gateway.scheduler import FOREVER_DELTA, LoadedRunner, Scheduler
+from gateway.streaming import local_timestamp
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def details_dict(details: Any, *, parent_model: bool = True) -> dict:
+    """``api.ModelDetails``: the first six fields always, the last two when known."""
+    out = {"parent_model": details.parent_model if parent_model else "",
+           "format": details.format or "gguf", "family": details.family,
+           "families": list(details.families) or None,
+           "parameter_size": details.parameter_size,
+           "quantization_level": details.quantization_level}
+    if details.context_length:
+        out["context_length"] = details.context_length
+    if details.embedding_length:
+        out["embedding_length"] = details.embedding_length
+    return out
+
+
+def _modified_at(summary: Any) -> dt.datetime:
+    if summary.HasField("modified_at"):
+        return summary.modified_at.ToDatetime(tzinfo=dt.timezone.utc)
+    return _EPOCH
+
+
+def tag_dict(summary: Any) -> dict:
+    """One ``/api/tags`` entry."""
+    return {"name": summary.name, "model": summary.name,
+            "modified_at": local_timestamp(_modified_at(summary)), "size": summary.size,
+            "digest": summary.digest, "details": details_dict(summary.details)}
+
+
+async def tags(registry: Any) -> dict:
+    """Local models, newest first (``[]`` when there are none)."""
+    models = sorted(await registry.list_models(), key=_modified_at, reverse=True)
+    return {"models": [tag_dict(m) for m in models]}
+
+
+def ps_dict(entry: LoadedRunner) -> dict:
+    """One ``/api/ps`` entry, plus Corral's ``state``/``active``/``pid`` extras."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ahead = FOREVER_DELTA if entry.keep_alive == float("inf") else dt.timedelta(seconds=entry.keep_alive)
+    expires = entry.expires_at or now + ahead  # still loading or never idle yet: an estimate
+    return {"name": entry.model.name, "model": entry.model.name, "size": entry.model.size,
+            "digest": entry.model.digest,
+            "details": details_dict(entry.model.details, parent_model=False),
+            "expires_at": local_timestamp(expires), "size_vram": 0,
+            "context_length": entry.context_length,
+            "state": entry.state.value, "active": entry.refcount}
+
+
+def ps(scheduler: Scheduler) -> dict:
+    """Loaded (and loading) runners, latest expiry first."""
+    entries = sorted(scheduler.loaded(), key=lambda e: e.expires_at or dt.datetime.max.replace(
+        tzinfo=dt.timezone.utc), reverse=True)
+    return {"models": [ps_dict(e) for e in entries]}

@@ -1,0 +1,62 @@
+"""HTTP handlers for Ollama's native API: parse, call one service method, stream or return."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import models
+from gateway.generation import merge_chat, merge_generate
+from gateway.keys import INFERENCE, REGISTRY, SCHEDULER
+from gateway.schemas import ChatParams, GenerateParams, read_json
+from gateway.streaming import collect, json_response, ndjson_stream
+
+# The Ollama version we claim. Clients gate features on it (ollama-python, Open WebUI, the
+# OpenAI shims check for >= 0.5 or so), and 0.13 is the behaviour ollama-api.md documents.
+OLLAMA_VERSION = "0.13.0"
+
+
+async def root(_request: web.Request) -> web.Response:
+    return web.Response(body=b"Ollama is running", headers={"Content-Type": "text/plain; charset=utf-8"})
+
+
+async def version(_request: web.Request) -> web.Response:
+    return json_response({"version": OLLAMA_VERSION})
+
+
+async def tags(request: web.Request) -> web.Response:
+    return json_response(await models.tags(request.app[REGISTRY]))
+
+
+async def ps(request: web.Request) -> web.Response:
+    return json_response(models.ps(request.app[SCHEDULER]))
+
+
+async def generate(request: web.Request) -> web.StreamResponse:
+    params = GenerateParams.parse(await read_json(request, "GenerateRequest"))
+    service = request.app[INFERENCE]
+    if params.is_load:
+        return json_response(await service.load_generate(params))
+    objects = service.generate(params)
+    if not params.stream:
+        return await collect(objects, merge_generate)
+    return await ndjson_stream(request, objects)
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    params = ChatParams.parse(await read_json(request, "ChatRequest"))
+    service = request.app[INFERENCE]
+    if params.is_load:
+        return json_response(await service.load_chat(params))
+    objects = service.chat(params)
+    if not params.stream:
+        return await collect(objects, merge_chat)
+    return await ndjson_stream(request, objects)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", root)
+    app.router.add_get("/api/version", version)
+    app.router.add_get("/api/tags", tags)
+    app.router.add_get("/api/ps", ps)
+    app.router.add_post("/api/generate", generate)
+    app.router.add_post("/api/chat", chat)

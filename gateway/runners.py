@@ -1,0 +1,169 @@
+"""One runner subprocess: spawn it, relay its logs, wait for it to load, stop it.
+
+The scheduler only sees ``RunnerProcess``'s small surface (``pid``, ``client``, ``wait``,
+``wait_ready``, ``stop``, ``exit_cause``), so tests swap in a fake through the spawn factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from services.clients.runner import RunnerClient
+from services.errors import RunnerCrashedError, RunnerUnavailableError
+from services.serve import die_with_parent
+
+log = structlog.get_logger()
+
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+STOP_GRACE_S = 5.0
+STDERR_TAIL_LINES = 20
+_CAUSE_LINES = 5
+_POLL_S = 0.25
+_FIELDS_DROPPED = ("timestamp", "level", "event")
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """Everything a runner is started with (it reads nothing from the gateway's environment)."""
+
+    model_name: str
+    model_path: str
+    socket_path: Path
+    ctx_size: int  # per slot
+    parallel: int
+    threads: int
+    debug: bool = False
+
+    def argv(self) -> list[str]:
+        args = [sys.executable, "-m", "runner", "--model", self.model_path,
+                "--socket", str(self.socket_path), "--ctx-size", str(self.ctx_size),
+                "--parallel", str(self.parallel), "--threads", str(self.threads),
+                "--parent-pid", str(os.getpid())]
+        return args + ["--debug"] if self.debug else args
+
+
+def describe_returncode(returncode: int | None) -> str:
+    """``exit status 1`` or ``signal SIGKILL``, as an operator would want to read it."""
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+class RunnerProcess:
+    """A spawned ``python -m runner`` and its gRPC client."""
+
+    def __init__(self, process: asyncio.subprocess.Process, spec: RunnerSpec) -> None:
+        self.process = process
+        self.spec = spec
+        self.pid = process.pid
+        self.client = RunnerClient(f"unix:{spec.socket_path}")
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.last_output = time.monotonic()
+        # Relay in an empty context so lines never inherit the request id of the loading request.
+        self._relay = asyncio.get_running_loop().create_task(
+            self._relay_stderr(), context=contextvars.Context())
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    async def wait(self) -> int:
+        """The exit status, once the process has exited and its stderr is drained."""
+        returncode = await self.process.wait()
+        await asyncio.wait([self._relay], timeout=1.0)
+        return returncode
+
+    def exit_cause(self) -> str:
+        """Why the process ended, with the last lines it wrote (Ollama ``llm/status.go``)."""
+        cause = f"llama runner process has terminated: {describe_returncode(self.returncode)}"
+        tail = " | ".join(list(self.stderr_tail)[-_CAUSE_LINES:])
+        return f"{cause}: {tail}" if tail else cause
+
+    async def wait_ready(self, stall_timeout: float) -> None:
+        """Wait for health SERVING; fail fast if the process exits, or stalls (no output)."""
+        ready = asyncio.ensure_future(self.client.wait_ready(timeout=float("inf")))
+        exited = asyncio.ensure_future(self.process.wait())
+        try:
+            while not ready.done():
+                await asyncio.wait({ready, exited}, timeout=_POLL_S,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if exited.done() and not ready.done():
+                    await asyncio.wait([self._relay], timeout=1.0)
+                    raise RunnerCrashedError(self.exit_cause())
+                if time.monotonic() - self.last_output > stall_timeout and not ready.done():
+                    raise RunnerUnavailableError("timed out waiting for llama runner to start")
+            ready.result()
+        finally:
+            for task in (ready, exited):
+                task.cancel()
+
+    async def stop(self, grace: float = STOP_GRACE_S) -> int:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit status."""
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(asyncio.shield(self.process.wait()), grace)
+            except TimeoutError:
+                log.warning("runner_killed", runner_pid=self.pid, model=self.spec.model_name)
+                self.process.kill()
+        await self.process.wait()
+        await self.client.close()
+        return self.process.returncode
+
+    async def _relay_stderr(self) -> None:
+        """Re-emit the runner's JSON log lines as gateway events tagged with its pid and model."""
+        bound = log.bind(runner_pid=self.pid, model=self.spec.model_name)
+        while line := await self.process.stderr.readline():
+            self.last_output = time.monotonic()
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                self._relay_line(bound, text)
+
+    def _relay_line(self, bound, text: str) -> None:
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            self.stderr_tail.append(text)
+            bound.info("runner_output", line=text, process="runner")
+            return
+        event = str(record.get("event", "runner_log"))
+        level = str(record.get("level", "info")).lower()
+        fields = {k: v for k, v in record.items() if k not in _FIELDS_DROPPED}
+        fields.setdefault("process", "runner")
+        if level in ("warning", "error", "critical", "exception"):
+            self.stderr_tail.append(f"{event} {fields.get('error', '')}".strip())
+        emit = getattr(bound, level if level in ("debug", "warning", "error") else "info")
+        emit(event, **fields)
+
+
+async def spawn_runner(spec: RunnerSpec) -> RunnerProcess:
+    """Start ``python -m runner`` for ``spec`` (cwd and PYTHONPATH find the package)."""
+    # Runners take their configuration from flags only, never from OLLAMA_*/CORRAL_* variables.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "CORRAL_"))}
+    paths = [str(PACKAGE_PARENT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    process = await asyncio.create_subprocess_exec(
+        *spec.argv(), cwd=PACKAGE_PARENT, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_parent, limit=1024 * 1024)
+    log.info("runner_spawned", runner_pid=process.pid, model=spec.model_name,
+             ctx_size=spec.ctx_size, parallel=spec.parallel, socket=str(spec.socket_path))
+    return RunnerProcess(process, spec)

@@ -1,0 +1,92 @@
+"""Wire encoding (Go-compatible JSON) and the one NDJSON streaming helper.
+
+Ollama's error contract for streams (``server/routes.go`` ``streamResponse``): an error before the
+first byte is an ordinary JSON error with its real status; once the 200 has gone out, the error
+becomes one last ``{"error": ...}`` line and the stream ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from aiohttp import web
+
+from services.errors import CorralError
+
+log = structlog.get_logger()
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+NDJSON_CONTENT_TYPE = "application/x-ndjson"
+_GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                             "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def encode_json(obj: object) -> bytes:
+    """Compact JSON as Go's encoding/json writes it (``<>&`` escaped, UTF-8 kept)."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    # <, >, & and U+2028/9 can only occur inside strings, so a plain translate is safe.
+    return text.translate(_GO_ESCAPES).encode("utf-8", "replace")
+
+
+def json_response(obj: object, status: int = 200) -> web.Response:
+    """A gin ``c.JSON`` reply: no trailing newline, ``application/json; charset=utf-8``."""
+    return web.Response(body=encode_json(obj), status=status,
+                        headers={"Content-Type": JSON_CONTENT_TYPE})
+
+
+def error_response(message: str, status: int) -> web.Response:
+    return json_response({"error": message}, status)
+
+
+def utc_timestamp(ns: int | None = None) -> str:
+    """RFC 3339 in UTC with nanoseconds, trailing zeros trimmed, ``Z`` suffix (Go's RFC3339Nano)."""
+    ns = time.time_ns() if ns is None else ns
+    seconds, frac = divmod(ns, 1_000_000_000)
+    base = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{frac:09d}".rstrip("0")
+    return f"{base}.{fraction}Z" if fraction else f"{base}Z"
+
+
+def local_timestamp(moment: dt.datetime) -> str:
+    """RFC 3339 in the server's local zone with a numeric offset (``modified_at``, ``expires_at``)."""
+    local = moment.astimezone()
+    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    if local.microsecond:
+        text += f".{local.microsecond:06d}".rstrip("0")
+    offset = local.strftime("%z")
+    return text + ("Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}")
+
+
+async def ndjson_stream(request: web.Request, objects: AsyncIterator[dict]) -> web.StreamResponse:
+    """Stream ``objects`` as NDJSON, one flushed line each, following Ollama's error contract."""
+    async with contextlib.aclosing(objects):
+        first = await anext(objects, None)  # errors here become a normal JSON error reply
+        response = web.StreamResponse(headers={"Content-Type": NDJSON_CONTENT_TYPE})
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(encode_json(first) + b"\n")
+            async for obj in objects:
+                await response.write(encode_json(obj) + b"\n")
+        except CorralError as exc:
+            log.warning("stream_failed", error=exc.message, error_type=type(exc).__name__)
+            await response.write(encode_json({"error": exc.message}) + b"\n")
+        except (ConnectionError, web.HTTPException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
+            log.exception("stream_failed")
+            await response.write(encode_json({"error": str(exc)}) + b"\n")
+        await response.write_eof()
+        return response
+
+
+async def collect(objects: AsyncIterator[dict], merge: Callable[[list[dict]], dict]) -> web.Response:
+    """The ``stream:false`` form: gather every object and reply with ``merge(objects)``."""
+    async with contextlib.aclosing(objects):
+        items = [obj async for obj in objects]
+    return json_response(merge(items))

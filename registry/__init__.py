@@ -1,0 +1,1 @@
+"""The registry process: model names, manifests and blobs under ``OLLAMA_MODELS``, over gRPC."""

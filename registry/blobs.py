@@ -1,0 +1,180 @@
+"""The digest-addressed blob store: ``<models_dir>/blobs/sha256-<64 hex>``, as Ollama lays it out.
+
+Every path is built from a digest that passed a strict regex first. Writes go to a
+``.tmp-<random>`` file in the same directory, are hashed while written, verified, fsynced and
+renamed into place, then the directory is fsynced: a blob file either is complete and correct
+or does not exist. Hashing, copying and fsync run in worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import AsyncIterable, Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import structlog
+
+from services.errors import BlobCorruptError, InvalidRequestError
+
+TEMP_PREFIX = ".tmp-"
+CHUNK_SIZE = 1 << 20
+_DIGEST = re.compile(r"sha256[:-]([0-9a-f]{64})")
+
+log = structlog.get_logger()
+
+
+def canonical_digest(digest: str) -> str:
+    """``sha256:<hex>`` for either spelling; ``InvalidRequestError`` for anything else."""
+    match = _DIGEST.fullmatch(digest)
+    if match is None:
+        raise InvalidRequestError(f"invalid digest: {digest!r}")
+    return f"sha256:{match.group(1)}"
+
+
+def digest_of(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def is_digest(text: str) -> bool:
+    """Whether ``text`` is ``sha256:<hex>`` or ``sha256-<hex>`` with 64 lower-case hex digits."""
+    return _DIGEST.fullmatch(text) is not None
+
+
+class BlobStore:
+    """Content-addressed files under one directory; safe against torn and mismatched writes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> Path:
+        """Where the blob ``digest`` lives (whether or not it exists); validates first."""
+        return self.root / canonical_digest(digest).replace(":", "-", 1)
+
+    async def size(self, digest: str) -> int | None:
+        """The blob's size in bytes, or ``None`` when it is not stored."""
+        path = self.path(digest)
+        try:
+            stat = await asyncio.to_thread(path.stat)
+        except FileNotFoundError:
+            return None
+        return stat.st_size
+
+    async def read(self, digest: str) -> bytes:
+        """A (small) blob's whole content: configs, templates, params."""
+        return await asyncio.to_thread(self.path(digest).read_bytes)
+
+    async def write_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store ``data``; return its ``(digest, size)``."""
+        digest = await asyncio.to_thread(self._store, lambda f, h: _write_hashed(f, h, data))
+        return digest, len(data)
+
+    async def copy_file(self, source: Path, expected: str | None = None) -> tuple[str, int]:
+        """Copy ``source`` into the store, hashing as it goes; return ``(digest, size)``.
+
+        With ``expected``, an already stored blob is not copied again, and a mismatch raises
+        ``BlobCorruptError`` and leaves nothing behind.
+        """
+        if expected is not None and (size := await self.size(expected)) is not None:
+            return canonical_digest(expected), size
+        return await asyncio.to_thread(self._copy_file, source, expected)
+
+    async def write_stream(self, expected: str, chunks: AsyncIterable[bytes]) -> int:
+        """Store a stream of chunks that must hash to ``expected``; return the size.
+
+        An existing blob is kept and the stream still drained and verified, so a caller can
+        never store bytes under a digest they do not match.
+        """
+        expected = canonical_digest(expected)
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        tmp = self._temp_path()
+        hasher, size = hashlib.sha256(), 0
+        try:
+            with await asyncio.to_thread(open, tmp, "xb") as f:
+                async for chunk in chunks:
+                    await asyncio.to_thread(_write_hashed, f, hasher, chunk)
+                    size += len(chunk)
+                await asyncio.to_thread(_sync_file, f)
+            await asyncio.to_thread(self._commit, tmp, expected, hasher)
+        finally:
+            await asyncio.to_thread(tmp.unlink, missing_ok=True)
+        return size
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete temp files left by interrupted writes; call before serving. Blocking."""
+        if not self.root.is_dir():
+            return 0
+        stale = [p for p in self.root.iterdir() if p.name.startswith(TEMP_PREFIX)]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if stale:
+            log.info("stale_temp_files_removed", count=len(stale), blobs_dir=str(self.root))
+        return len(stale)
+
+    def _copy_file(self, source: Path, expected: str | None) -> tuple[str, int]:
+        with open(source, "rb") as src:
+            def copy(f: BinaryIO, hasher) -> None:
+                while chunk := src.read(CHUNK_SIZE):
+                    _write_hashed(f, hasher, chunk)
+
+            digest = self._store(copy, expected)
+        return digest, self.path(digest).stat().st_size
+
+    def _store(self, fill: Callable[[BinaryIO, Any], None], expected: str | None = None) -> str:
+        """Let ``fill(file, hasher)`` write a temp file, then commit it; return the digest.
+
+        Blocking. The digest is ``expected`` when given (verified), else the content's own.
+        """
+        expected = canonical_digest(expected) if expected is not None else None
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp, hasher = self._temp_path(), hashlib.sha256()
+        try:
+            with open(tmp, "xb") as f:
+                fill(f, hasher)
+                _sync_file(f)
+            digest = expected or "sha256:" + hasher.hexdigest()
+            self._commit(tmp, digest, hasher)
+            return digest
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _commit(self, tmp: Path, expected: str, hasher) -> None:
+        """Verify ``tmp`` hashed to ``expected`` and rename it into place. Blocking."""
+        actual = "sha256:" + hasher.hexdigest()
+        if actual != expected:
+            log.warning("blob_digest_mismatch", expected=expected, actual=actual)
+            raise BlobCorruptError(f"digest mismatch, expected {expected!r}, got {actual!r}")
+        target = self.path(expected)
+        if target.exists():
+            return
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        _sync_dir(self.root)
+        log.debug("blob_stored", digest=expected)
+
+    def _temp_path(self) -> Path:
+        return self.root / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+
+
+def _write_hashed(f: BinaryIO, hasher, chunk: bytes) -> None:
+    f.write(chunk)
+    hasher.update(chunk)
+
+
+def _sync_file(f: BinaryIO) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+

@@ -1,0 +1,117 @@
+"""The registry's tables, as SQLAlchemy ORM classes. The schema itself comes from Alembic.
+
+    models ──► manifests ──► layers ──► blobs ◄── gguf_info
+                   └──────── config ──────┘
+
+Digests are stored as ``sha256:<64 hex>`` everywhere. Blob files hold the content; these rows
+hold what references it, so garbage collection is a query, not a scan of every manifest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite itself keeps no time zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every registry table."""
+
+
+class Blob(Base):
+    """A content-addressed file under ``blobs/``."""
+
+    __tablename__ = "blobs"
+
+    digest: Mapped[str] = mapped_column(String(71), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Manifest(Base):
+    """A schema2 manifest, byte for byte; its sha256 is the model id."""
+
+    __tablename__ = "manifests"
+
+    digest: Mapped[str] = mapped_column(String(71), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    config_digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    layers: Mapped[list[Layer]] = relationship(
+        order_by="Layer.position", cascade="all, delete-orphan", lazy="selectin")
+
+
+class Layer(Base):
+    """One layer descriptor of a manifest, in manifest order."""
+
+    __tablename__ = "layers"
+
+    manifest_digest: Mapped[str] = mapped_column(
+        ForeignKey("manifests.digest", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    blob_digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest"), index=True)
+    media_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class Model(Base):
+    """A name (as first spelled) pointing at a manifest; ``name_key`` makes lookups case-blind."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(350))
+    namespace: Mapped[str] = mapped_column(String(80))
+    model: Mapped[str] = mapped_column(String(80))
+    tag: Mapped[str] = mapped_column(String(80))
+    name_key: Mapped[str] = mapped_column(String(600), unique=True)
+    manifest_digest: Mapped[str] = mapped_column(ForeignKey("manifests.digest"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+
+    manifest: Mapped[Manifest] = relationship(lazy="selectin")
+
+
+class GGUFFacts(Base):
+    """What the registry read from a GGUF blob's header, so it is read once per blob."""
+
+    __tablename__ = "gguf_info"
+
+    blob_digest: Mapped[str] = mapped_column(
+        ForeignKey("blobs.digest", ondelete="CASCADE"), primary_key=True)
+    architecture: Mapped[str] = mapped_column(String(255))
+    parameter_count: Mapped[int] = mapped_column(BigInteger)
+    parameter_size: Mapped[str] = mapped_column(String(32))
+    quantization: Mapped[str] = mapped_column(String(32))
+    context_length: Mapped[int] = mapped_column(BigInteger)
+    embedding_length: Mapped[int] = mapped_column(BigInteger)
+    chat_template: Mapped[str] = mapped_column(Text)
+    bos_token: Mapped[str] = mapped_column(Text)
+    eos_token: Mapped[str] = mapped_column(Text)

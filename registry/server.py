@@ -1,0 +1,95 @@
+"""The registry's gRPC servicer and its startup sequence.
+
+Startup order: blobs dir and stale temp files, engine, migrations, store, server bound but
+NOT_SERVING, embedded model, SERVING. Shutdown runs the same steps backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from registry.blobs import BlobStore
+from registry.db import migrate, open_database, session_factory
+from registry.embedded import ensure_embedded_model
+from registry.store import ModelRecord, ModelStore, ResolvedModel
+from services.grpc_server import GrpcService
+from services.pb.corral.registry.v1 import registry_pb2 as pb
+from services.pb.corral.registry.v1 import registry_pb2_grpc
+from services.settings import RegistrySettings
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Registry"].full_name
+BLOBS_DIRNAME = "blobs"
+
+log = structlog.get_logger()
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServicer):
+    """Thin translation between protobuf messages and ``ModelStore`` calls."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self._store = store
+
+    async def ResolveModel(self, request: pb.ResolveModelRequest,
+                           context: grpc.aio.ServicerContext) -> pb.ResolveModelResponse:
+        """The model called ``request.name``; NOT_FOUND / INVALID_ARGUMENT otherwise."""
+        resolved = await self._store.resolve(request.name)
+        log.info("model_resolved", name=request.name, digest=resolved.record.digest[:12])
+        return resolve_response(resolved)
+
+    async def ListModels(self, request: pb.ListModelsRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+        """Every local model, newest first."""
+        records = await self._store.list_models()
+        return pb.ListModelsResponse(models=[model_summary(r) for r in records])
+
+
+@asynccontextmanager
+async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcService]:
+    """Serve the registry for the duration of the block; yields the started ``GrpcService``."""
+    blobs = BlobStore(settings.models_dir / BLOBS_DIRNAME)
+    await asyncio.to_thread(blobs.root.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(blobs.remove_stale_temp_files)
+    async with open_database(settings.models_dir) as engine:
+        await migrate(engine)
+        store = ModelStore(session_factory(engine), blobs)
+        service = GrpcService(settings.address, [SERVICE_NAME])
+        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(store), service.server)
+        await service.start()
+        try:
+            await ensure_embedded_model(store, enabled=settings.embedded_model)
+            await service.set_serving(True)
+            yield service
+        finally:
+            await service.stop()
+
+
+def model_summary(record: ModelRecord) -> pb.ModelSummary:
+    """A ``ModelRecord`` as the proto's ``ModelSummary``."""
+    modified = Timestamp()
+    modified.FromDatetime(record.modified_at)
+    details = record.details
+    return pb.ModelSummary(
+        name=record.name.display, digest=record.digest, size=record.size, modified_at=modified,
+        details=pb.ModelDetails(
+            parent_model=details.parent_model, format=details.format, family=details.family,
+            families=list(details.families), parameter_size=details.parameter_size,
+            quantization_level=details.quantization_level,
+            context_length=details.context_length, embedding_length=details.embedding_length))
+
+
+def resolve_response(model: ResolvedModel) -> pb.ResolveModelResponse:
+    """A ``ResolvedModel`` as the proto's ``ResolveModelResponse``."""
+    response = pb.ResolveModelResponse(
+        model=model_summary(model.record), model_path=str(model.model_path),
+        template=model.template, chat_template=model.chat_template, system=model.system,
+        messages=[pb.Message(role=m.get("role", ""), content=m.get("content", ""))
+                  for m in model.messages],
+        bos_token=model.bos_token, eos_token=model.eos_token)
+    response.parameters.update(model.parameters)
+    return response

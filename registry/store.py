@@ -1,0 +1,273 @@
+"""``ModelStore``: models, manifests and blobs behind one interface the servicer calls.
+
+Files are written before rows: a crash leaves at worst an unreferenced blob (which pruning
+removes), never a row that points at a missing file. Each change is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from registry import models as tables
+from registry.blobs import BlobStore, digest_of
+from registry.gguf_info import GGUFInfo, load_gguf_info
+from registry.manifests import (
+    CONFIG_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE, PARAMS_MEDIA_TYPE, SYSTEM_MEDIA_TYPE,
+    TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
+)
+from services.errors import ModelNotFoundError
+from services.names import ModelName, parse_name
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """Ollama's ``details`` object."""
+
+    format: str = "gguf"
+    family: str = ""
+    families: tuple[str, ...] = ()
+    parameter_size: str = ""
+    quantization_level: str = ""
+    context_length: int = 0
+    embedding_length: int = 0
+    parent_model: str = ""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One local model as ``/api/tags`` lists it."""
+
+    name: ModelName
+    digest: str
+    size: int
+    modified_at: datetime
+    details: ModelDetails
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model plus everything a runner and the prompt builder need."""
+
+    record: ModelRecord
+    model_path: Path
+    template: str = ""
+    chat_template: str = ""
+    system: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    bos_token: str = ""
+    eos_token: str = ""
+
+
+class ModelStore:
+    """The registry's model catalogue: SQLite rows over a ``BlobStore``."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore) -> None:
+        self._sessions = sessions
+        self.blobs = blobs
+
+    async def is_empty(self) -> bool:
+        """Whether no model is registered."""
+        async with self._sessions() as session:
+            return not await session.scalar(select(func.count()).select_from(tables.Model))
+
+    async def list_models(self) -> list[ModelRecord]:
+        """Every model, most recently modified first."""
+        async with self._sessions() as session:
+            rows = (await session.scalars(
+                select(tables.Model).order_by(tables.Model.modified_at.desc()))).all()
+            facts = await _facts_by_blob(session, _model_layer_digests(rows))
+        return [await self._record(row, facts) for row in rows]
+
+    async def resolve(self, text: str) -> ResolvedModel:
+        """The model called ``text`` (any casing, any accepted spelling).
+
+        Raises ``InvalidModelNameError`` for a malformed name and ``ModelNotFoundError``
+        (``model 'TEXT' not found``, ``TEXT`` as given) when there is no such model.
+        """
+        async with self._sessions() as session:
+            row = await _find_model(session, text)
+            facts = await _facts_by_blob(session, _model_layer_digests([row]))
+        return await self._resolved(row, facts)
+
+    async def manifest_bytes(self, text: str) -> bytes:
+        """The stored manifest of model ``text``, byte for byte (its sha256 is the model id)."""
+        async with self._sessions() as session:
+            return (await _find_model(session, text)).manifest.content
+
+    async def import_gguf(self, name: ModelName, source: Path) -> ModelRecord:
+        """Register the GGUF file ``source`` as ``name``: weights blob, config, manifest."""
+        digest, size = await self.blobs.copy_file(source)
+        info = await self._gguf_info(digest)
+        config_digest, config_size = await self.blobs.write_bytes(gguf_config(info))
+        manifest = Manifest(config=Descriptor(CONFIG_MEDIA_TYPE, config_digest, config_size),
+                            layers=(Descriptor(MODEL_MEDIA_TYPE, digest, size),))
+        return await self.save_model(name, manifest.to_bytes(), {digest: info})
+
+    async def save_model(self, name: ModelName, content: bytes,
+                         facts: Mapping[str, GGUFInfo] | None = None) -> ModelRecord:
+        """Point ``name`` at the manifest ``content``, kept byte for byte, in one transaction.
+
+        The manifest's blobs must already be stored; ``facts`` are GGUF facts by blob digest.
+        An existing name that differs only by case keeps its first spelling, as Ollama does.
+        Raises ``ValueError`` for bytes that are not a schema2 manifest.
+        """
+        manifest = Manifest.parse(content)
+        digest = digest_of(content)
+        async with self._sessions.begin() as session:
+            await _insert_blobs(session, [manifest.config, *manifest.layers])
+            await _insert_manifest(session, digest, manifest, content)
+            await _insert_facts(session, facts or {})
+            row = await _upsert_model(session, name, digest)
+        log.info("model_saved", model=row_name(row).display, digest=digest)
+        async with self._sessions() as session:
+            row = await session.get_one(tables.Model, row.id)
+            facts_now = await _facts_by_blob(session, _model_layer_digests([row]))
+        return await self._record(row, facts_now)
+
+    async def _gguf_info(self, digest: str) -> GGUFInfo:
+        """Facts for a stored GGUF blob: from the table when known, else read from the file."""
+        async with self._sessions() as session:
+            row = await session.get(tables.GGUFFacts, digest)
+        if row is not None:
+            return _info_from_row(row)
+        return await load_gguf_info(self.blobs.path(digest))
+
+    async def _record(self, row: tables.Model, facts: Mapping[str, GGUFInfo]) -> ModelRecord:
+        manifest = Manifest.parse(row.manifest.content)
+        config = await self._config(manifest)
+        model_layer = manifest.layer(MODEL_MEDIA_TYPE)
+        info = facts.get(model_layer.digest) if model_layer else None
+        return ModelRecord(name=row_name(row), digest=row.manifest_digest.removeprefix("sha256:"),
+                           size=manifest.size, modified_at=row.modified_at,
+                           details=_details(config, info))
+
+    async def _resolved(self, row: tables.Model, facts: Mapping[str, GGUFInfo]) -> ResolvedModel:
+        record = await self._record(row, facts)
+        manifest = Manifest.parse(row.manifest.content)
+        model_layer = manifest.layer(MODEL_MEDIA_TYPE)
+        info = facts.get(model_layer.digest) if model_layer else None
+        template = next((layer for t in TEMPLATE_MEDIA_TYPES if (layer := manifest.layer(t))), None)
+        return ResolvedModel(
+            record=record,
+            model_path=self.blobs.path(model_layer.digest).resolve() if model_layer else Path(),
+            template=await self._text(template),
+            chat_template=info.chat_template if info else "",
+            system=await self._text(manifest.layer(SYSTEM_MEDIA_TYPE)),
+            parameters=await self._json(manifest.layer(PARAMS_MEDIA_TYPE), {}),
+            messages=await self._json(manifest.layer(MESSAGES_MEDIA_TYPE), []),
+            bos_token=info.bos_token if info else "",
+            eos_token=info.eos_token if info else "",
+        )
+
+    async def _config(self, manifest: Manifest) -> dict[str, Any]:
+        try:
+            config = json.loads(await self.blobs.read(manifest.config.digest))
+        except (OSError, ValueError) as exc:
+            log.warning("model_config_unreadable", digest=manifest.config.digest, error=str(exc))
+            return {}
+        return config if isinstance(config, dict) else {}
+
+    async def _text(self, layer: Descriptor | None) -> str:
+        if layer is None:
+            return ""
+        return (await self.blobs.read(layer.digest)).decode("utf-8", errors="replace")
+
+    async def _json(self, layer: Descriptor | None, default: Any) -> Any:
+        if layer is None:
+            return default
+        value = json.loads(await self.blobs.read(layer.digest))
+        return value if isinstance(value, type(default)) else default
+
+
+def row_name(row: tables.Model) -> ModelName:
+    """The stored spelling of a model row's name."""
+    return ModelName(host=row.host, namespace=row.namespace, model=row.model, tag=row.tag)
+
+
+def _details(config: Mapping[str, Any], info: GGUFInfo | None) -> ModelDetails:
+    """Ollama's details: the config blob first (it travels with pulls), GGUF facts for the rest."""
+    families = config.get("model_families") or ([info.architecture] if info else [])
+    return ModelDetails(
+        format=config.get("model_format") or "gguf",
+        family=config.get("model_family") or (info.architecture if info else ""),
+        families=tuple(families),
+        parameter_size=config.get("model_type") or (info.parameter_size if info else ""),
+        quantization_level=config.get("file_type") or (info.quantization if info else ""),
+        context_length=info.context_length if info else 0,
+        embedding_length=info.embedding_length if info else 0,
+    )
+
+
+async def _find_model(session: AsyncSession, text: str) -> tables.Model:
+    """The row named ``text``; ``InvalidModelNameError`` / ``ModelNotFoundError`` otherwise."""
+    name = parse_name(text)
+    row = await session.scalar(select(tables.Model).where(tables.Model.name_key == name.key))
+    if row is None:
+        raise ModelNotFoundError(f"model '{text}' not found")
+    return row
+
+
+def _model_layer_digests(rows: Iterable[tables.Model]) -> list[str]:
+    return [layer.blob_digest for row in rows for layer in row.manifest.layers
+            if layer.media_type == MODEL_MEDIA_TYPE]
+
+
+async def _facts_by_blob(session: AsyncSession, digests: list[str]) -> dict[str, GGUFInfo]:
+    if not digests:
+        return {}
+    rows = await session.scalars(
+        select(tables.GGUFFacts).where(tables.GGUFFacts.blob_digest.in_(digests)))
+    return {row.blob_digest: _info_from_row(row) for row in rows}
+
+
+def _info_from_row(row: tables.GGUFFacts) -> GGUFInfo:
+    return GGUFInfo(**{name: getattr(row, name) for name in GGUFInfo.__dataclass_fields__})
+
+
+async def _insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor]) -> None:
+    values = [{"digest": d.digest, "size": d.size, "created_at": tables.utcnow()}
+              for d in descriptors]
+    await session.execute(insert(tables.Blob).values(values).on_conflict_do_nothing())
+
+
+async def _insert_manifest(session: AsyncSession, digest: str, manifest: Manifest,
+                           content: bytes) -> None:
+    if await session.get(tables.Manifest, digest) is not None:
+        return
+    session.add(tables.Manifest(
+        digest=digest, media_type=manifest.media_type, content=content,
+        config_digest=manifest.config.digest,
+        layers=[tables.Layer(position=i, blob_digest=layer.digest, media_type=layer.media_type,
+                             size=layer.size) for i, layer in enumerate(manifest.layers)]))
+
+
+async def _insert_facts(session: AsyncSession, facts: Mapping[str, GGUFInfo]) -> None:
+    for digest, info in facts.items():
+        await session.merge(tables.GGUFFacts(blob_digest=digest, **vars(info)))
+
+
+async def _upsert_model(session: AsyncSession, name: ModelName, digest: str) -> tables.Model:
+    row = await session.scalar(select(tables.Model).where(tables.Model.name_key == name.key))
+    now = tables.utcnow()
+    if row is None:
+        row = tables.Model(host=name.host, namespace=name.namespace, model=name.model,
+                           tag=name.tag, name_key=name.key, manifest_digest=digest,
+                           created_at=now, modified_at=now)
+        session.add(row)
+    else:
+        row.manifest_digest, row.modified_at = digest, now
+    await session.flush()
+    return row

@@ -1,0 +1,362 @@
+"""The token loop: one inference thread, a continuous batch over slots, tokens out to asyncio.
+
+Every step the thread takes new requests from its inbox, gives waiting requests the idle slot
+whose KV cache shares the longest prefix with their prompt, puts one token for each generating
+slot plus pending prompt chunks into one ``llama_batch``, calls ``llama_decode`` once, and samples
+each slot whose logits came out. Only this thread touches the llama context.
+
+A slot's context is ``ctx_size`` tokens. A prompt that does not fit is refused
+(``InvalidRequestError``); a generation that fills the slot ends with ``DONE_REASON_LENGTH``
+(no context shift).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from runner.llama import Batch, ContextConfig, Model
+from runner.sampling import Sampler, SamplerConfig
+from runner.settings import RunnerSettings
+from runner.slots import Generation, Slot, pick_slot
+from services.errors import CorralError, InvalidRequestError, RunnerUnavailableError
+from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+log = structlog.get_logger()
+
+_STOP = object()
+
+
+class Engine:
+    """Owns the model and the inference thread; the async methods are its public face."""
+
+    def __init__(self, settings: RunnerSettings) -> None:
+        self.settings = settings
+        self.model: Model | None = None
+        self.load_duration_ns = 0
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting: deque[Generation] = deque()
+        self._slots = [Slot(seq) for seq in range(settings.parallel)]
+        self._batch: Batch | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the inference thread and wait until it has loaded the model."""
+        loop = asyncio.get_running_loop()
+        loaded = loop.create_future()
+        self._thread = threading.Thread(target=self._main, args=(loop, loaded),
+                                        name="inference", daemon=True)
+        self._thread.start()
+        await loaded
+
+    async def stop(self) -> None:
+        """End requests in flight (``DONE_REASON_CANCELLED``), free llama resources, join."""
+        if self._thread is None:
+            return
+        self._inbox.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def _main(self, loop: asyncio.AbstractEventLoop, loaded: asyncio.Future) -> None:
+        try:
+            self._load()
+        except BaseException as exc:
+            self._close()
+            loop.call_soon_threadsafe(_settle, loaded, exc)
+            return
+        loop.call_soon_threadsafe(_settle, loaded, None)
+        try:
+            self._run()
+        finally:
+            self._close()
+
+    def _load(self) -> None:
+        s = self.settings
+        started = time.perf_counter_ns()
+        config = ContextConfig(n_ctx=s.n_ctx, n_seq=s.parallel, n_batch=s.n_batch,
+                               n_threads=s.n_threads, embeddings=s.embedding)
+        self.model = Model(s.model, config)
+        self._batch = Batch(s.n_batch)
+        self.load_duration_ns = time.perf_counter_ns() - started
+
+    def _close(self) -> None:
+        if self._batch is not None:
+            self._batch.free()
+            self._batch = None
+        if self.model is not None:
+            self.model.close()
+
+    # -- requests (event loop) ----------------------------------------------------------------
+
+    async def generate(self, request: pb.GenerateRequest) -> Generation:
+        """Validate and queue ``request``; read its output from ``Generation.stream()``."""
+        loop = asyncio.get_running_loop()
+        generation = await asyncio.to_thread(self.prepare, request, loop)
+        self._inbox.put(generation)
+        return generation
+
+    def prepare(self, request: pb.GenerateRequest, loop: asyncio.AbstractEventLoop) -> Generation:
+        """Tokenize the prompt and build the sampler; raises ``InvalidRequestError`` when unfit."""
+        model = self._ready_model()
+        if self.settings.embedding:
+            raise InvalidRequestError("this runner serves embeddings and cannot generate text")
+        prompt = self._prompt_tokens(request)
+        sampler = Sampler(SamplerConfig.from_proto(request.sampling), model.vocab,
+                          self.settings.ctx_size, request.grammar)
+        num_predict = request.num_predict if request.HasField("num_predict") else -1
+        return Generation(prompt, sampler, num_predict=num_predict, stops=list(request.stop),
+                          loop=loop)
+
+    def _prompt_tokens(self, request: pb.GenerateRequest) -> list[int]:
+        vocab = self._ready_model().vocab
+        context = list(request.context)
+        prompt = context + vocab.tokenize(request.prompt, add_special=not context,
+                                          parse_special=request.parse_special)
+        if not prompt:
+            raise InvalidRequestError("the prompt is empty")
+        if len(prompt) >= self.settings.ctx_size:
+            raise InvalidRequestError(
+                f"the prompt is {len(prompt)} tokens, which does not fit the context window "
+                f"of {self.settings.ctx_size} tokens")
+        vocab.detokenize(context)  # validates the ids
+        return prompt
+
+    async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:
+        """One unnormalised vector per input, computed on the inference thread."""
+        model = self._ready_model()
+        if not self.settings.embedding:
+            raise InvalidRequestError("this model does not support embeddings")
+        inputs = [self._embed_tokens(model, text, request.truncate) for text in request.inputs]
+        vectors = await self._call(self._embed_all, inputs)
+        return pb.EmbedResponse(embeddings=[pb.Embedding(values=v) for v in vectors],
+                                prompt_eval_count=sum(len(t) for t in inputs))
+
+    def _embed_tokens(self, model: Model, text: str, truncate: bool) -> list[int]:
+        tokens = model.vocab.tokenize(text, add_special=True, parse_special=True)
+        if not tokens:
+            raise InvalidRequestError("cannot embed an empty input")
+        if len(tokens) > self.settings.ctx_size:
+            if not truncate:
+                raise InvalidRequestError("the input length exceeds the context length")
+            tokens = tokens[:self.settings.ctx_size]
+        return tokens
+
+    async def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
+        vocab = self._ready_model().vocab
+        return await asyncio.to_thread(vocab.tokenize, text, add_special=add_special,
+                                       parse_special=parse_special)
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        return await asyncio.to_thread(self._ready_model().vocab.detokenize, tokens)
+
+    def info(self) -> pb.InfoResponse:
+        model = self._ready_model()
+        return pb.InfoResponse(
+            model_path=model.path, n_ctx=model.n_ctx, n_ctx_per_slot=self.settings.ctx_size,
+            n_parallel=self.settings.parallel, n_ctx_train=model.n_ctx_train,
+            load_duration_ns=self.load_duration_ns, pid=os.getpid())
+
+    def _ready_model(self) -> Model:
+        if self.model is None or self._thread is None:
+            raise RunnerUnavailableError("the model is not loaded")
+        return self.model
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on the inference thread between two steps."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._inbox.put((fn, args, loop, future))
+        return await future
+
+    # -- the loop (inference thread) ----------------------------------------------------------
+
+    def _run(self) -> None:
+        while self._drain(block=not self._busy()):
+            self._admit()
+            self._step()
+        for slot in self._slots:
+            if slot.generation is not None:
+                self._release(slot, pb.DONE_REASON_CANCELLED)
+        while self._waiting:
+            self._waiting.popleft().finish(pb.DONE_REASON_CANCELLED)
+
+    def _busy(self) -> bool:
+        return bool(self._waiting) or any(not slot.idle for slot in self._slots)
+
+    def _drain(self, *, block: bool) -> bool:
+        """Take everything in the inbox; False once a stop was requested."""
+        try:
+            item = self._inbox.get() if block else self._inbox.get_nowait()
+            while True:
+                if item is _STOP:
+                    return False
+                self._accept(item)
+                item = self._inbox.get_nowait()
+        except queue.Empty:
+            return True
+
+    def _accept(self, item: Generation | tuple) -> None:
+        if isinstance(item, Generation):
+            self._waiting.append(item)
+            return
+        fn, args, loop, future = item
+        try:
+            result: Any = fn(*args)
+        except BaseException as exc:
+            result = exc
+        loop.call_soon_threadsafe(_settle, future, result)
+
+    def _admit(self) -> None:
+        while self._waiting:
+            generation = self._waiting[0]
+            if generation.cancelled.is_set():
+                self._waiting.popleft().finish(pb.DONE_REASON_CANCELLED)
+                continue
+            slot = pick_slot(self._slots, generation.prompt)
+            if slot is None:
+                return
+            self._assign(slot, self._waiting.popleft())
+
+    def _assign(self, slot: Slot, generation: Generation) -> None:
+        """Reuse the slot's cached prefix; evaluate the rest (always the last prompt token)."""
+        prompt = generation.prompt
+        reused = min(slot.common_prefix(prompt), len(prompt) - 1)
+        self.model.forget(slot.seq, reused)
+        del slot.cache[reused:]
+        slot.todo = prompt[reused:]
+        slot.generation = generation
+        generation.stats.started_ns = time.perf_counter_ns()
+        generation.stats.prompt_eval_count = len(slot.todo)
+        generation.sampler.prime(prompt)
+        log.debug("slot_assigned", seq=slot.seq, prompt_tokens=len(prompt), reused_tokens=reused)
+
+    def _step(self) -> None:
+        """Fill one batch, decode it, sample every slot whose logits came out."""
+        batch = self._batch
+        batch.clear()
+        sampling, involved = [], []
+        for slot in self._slots:
+            generation = slot.generation
+            if generation is None:
+                continue
+            if generation.cancelled.is_set():
+                self._drop(slot)
+            elif slot.next_token >= 0:
+                slot.logits_index = batch.add(slot.next_token, len(slot.cache), slot.seq, True)
+                slot.cache.append(slot.next_token)
+                slot.next_token = -1
+                sampling.append(slot)
+                involved.append(slot)
+        for slot in self._slots:
+            if slot.todo and batch.room and not slot.generation.cancelled.is_set():
+                if self._add_prompt_chunk(batch, slot):
+                    sampling.append(slot)
+                involved.append(slot)
+        if batch.n == 0:
+            return
+        try:
+            self.model.decode(batch)
+        except CorralError as exc:
+            self._fail(involved, exc)
+            return
+        for slot in sampling:
+            self._sample(slot)
+
+    def _add_prompt_chunk(self, batch: Batch, slot: Slot) -> bool:
+        """Put as much of the slot's pending prompt as fits; True when it was the last chunk."""
+        chunk = slot.todo[:batch.room]
+        del slot.todo[:len(chunk)]
+        pos, seq, last = len(slot.cache), slot.seq, len(chunk) - 1
+        done = not slot.todo
+        for i, token in enumerate(chunk):
+            index = batch.add(token, pos + i, seq, done and i == last)
+        slot.cache.extend(chunk)
+        if done:
+            slot.logits_index = index
+        return done
+
+    def _sample(self, slot: Slot) -> None:
+        """Sample one token for the slot and decide whether its generation goes on."""
+        generation = slot.generation
+        stats = generation.stats
+        if not stats.first_token_ns:
+            stats.first_token_ns = time.perf_counter_ns()
+        if generation.num_predict == 0:
+            self._release(slot, pb.DONE_REASON_LENGTH)
+            return
+        token = generation.sampler.sample(self.model.ctx, slot.logits_index)
+        vocab = self.model.vocab
+        if vocab.is_eog(token):
+            self._release(slot, pb.DONE_REASON_STOP)
+            return
+        generation.output.append(token)
+        stats.eval_count += 1
+        text, stopped = generation.text.feed(vocab.piece(token))
+        generation.emit(text)
+        if stopped:
+            self._release(slot, pb.DONE_REASON_STOP, flush=False)
+        elif stats.eval_count == generation.num_predict or self._slot_full(slot):
+            self._release(slot, pb.DONE_REASON_LENGTH)
+        else:
+            slot.next_token = token
+
+    def _slot_full(self, slot: Slot) -> bool:
+        return len(slot.cache) >= self.settings.ctx_size
+
+    def _release(self, slot: Slot, reason: int, *, flush: bool = True) -> None:
+        """Finish the slot's generation; its KV cells stay for prefix reuse."""
+        generation, slot.generation = slot.generation, None
+        slot.next_token, slot.todo = -1, []
+        generation.finish(reason, flush=flush)
+
+    def _drop(self, slot: Slot) -> None:
+        """A cancelled generation: free the slot and its KV cells."""
+        self._forget(slot)
+        self._release(slot, pb.DONE_REASON_CANCELLED, flush=False)
+
+    def _fail(self, slots: list[Slot], exc: CorralError) -> None:
+        log.error("decode_failed", error=exc.message, slots=[s.seq for s in slots])
+        for slot in slots:
+            generation, slot.generation = slot.generation, None
+            slot.next_token, slot.todo = -1, []
+            self._forget(slot)
+            generation.fail(exc)
+
+    def _forget(self, slot: Slot) -> None:
+        self.model.forget(slot.seq, 0)
+        slot.cache.clear()
+
+    def _embed_all(self, inputs: list[list[int]]) -> list[list[float]]:
+        """Embed each input alone as sequence 0, clearing the memory around each."""
+        model, batch = self.model, self._batch
+        vectors = []
+        try:
+            for tokens in inputs:
+                model.clear()
+                batch.clear()
+                for pos, token in enumerate(tokens):
+                    batch.add(token, pos, 0, True)
+                model.decode(batch)
+                vectors.append(model.sequence_embedding(0))
+        finally:
+            model.clear()
+        return vectors
+
+
+def _settle(future: asyncio.Future, result: Any) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

@@ -1,0 +1,197 @@
+"""A thin, typed layer over llama-cpp-python's low-level C API.
+
+Only the calls the runner needs, wrapped once so the token loop reads as Python: loading a model
+and its context, tokenizing, turning tokens into bytes, and a reusable ``llama_batch``.
+Everything here except the vocabulary helpers must be used from the inference thread only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import llama_cpp
+
+from services.errors import CorralError, InvalidRequestError
+
+_NO_LOG = llama_cpp.llama_log_callback(lambda _level, _text, _data: None)
+
+
+def silence_llama_logs() -> None:
+    """Route llama.cpp's own C logging to a no-op callback (kept alive by this module)."""
+    llama_cpp.llama_log_set(_NO_LOG, ctypes.c_void_p(0))
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    """How to size the llama context: total tokens, sequences, batch, threads, mode."""
+
+    n_ctx: int
+    n_seq: int
+    n_batch: int
+    n_threads: int
+    embeddings: bool = False
+
+
+class Vocab:
+    """Tokenizer of a loaded model; read-only, safe to call from any thread."""
+
+    def __init__(self, model: llama_cpp.llama_model_p) -> None:
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self.n_tokens = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._pieces: dict[int, bytes] = {}
+
+    @property
+    def handle(self) -> llama_cpp.llama_vocab_p:
+        return self._vocab
+
+    def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
+        """Token ids of ``text``; ``add_special`` adds BOS when the model wants one."""
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), tokens, capacity,
+                                     add_special, parse_special)
+        if n < 0:
+            raise CorralError(f"tokenization needs {-n} tokens, more than {capacity}")
+        return tokens[:n]
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """Text of ``tokens``, special tokens rendered; bad ids raise ``InvalidRequestError``."""
+        bad = [t for t in tokens if not 0 <= t < self.n_tokens]
+        if bad:
+            raise InvalidRequestError(f"token id {bad[0]} is outside the vocabulary")
+        ids = (llama_cpp.llama_token * max(len(tokens), 1))(*tokens)
+        capacity = 64 + 16 * len(tokens)
+        while True:
+            text = ctypes.create_string_buffer(capacity)
+            n = llama_cpp.llama_detokenize(self._vocab, ids, len(tokens), text, capacity,
+                                           False, True)
+            if n >= 0:
+                return text.raw[:n].decode("utf-8", errors="replace")
+            capacity = -n
+
+    def piece(self, token: int) -> bytes:
+        """Bytes of one token (special tokens rendered), cached per id; inference thread only."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, True)
+            cached = self._piece_buf.raw[:max(n, 0)]
+            self._pieces[token] = cached
+        return cached
+
+    def is_eog(self, token: int) -> bool:
+        """Whether ``token`` ends generation (EOS, EOT, ...)."""
+        return llama_cpp.llama_vocab_is_eog(self._vocab, token)
+
+
+class Model:
+    """A loaded GGUF model and one context over it; ``close()`` frees both."""
+
+    def __init__(self, path: str, config: ContextConfig) -> None:
+        llama_cpp.llama_backend_init()
+        self.ctx = None
+        params = llama_cpp.llama_model_default_params()
+        self._model = llama_cpp.llama_model_load_from_file(path.encode(), params)
+        if not self._model:
+            raise CorralError(f"failed to load model {path}")
+        self.path = path
+        self.vocab = Vocab(self._model)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
+        self.n_embd = llama_cpp.llama_model_n_embd(self._model)
+        try:
+            self._open_context(config)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_context(self, config: ContextConfig) -> None:
+        self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED)
+        unpooled = llama_cpp.llama_pooling_type(self.ctx) == llama_cpp.LLAMA_POOLING_TYPE_NONE
+        if config.embeddings and unpooled:  # no pooling in the GGUF: average the tokens
+            llama_cpp.llama_free(self.ctx)
+            self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_MEAN)
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+
+    def _new_context(self, config: ContextConfig, pooling: int) -> llama_cpp.llama_context_p:
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = config.n_ctx
+        params.n_seq_max = config.n_seq
+        params.n_batch = params.n_ubatch = config.n_batch
+        params.n_threads = params.n_threads_batch = config.n_threads
+        params.embeddings = config.embeddings
+        params.pooling_type = pooling
+        params.no_perf = True
+        ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if not ctx:
+            raise CorralError(f"failed to create a llama context of {config.n_ctx} tokens")
+        return ctx
+
+    def forget(self, seq: int, keep: int = 0) -> None:
+        """Drop sequence ``seq``'s KV cells from position ``keep`` on."""
+        if self.memory:
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, keep, -1)
+
+    def clear(self) -> None:
+        """Drop every KV cell of every sequence."""
+        if self.memory:
+            llama_cpp.llama_memory_clear(self.memory, True)
+
+    def decode(self, batch: Batch) -> None:
+        """Evaluate ``batch``; a failure raises ``CorralError`` and leaves the runner usable."""
+        batch.raw.n_tokens = batch.n
+        rc = llama_cpp.llama_decode(self.ctx, batch.raw)
+        if rc != 0:
+            raise CorralError(f"llama_decode failed with status {rc}")
+
+    def sequence_embedding(self, seq: int) -> list[float]:
+        """The pooled embedding of sequence ``seq`` after a decode."""
+        values = llama_cpp.llama_get_embeddings_seq(self.ctx, seq)
+        if not values:
+            raise CorralError("the model produced no embedding")
+        return values[:self.n_embd]
+
+    def close(self) -> None:
+        """Free the context and the model; idempotent."""
+        if self.ctx:
+            llama_cpp.llama_free(self.ctx)
+            self.ctx = None
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+
+class Batch:
+    """A reusable ``llama_batch`` of up to ``capacity`` tokens, one sequence id each."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.raw = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self._token, self._pos = self.raw.token, self.raw.pos
+        self._seq, self._logits = self.raw.seq_id, self.raw.logits
+        for i in range(capacity):
+            self.raw.n_seq_id[i] = 1
+        self.n = 0
+
+    def clear(self) -> None:
+        self.n = 0
+
+    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        """Append one token; returns its index in the batch (the logits index when requested)."""
+        i = self.n
+        self._token[i] = token
+        self._pos[i] = pos
+        self._seq[i][0] = seq
+        self._logits[i] = logits
+        self.n = i + 1
+        return i
+
+    @property
+    def room(self) -> int:
+        return self.capacity - self.n
+
+    def free(self) -> None:
+        llama_cpp.llama_batch_free(self.raw)

@@ -1,0 +1,109 @@
+"""Per-request sampler chains, built in C from the request's ``SamplingOptions``."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import llama_cpp
+
+from runner.llama import Vocab
+from services.errors import InvalidRequestError
+from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Resolved sampling knobs; the defaults apply to fields the request left unset."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int = -1
+
+    @classmethod
+    def from_proto(cls, options: pb.SamplingOptions) -> SamplerConfig:
+        """Take every field the request set (``HasField``), defaults for the rest."""
+        defaults = cls()
+        values = {name: getattr(options if options.HasField(name) else defaults, name)
+                  for name in cls.__dataclass_fields__}
+        return cls(**values)
+
+    @property
+    def penalizes(self) -> bool:
+        return self.repeat_last_n != 0 and (
+            self.repeat_penalty != 1.0 or self.presence_penalty != 0.0
+            or self.frequency_penalty != 0.0)
+
+    def resolved_seed(self) -> int:
+        """The seed as llama.cpp takes it: a fixed uint32, or a random one for unset / -1."""
+        return random.getrandbits(32) if self.seed < 0 else self.seed & 0xFFFFFFFF
+
+
+class Sampler:
+    """A ``llama_sampler`` chain owned by one request; ``free()`` releases it."""
+
+    def __init__(self, config: SamplerConfig, vocab: Vocab, n_ctx: int, grammar: str = "") -> None:
+        params = llama_cpp.llama_sampler_chain_default_params()
+        params.no_perf = True
+        self.chain = llama_cpp.llama_sampler_chain_init(params)
+        self.penalties = None
+        self.repeat_last_n = n_ctx if config.repeat_last_n < 0 else config.repeat_last_n
+        try:
+            self._build(config, vocab, grammar)
+        except BaseException:
+            self.free()
+            raise
+
+    def _build(self, config: SamplerConfig, vocab: Vocab, grammar: str) -> None:
+        if config.penalizes:
+            self.penalties = llama_cpp.llama_sampler_init_penalties(
+                self.repeat_last_n, config.repeat_penalty, config.frequency_penalty,
+                config.presence_penalty)
+            self._add(self.penalties)
+        if grammar:
+            self._add(_grammar_sampler(vocab, grammar))
+        if config.temperature <= 0:
+            self._add(llama_cpp.llama_sampler_init_greedy())
+            return
+        if config.top_k > 0:
+            self._add(llama_cpp.llama_sampler_init_top_k(config.top_k))
+        if config.typical_p < 1.0:
+            self._add(llama_cpp.llama_sampler_init_typical(config.typical_p, 1))
+        if config.top_p < 1.0:
+            self._add(llama_cpp.llama_sampler_init_top_p(config.top_p, 1))
+        if config.min_p > 0.0:
+            self._add(llama_cpp.llama_sampler_init_min_p(config.min_p, 1))
+        self._add(llama_cpp.llama_sampler_init_temp(config.temperature))
+        self._add(llama_cpp.llama_sampler_init_dist(config.resolved_seed()))
+
+    def _add(self, sampler) -> None:
+        llama_cpp.llama_sampler_chain_add(self.chain, sampler)
+
+    def prime(self, prompt: list[int]) -> None:
+        """Let the penalties see the prompt's last tokens (the grammar never sees the prompt)."""
+        if self.penalties is not None and self.repeat_last_n > 0:
+            for token in prompt[-self.repeat_last_n:]:
+                llama_cpp.llama_sampler_accept(self.penalties, token)
+
+    def sample(self, ctx, index: int) -> int:
+        """Pick the next token from the logits at batch ``index`` (and accept it)."""
+        return llama_cpp.llama_sampler_sample(self.chain, ctx, index)
+
+    def free(self) -> None:
+        if self.chain:
+            llama_cpp.llama_sampler_free(self.chain)
+            self.chain = None
+
+
+def _grammar_sampler(vocab: Vocab, grammar: str):
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab.handle, grammar.encode(), b"root")
+    if not sampler:
+        raise InvalidRequestError("failed to parse the grammar (format)")
+    return sampler

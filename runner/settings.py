@@ -1,0 +1,78 @@
+"""The runner's settings: command-line flags from the gateway, read once, frozen."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Everything one runner process needs to serve one model."""
+
+    model: str
+    """Path of the GGUF file to load."""
+    socket: str = ""
+    """Unix socket path to listen on (``unix:PATH``); empty only for in-process use."""
+    ctx_size: int = 4096
+    """Context window of each slot, in tokens (the llama context holds ``ctx_size * parallel``)."""
+    parallel: int = 1
+    """Number of slots: requests decoded together in one continuous batch."""
+    threads: int = 0
+    """CPU threads for llama.cpp; 0 means ``os.cpu_count()``."""
+    batch_size: int = 512
+    """Most tokens evaluated in one ``llama_decode`` call (prompt chunks plus one per slot)."""
+    parent_pid: int = 0
+    """Exit when this process is gone; 0 disables the watch."""
+    embedding: bool = False
+    """Serve embeddings (``Embed``) instead of text generation."""
+    debug: bool = False
+    """Debug logging, including llama.cpp's own log lines."""
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    @property
+    def n_ctx(self) -> int:
+        """Total context allocated across all slots."""
+        return self.ctx_size * self.parallel
+
+    @property
+    def n_batch(self) -> int:
+        """Batch capacity: a whole input for embeddings, at least one token per slot otherwise."""
+        if self.embedding:
+            return max(self.batch_size, self.ctx_size)
+        return max(self.batch_size, self.parallel)
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.socket}"
+
+
+def parse_args(argv: list[str] | None = None) -> RunnerSettings:
+    """Build settings from ``python -m runner`` flags."""
+    parser = argparse.ArgumentParser(prog="python -m runner",
+                                     description="Serve one GGUF model over gRPC.")
+    parser.add_argument("--model", required=True, help="path of the GGUF model file")
+    parser.add_argument("--socket", required=True, help="unix socket path to listen on")
+    parser.add_argument("--ctx-size", type=_positive, default=4096, help="context tokens per slot")
+    parser.add_argument("--parallel", type=_positive, default=1, help="number of slots")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    parser.add_argument("--batch-size", type=_positive, default=512, help="tokens per decode call")
+    parser.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone")
+    parser.add_argument("--embedding", action="store_true", help="serve embeddings")
+    parser.add_argument("--debug", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    return RunnerSettings(
+        model=args.model, socket=args.socket, ctx_size=args.ctx_size, parallel=args.parallel,
+        threads=max(args.threads, 0), batch_size=args.batch_size, parent_pid=args.parent_pid,
+        embedding=args.embedding, debug=args.debug)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

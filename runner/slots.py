@@ -1,0 +1,160 @@
+"""Requests in flight (``Generation``) and the KV-cache sequences that serve them (``Slot``).
+
+A ``Generation`` is shared by two threads with a strict split: the inference thread calls
+``emit``/``finish``/``fail`` (each hops to the event loop with ``call_soon_threadsafe``), the
+event loop reads ``stream()`` and may call ``cancel()``. Chunks the reader has not taken yet are
+merged, so a slow reader costs one growing string, not a queue of tiny items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from runner.sampling import Sampler
+from runner.stops import TextStream
+from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+
+@dataclass
+class Stats:
+    """Counters and timestamps (``perf_counter_ns``) for one request's done frame."""
+
+    prompt_eval_count: int = 0
+    eval_count: int = 0
+    started_ns: int = 0
+    first_token_ns: int = 0
+    finished_ns: int = 0
+
+
+class Generation:
+    """One Generate request: its prompt, sampler, limits and the stream back to the caller."""
+
+    def __init__(self, prompt: list[int], sampler: Sampler, *, num_predict: int, stops: list[str],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.prompt = prompt
+        self.sampler = sampler
+        self.num_predict = num_predict
+        self.text = TextStream(stops)
+        self.output: list[int] = []
+        self.stats = Stats()
+        self.cancelled = threading.Event()
+        self.finished = False
+        self._loop = loop
+        self._items: deque = deque()
+        self._ready = asyncio.Event()
+        self._uncounted = 0
+
+    # -- inference thread ---------------------------------------------------------------------
+
+    def emit(self, text: str) -> None:
+        """Send ``text`` covering the tokens generated since the last emit."""
+        self._uncounted += 1
+        if text:
+            count, self._uncounted = self._uncounted, 0
+            self._post(self._push_chunk, text, count)
+
+    def finish(self, reason: int, *, flush: bool = True) -> None:
+        """Send held-back text (when ``flush``), then the done frame; releases the sampler."""
+        self.stats.finished_ns = time.perf_counter_ns()
+        tail = self.text.finish() if flush else ""
+        if tail:
+            self._post(self._push_chunk, tail, self._uncounted)
+        self._end(pb.GenerateResponse(done=self._done_frame(reason)))
+
+    def fail(self, error: BaseException) -> None:
+        """End the stream with ``error`` raised to the reader."""
+        self._end(error)
+
+    def _end(self, item) -> None:
+        self.finished = True
+        self.sampler.free()
+        self._post(self._push, item)
+
+    def _post(self, callback, *args) -> None:
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the reader's loop is closed: nobody is left to read
+            pass
+
+    def _done_frame(self, reason: int) -> pb.Done:
+        s = self.stats
+        first = s.first_token_ns or s.finished_ns
+        return pb.Done(
+            done_reason=reason, prompt_eval_count=s.prompt_eval_count,
+            prompt_eval_duration_ns=max(first - s.started_ns, 0), eval_count=s.eval_count,
+            eval_duration_ns=max(s.finished_ns - first, 0), load_duration_ns=0,
+            context=self.prompt + self.output)
+
+    # -- event loop ---------------------------------------------------------------------------
+
+    def _push_chunk(self, text: str, count: int) -> None:
+        last = self._items[-1] if self._items else None
+        if isinstance(last, list):
+            last[0] += text
+            last[1] += count
+        else:
+            self._push([text, count])
+
+    def _push(self, item) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    async def stream(self) -> AsyncIterator[pb.GenerateResponse]:
+        """Chunks, then exactly one done frame; a failure is raised instead of the done frame."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._items:
+                item = self._items.popleft()
+                if isinstance(item, list):
+                    yield pb.GenerateResponse(chunk=pb.Chunk(text=item[0], token_count=item[1]))
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+                    return
+
+    def cancel(self) -> None:
+        """Ask the inference thread to drop this request at its next step."""
+        self.cancelled.set()
+
+
+@dataclass
+class Slot:
+    """One KV-cache sequence: the tokens its cells hold and the generation using it, if any."""
+
+    seq: int
+    cache: list[int] = field(default_factory=list)
+    generation: Generation | None = None
+    todo: list[int] = field(default_factory=list)
+    next_token: int = -1
+    logits_index: int = -1
+
+    @property
+    def idle(self) -> bool:
+        return self.generation is None
+
+    def common_prefix(self, tokens: list[int]) -> int:
+        """How many leading ``tokens`` this slot's cache already holds."""
+        n = 0
+        for a, b in zip(self.cache, tokens):
+            if a != b:
+                break
+            n += 1
+        return n
+
+
+def pick_slot(slots: list[Slot], prompt: list[int]) -> Slot | None:
+    """The idle slot sharing the longest prefix with ``prompt`` (ties: the first), or None."""
+    best, best_len = None, -1
+    for slot in slots:
+        if slot.idle:
+            n = slot.common_prefix(prompt)
+            if n > best_len:
+                best, best_len = slot, n
+    return best

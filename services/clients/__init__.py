@@ -1,0 +1,1 @@
+"""Typed grpc.aio clients: the only place gateway code touches generated stubs."""

@@ -1,0 +1,56 @@
+"""Client of one runner process (gRPC over its unix socket)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from services.clients.base import metadata, translated_stream, translating
+from services.grpc_server import wait_for_serving
+from services.pb.corral.runner.v1 import runner_pb2 as pb
+from services.pb.corral.runner.v1 import runner_pb2_grpc
+
+_MAX_MESSAGE = 64 * 1024 * 1024
+
+
+class RunnerClient:
+    """Typed access to a runner's RPCs; errors arrive as ``CorralError``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._channel = grpc.aio.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", _MAX_MESSAGE)])
+        self._stub = runner_pb2_grpc.RunnerStub(self._channel)
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Block until the runner's health says SERVING (model loaded)."""
+        await wait_for_serving(self._channel, timeout=timeout)
+
+    def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateResponse]:
+        """Stream chunks then one ``done`` frame; closing the iterator cancels the call."""
+        return translated_stream(self._stub.Generate(request, metadata=metadata()))
+
+    @translating
+    async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:
+        return await self._stub.Embed(request, metadata=metadata())
+
+    @translating
+    async def tokenize(self, text: str, *, add_special: bool = False,
+                       parse_special: bool = True) -> list[int]:
+        reply = await self._stub.Tokenize(
+            pb.TokenizeRequest(text=text, add_special=add_special, parse_special=parse_special),
+            metadata=metadata())
+        return list(reply.tokens)
+
+    @translating
+    async def detokenize(self, tokens: list[int]) -> str:
+        reply = await self._stub.Detokenize(pb.DetokenizeRequest(tokens=tokens), metadata=metadata())
+        return reply.text
+
+    @translating
+    async def info(self) -> pb.InfoResponse:
+        return await self._stub.Info(pb.InfoRequest(), metadata=metadata())
+
+    async def close(self) -> None:
+        await self._channel.close()

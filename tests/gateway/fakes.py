@@ -1,0 +1,163 @@
+"""Fakes at the gateway's process seams: the registry client and runner processes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+
+from google.protobuf import timestamp_pb2
+
+from gateway.runners import RunnerSpec, describe_returncode
+from services.errors import InvalidModelNameError, ModelNotFoundError, RunnerUnavailableError
+from services.pb.corral.registry.v1 import registry_pb2 as rpb
+from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def resolved_model(name: str = "smollm2:135m", digest: str = "ab" * 32, *,
+                   chat_template: str = SMOLLM2_TEMPLATE, system: str = "",
+                   parameters: dict | None = None, seconds: int = 1_700_000_000,
+                   context_length: int = 8192) -> rpb.ResolveModelResponse:
+    reply = rpb.ResolveModelResponse(
+        model=rpb.ModelSummary(
+            name=name, digest=digest, size=100_000_000,
+            modified_at=timestamp_pb2.Timestamp(seconds=seconds),
+            details=rpb.ModelDetails(format="gguf", family="llama", families=["llama"],
+                                     parameter_size="135M", quantization_level="Q4_1",
+                                     context_length=context_length)),
+        model_path=f"/models/blobs/sha256-{digest}", chat_template=chat_template, system=system,
+        bos_token="<|im_start|>", eos_token="<|im_end|>")
+    if parameters:
+        reply.parameters.update(parameters)
+    return reply
+
+
+class FakeRegistry:
+    """RegistryClient's surface over an in-memory dict."""
+
+    def __init__(self, *models: rpb.ResolveModelResponse) -> None:
+        self.models = {m.model.name: m for m in models}
+        self.closed = False
+
+    async def resolve(self, name: str) -> rpb.ResolveModelResponse:
+        if " " in name or "!" in name:
+            raise InvalidModelNameError()
+        full = name if ":" in name else f"{name}:latest"
+        if full not in self.models:
+            raise ModelNotFoundError(f"model '{name}' not found")
+        return self.models[full]
+
+    async def list_models(self) -> list[rpb.ModelSummary]:
+        return [m.model for m in self.models.values()]
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class Script:
+    """What fake runners do: the text pieces they generate and how."""
+
+    pieces: tuple[str, ...] = ("Hello", ",", " world", "!")
+    delay: float = 0.0
+    done_reason: int = pb.DONE_REASON_STOP
+    fail_after: int | None = None  # raise RunnerUnavailableError after this many chunks
+    load_delay: float = 0.0
+    load_exit: int | None = None  # the process exits with this code while loading
+
+
+class FakeRunnerClient:
+    def __init__(self, process: FakeRunnerProcess) -> None:
+        self.process = process
+        self.requests: list[pb.GenerateRequest] = []
+        self.closed = False
+
+    async def generate(self, request: pb.GenerateRequest):
+        self.requests.append(request)
+        script = self.process.script
+        for index, piece in enumerate(script.pieces):
+            if script.fail_after is not None and index >= script.fail_after:
+                raise RunnerUnavailableError("Socket closed")
+            await asyncio.sleep(script.delay)
+            if self.process.returncode is not None:
+                raise RunnerUnavailableError("Socket closed")
+            yield pb.GenerateResponse(chunk=pb.Chunk(text=piece, token_count=1))
+        yield pb.GenerateResponse(done=pb.Done(
+            done_reason=script.done_reason, prompt_eval_count=7, prompt_eval_duration_ns=1000,
+            eval_count=len(script.pieces), eval_duration_ns=2000, context=[1, 2, 3]))
+
+    async def info(self) -> pb.InfoResponse:
+        spec = self.process.spec
+        return pb.InfoResponse(n_ctx=spec.ctx_size * spec.parallel, n_ctx_per_slot=spec.ctx_size,
+                               n_parallel=spec.parallel, pid=self.process.pid)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeRunnerProcess:
+    """RunnerProcess's surface; ``crash()`` simulates an unexpected exit."""
+
+    _pids = itertools.count(4000)
+
+    def __init__(self, spec: RunnerSpec, script: Script) -> None:
+        self.spec = spec
+        self.script = script
+        self.pid = next(self._pids)
+        self.client = FakeRunnerClient(self)
+        self.returncode: int | None = None
+        self.stderr_tail = ["model_loaded"]
+        self._exited = asyncio.Event()
+        self.stop_calls = 0
+
+    def crash(self, returncode: int = -9) -> None:
+        self.stderr_tail.append("fatal: out of cheese")
+        self.returncode = returncode
+        self._exited.set()
+
+    async def wait(self) -> int:
+        await self._exited.wait()
+        return self.returncode
+
+    async def wait_ready(self, stall_timeout: float) -> None:
+        await asyncio.sleep(self.script.load_delay)
+        if self.script.load_exit is not None:
+            from services.errors import RunnerCrashedError
+            self.crash(self.script.load_exit)
+            raise RunnerCrashedError(self.exit_cause())
+
+    def exit_cause(self) -> str:
+        return (f"llama runner process has terminated: {describe_returncode(self.returncode)}: "
+                + " | ".join(self.stderr_tail))
+
+    async def stop(self, grace: float = 5.0) -> int:
+        self.stop_calls += 1
+        if self.returncode is None:
+            self.returncode = -15
+            self._exited.set()
+        await self.client.close()
+        return self.returncode
+
+
+@dataclass
+class FakeSpawner:
+    """The Scheduler's spawn factory: records every runner it starts."""
+
+    script: Script = field(default_factory=Script)
+    spawned: list[FakeRunnerProcess] = field(default_factory=list)
+
+    async def __call__(self, spec: RunnerSpec) -> FakeRunnerProcess:
+        process = FakeRunnerProcess(spec, self.script)
+        self.spawned.append(process)
+        return process
+
+    @property
+    def alive(self) -> list[FakeRunnerProcess]:
+        return [p for p in self.spawned if p.returncode is None]

@@ -1,0 +1,166 @@
+"""Scheduler lifecycle with fake runners: keep-alive, eviction, crashes, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+
+import pytest
+
+from gateway.scheduler import RunnerState, Scheduler
+from services.errors import RunnerCrashedError, ServerBusyError
+from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+
+A = resolved_model("a:latest", "aa" * 32)
+B = resolved_model("b:latest", "bb" * 32)
+C = resolved_model("c:latest", "cc" * 32)
+
+
+@pytest.fixture
+def make(settings):
+    schedulers = []
+
+    def build(spawner: FakeSpawner, **overrides) -> Scheduler:
+        scheduler = Scheduler(dataclasses.replace(settings, **overrides), spawn=spawner)
+        schedulers.append(scheduler)
+        return scheduler
+
+    yield build
+
+
+async def use(scheduler: Scheduler, model, keep_alive=None, num_ctx: int = 2048) -> None:
+    async with scheduler.acquire(model, num_ctx, keep_alive):
+        pass
+
+
+async def test_keep_alive_timer_starts_when_idle(make):
+    spawner = FakeSpawner()
+    scheduler = make(spawner)
+    async with scheduler.acquire(A, 2048, 0.05) as lease:
+        assert lease.load_duration_ns > 0
+        await asyncio.sleep(0.1)  # busy: no timer runs
+        assert spawner.alive
+    assert spawner.alive
+    await asyncio.sleep(0.1)
+    assert not spawner.alive and not scheduler.loaded()
+
+
+async def test_keep_alive_is_sticky_and_zero_unloads(make):
+    spawner = FakeSpawner()
+    scheduler = make(spawner, keep_alive=0.05)
+    await use(scheduler, A, keep_alive=math.inf)
+    await use(scheduler, A)  # no keep_alive: the last value (forever) stays
+    await asyncio.sleep(0.1)
+    assert len(spawner.alive) == 1
+    (entry,) = scheduler.loaded()
+    assert entry.expires_at.year > 2200
+    await use(scheduler, A, keep_alive=0)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not spawner.alive and spawner.spawned[0].stop_calls == 1
+
+
+async def test_explicit_unload_waits_for_idle(make):
+    spawner = FakeSpawner()
+    scheduler = make(spawner)
+    async with scheduler.acquire(A, 2048, None):
+        await scheduler.unload(A.model.digest)
+        await asyncio.sleep(0.01)
+        assert spawner.alive
+    await asyncio.sleep(0.01)
+    assert not spawner.alive
+
+
+async def test_max_loaded_models_evicts_least_recently_used(make):
+    spawner = FakeSpawner()
+    scheduler = make(spawner, max_loaded_models=2)
+    await use(scheduler, A)
+    await use(scheduler, B)
+    await use(scheduler, A)  # B is now least recently used
+    await use(scheduler, C)
+    assert {e.model.name for e in scheduler.loaded()} == {"a:latest", "c:latest"}
+    assert [p.spec.model_name for p in spawner.alive] == ["a:latest", "c:latest"]
+
+
+async def test_eviction_waits_while_every_runner_is_busy(make):
+    spawner = FakeSpawner()
+    scheduler = make(spawner, max_loaded_models=1)
+    release = asyncio.Event()
+
+    async def hold():
+        async with scheduler.acquire(A, 2048, None):
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    waiter = asyncio.create_task(use(scheduler, B))
+    await asyncio.sleep(0.05)
+    assert not waiter.done() and scheduler.pending == 1
+    release.set()
+    await asyncio.wait_for(waiter, 1)
+    await holder
+    assert [p.spec.model_name for p in spawner.alive] == ["b:latest"]
+
+
+async def test_queue_overflow_raises_server_busy(make):
+    spawner = FakeSpawner(Script(load_delay=0.1))
+    scheduler = make(spawner, max_queue=1)
+    first = asyncio.create_task(use(scheduler, A))
+    await asyncio.sleep(0.01)
+    with pytest.raises(ServerBusyError, match="maximum pending requests exceeded"):
+        await use(scheduler, B)
+    await first
+
+
+async def test_fast_path_shares_a_loading_runner(make):
+    spawner = FakeSpawner(Script(load_delay=0.05))
+    scheduler = make(spawner)
+    await asyncio.gather(*(use(scheduler, A) for _ in range(5)))
+    assert len(spawner.spawned) == 1
+
+
+async def test_num_ctx_is_part_of_the_key_and_the_flags(make):
+    spawner = FakeSpawner()
+    scheduler = make(spawner, num_parallel=2)
+    await use(scheduler, A, num_ctx=1024)
+    await use(scheduler, A, num_ctx=2048)
+    assert [p.spec.ctx_size for p in spawner.spawned] == [1024, 2048]
+    assert all(p.spec.parallel == 2 for p in spawner.spawned)
+    assert sorted(e.context_length for e in scheduler.loaded()) == [1024, 2048]
+
+
+async def test_crash_marks_runner_dead_and_next_request_respawns(make):
+    spawner = FakeSpawner(Script(pieces=("x",) * 100, delay=0.01))
+    scheduler = make(spawner)
+    async with scheduler.acquire(A, 2048, None) as lease:
+        stream = lease.generate(object())
+        await anext(stream)
+        spawner.spawned[0].crash(-9)
+        with pytest.raises(RunnerCrashedError, match="signal SIGKILL"):
+            async for _ in stream:
+                pass
+    await asyncio.sleep(0)
+    assert not scheduler.loaded()
+    await use(scheduler, A)
+    assert len(spawner.spawned) == 2 and len(spawner.alive) == 1
+
+
+async def test_crash_during_load_fails_fast_and_retries_next_time(make):
+    spawner = FakeSpawner(Script(load_exit=1))
+    scheduler = make(spawner)
+    with pytest.raises(RunnerCrashedError, match="exit status 1"):
+        await use(scheduler, A)
+    assert not scheduler.loaded()
+    spawner.script.load_exit = None
+    await use(scheduler, A)
+    assert scheduler.loaded()[0].state is RunnerState.READY
+
+
+async def test_shutdown_stops_every_runner(make):
+    spawner = FakeSpawner()
+    scheduler = make(spawner, keep_alive=math.inf)
+    await use(scheduler, A)
+    await use(scheduler, B)
+    await scheduler.shutdown()
+    assert not spawner.alive and all(p.client.closed for p in spawner.spawned)
