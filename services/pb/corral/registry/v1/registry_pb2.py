@@ -26,13 +26,17 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!corral/registry/v1/registry.proto\x12\x12\x63orral.registry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n\x0cModelDetails\x12\x14\n\x0cparent_model\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61milies\x18\x04 \x03(\t\x12\x16\n\x0eparameter_size\x18\x05 \x01(\t\x12\x1a\n\x12quantization_level\x18\x06 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x07 \x01(\x03\x12\x18\n\x10\x65mbedding_length\x18\x08 \x01(\x03\"(\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x9e\x01\n\x0cModelSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12/\n\x0bmodified_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x07\x64\x65tails\x18\x05 \x01(\x0b\x32 .corral.registry.v1.ModelDetails\"#\n\x13ResolveModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x96\x02\n\x14ResolveModelResponse\x12/\n\x05model\x18\x01 \x01(\x0b\x32 .corral.registry.v1.ModelSummary\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x10\n\x08template\x18\x03 \x01(\t\x12\x15\n\rchat_template\x18\x04 \x01(\t\x12\x0e\n\x06system\x18\x05 \x01(\t\x12+\n\nparameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x08messages\x18\x07 \x03(\x0b\x32\x1b.corral.registry.v1.Message\x12\x11\n\tbos_token\x18\x08 \x01(\t\x12\x11\n\teos_token\x18\t \x01(\t\"\x13\n\x11ListModelsRequest\"F\n\x12ListModelsResponse\x12\x30\n\x06models\x18\x01 \x03(\x0b\x32 .corral.registry.v1.ModelSummary2\xca\x01\n\x08Registry\x12\x61\n\x0cResolveModel\x12\'.corral.registry.v1.ResolveModelRequest\x1a(.corral.registry.v1.ResolveModelResponse\x12[\n\nListModels\x12%.corral.registry.v1.ListModelsRequest\x1a&.corral.registry.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!corral/registry/v1/registry.proto\x12\x12\x63orral.registry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n\x0cModelDetails\x12\x14\n\x0cparent_model\x18\x01 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x02 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61milies\x18\x04 \x03(\t\x12\x16\n\x0eparameter_size\x18\x05 \x01(\t\x12\x1a\n\x12quantization_level\x18\x06 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x07 \x01(\x03\x12\x18\n\x10\x65mbedding_length\x18\x08 \x01(\x03\"(\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x9e\x01\n\x0cModelSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12/\n\x0bmodified_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x07\x64\x65tails\x18\x05 \x01(\x0b\x32 .corral.registry.v1.ModelDetails\"#\n\x13ResolveModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x96\x02\n\x14ResolveModelResponse\x12/\n\x05model\x18\x01 \x01(\x0b\x32 .corral.registry.v1.ModelSummary\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x10\n\x08template\x18\x03 \x01(\t\x12\x15\n\rchat_template\x18\x04 \x01(\t\x12\x0e\n\x06system\x18\x05 \x01(\t\x12+\n\nparameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x08messages\x18\x07 \x03(\x0b\x32\x1b.corral.registry.v1.Message\x12\x11\n\tbos_token\x18\x08 \x01(\t\x12\x11\n\teos_token\x18\t \x01(\t\"\x13\n\x11ListModelsRequest\"F\n\x12ListModelsResponse\x12\x30\n\x06models\x18\x01 \x03(\x0b\x32 .corral.registry.v1.ModelSummary\"L\n\x08Progress\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x11\n\tcompleted\x18\x04 \x01(\x03\" \n\x10ShowModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xd3\x02\n\x11ShowModelResponse\x12/\n\x05model\x18\x01 \x01(\x0b\x32 .corral.registry.v1.ModelSummary\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x10\n\x08template\x18\x03 \x01(\t\x12\x15\n\rchat_template\x18\x04 \x01(\t\x12\x0e\n\x06system\x18\x05 \x01(\t\x12\x0f\n\x07license\x18\x06 \x03(\t\x12+\n\nparameters\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x08messages\x18\x08 \x03(\x0b\x32\x1b.corral.registry.v1.Message\x12+\n\nmodel_info\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0c\x63\x61pabilities\x18\n \x03(\t\x12\x10\n\x08\x61\x64\x61pters\x18\x0b \x03(\t\"\xdc\x03\n\x12\x43reateModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12@\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x31.corral.registry.v1.CreateModelRequest.FilesEntry\x12\x46\n\x08\x61\x64\x61pters\x18\x04 \x03(\x0b\x32\x34.corral.registry.v1.CreateModelRequest.AdaptersEntry\x12\x15\n\x08template\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06system\x18\x06 \x01(\tH\x01\x88\x01\x01\x12+\n\nparameters\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x08messages\x18\x08 \x03(\x0b\x32\x1b.corral.registry.v1.Message\x12\x0f\n\x07license\x18\t \x03(\t\x12\x10\n\x08quantize\x18\n \x01(\t\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a/\n\rAdaptersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_templateB\t\n\x07_system\"7\n\x10\x43opyModelRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\"\x13\n\x11\x43opyModelResponse\"\"\n\x12\x44\x65leteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"%\n\x13\x44\x65leteModelResponse\x12\x0e\n\x06pruned\x18\x01 \x03(\t\"!\n\x0fStatBlobRequest\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\">\n\x10StatBlobResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0c\n\x04path\x18\x03 \x01(\t\";\n\x0ePutBlobRequest\x12\x10\n\x06\x64igest\x18\x01 \x01(\tH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"0\n\x0fPutBlobResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\x12\x0c\n\x04size\x18\x02 \x01(\x03\"2\n\x10PullModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08insecure\x18\x02 \x01(\x08\"2\n\x10PushModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08insecure\x18\x02 \x01(\x08\"I\n\x12GetManifestRequest\x12\x12\n\nrepository\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\"J\n\x13GetManifestResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"Z\n\x12PutManifestRequest\x12\x12\n\nrepository\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\x0c\x12\x0c\n\x04host\x18\x04 \x01(\t\"%\n\x13PutManifestResponse\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t2\xc8\x08\n\x08Registry\x12\x61\n\x0cResolveModel\x12\'.corral.registry.v1.ResolveModelRequest\x1a(.corral.registry.v1.ResolveModelResponse\x12[\n\nListModels\x12%.corral.registry.v1.ListModelsRequest\x1a&.corral.registry.v1.ListModelsResponse\x12X\n\tShowModel\x12$.corral.registry.v1.ShowModelRequest\x1a%.corral.registry.v1.ShowModelResponse\x12U\n\x0b\x43reateModel\x12&.corral.registry.v1.CreateModelRequest\x1a\x1c.corral.registry.v1.Progress0\x01\x12X\n\tCopyModel\x12$.corral.registry.v1.CopyModelRequest\x1a%.corral.registry.v1.CopyModelResponse\x12^\n\x0b\x44\x65leteModel\x12&.corral.registry.v1.DeleteModelRequest\x1a\'.corral.registry.v1.DeleteModelResponse\x12U\n\x08StatBlob\x12#.corral.registry.v1.StatBlobRequest\x1a$.corral.registry.v1.StatBlobResponse\x12T\n\x07PutBlob\x12\".corral.registry.v1.PutBlobRequest\x1a#.corral.registry.v1.PutBlobResponse(\x01\x12Q\n\tPullModel\x12$.corral.registry.v1.PullModelRequest\x1a\x1c.corral.registry.v1.Progress0\x01\x12Q\n\tPushModel\x12$.corral.registry.v1.PushModelRequest\x1a\x1c.corral.registry.v1.Progress0\x01\x12^\n\x0bGetManifest\x12&.corral.registry.v1.GetManifestRequest\x1a\'.corral.registry.v1.GetManifestResponse\x12^\n\x0bPutManifest\x12&.corral.registry.v1.PutManifestRequest\x1a\'.corral.registry.v1.PutManifestResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'corral.registry.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATEMODELREQUEST_FILESENTRY']._loaded_options = None
+  _globals['_CREATEMODELREQUEST_FILESENTRY']._serialized_options = b'8\001'
+  _globals['_CREATEMODELREQUEST_ADAPTERSENTRY']._loaded_options = None
+  _globals['_CREATEMODELREQUEST_ADAPTERSENTRY']._serialized_options = b'8\001'
   _globals['_MODELDETAILS']._serialized_start=121
   _globals['_MODELDETAILS']._serialized_end=309
   _globals['_MESSAGE']._serialized_start=311
@@ -47,6 +51,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSREQUEST']._serialized_end=851
   _globals['_LISTMODELSRESPONSE']._serialized_start=853
   _globals['_LISTMODELSRESPONSE']._serialized_end=923
-  _globals['_REGISTRY']._serialized_start=926
-  _globals['_REGISTRY']._serialized_end=1128
+  _globals['_PROGRESS']._serialized_start=925
+  _globals['_PROGRESS']._serialized_end=1001
+  _globals['_SHOWMODELREQUEST']._serialized_start=1003
+  _globals['_SHOWMODELREQUEST']._serialized_end=1035
+  _globals['_SHOWMODELRESPONSE']._serialized_start=1038
+  _globals['_SHOWMODELRESPONSE']._serialized_end=1377
+  _globals['_CREATEMODELREQUEST']._serialized_start=1380
+  _globals['_CREATEMODELREQUEST']._serialized_end=1856
+  _globals['_CREATEMODELREQUEST_FILESENTRY']._serialized_start=1739
+  _globals['_CREATEMODELREQUEST_FILESENTRY']._serialized_end=1783
+  _globals['_CREATEMODELREQUEST_ADAPTERSENTRY']._serialized_start=1785
+  _globals['_CREATEMODELREQUEST_ADAPTERSENTRY']._serialized_end=1832
+  _globals['_COPYMODELREQUEST']._serialized_start=1858
+  _globals['_COPYMODELREQUEST']._serialized_end=1913
+  _globals['_COPYMODELRESPONSE']._serialized_start=1915
+  _globals['_COPYMODELRESPONSE']._serialized_end=1934
+  _globals['_DELETEMODELREQUEST']._serialized_start=1936
+  _globals['_DELETEMODELREQUEST']._serialized_end=1970
+  _globals['_DELETEMODELRESPONSE']._serialized_start=1972
+  _globals['_DELETEMODELRESPONSE']._serialized_end=2009
+  _globals['_STATBLOBREQUEST']._serialized_start=2011
+  _globals['_STATBLOBREQUEST']._serialized_end=2044
+  _globals['_STATBLOBRESPONSE']._serialized_start=2046
+  _globals['_STATBLOBRESPONSE']._serialized_end=2108
+  _globals['_PUTBLOBREQUEST']._serialized_start=2110
+  _globals['_PUTBLOBREQUEST']._serialized_end=2169
+  _globals['_PUTBLOBRESPONSE']._serialized_start=2171
+  _globals['_PUTBLOBRESPONSE']._serialized_end=2219
+  _globals['_PULLMODELREQUEST']._serialized_start=2221
+  _globals['_PULLMODELREQUEST']._serialized_end=2271
+  _globals['_PUSHMODELREQUEST']._serialized_start=2273
+  _globals['_PUSHMODELREQUEST']._serialized_end=2323
+  _globals['_GETMANIFESTREQUEST']._serialized_start=2325
+  _globals['_GETMANIFESTREQUEST']._serialized_end=2398
+  _globals['_GETMANIFESTRESPONSE']._serialized_start=2400
+  _globals['_GETMANIFESTRESPONSE']._serialized_end=2474
+  _globals['_PUTMANIFESTREQUEST']._serialized_start=2476
+  _globals['_PUTMANIFESTREQUEST']._serialized_end=2566
+  _globals['_PUTMANIFESTRESPONSE']._serialized_start=2568
+  _globals['_PUTMANIFESTRESPONSE']._serialized_end=2605
+  _globals['_REGISTRY']._serialized_start=2608
+  _globals['_REGISTRY']._serialized_end=3704
 # @@protoc_insertion_point(module_scope)

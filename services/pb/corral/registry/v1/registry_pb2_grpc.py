@@ -45,6 +45,56 @@ class RegistryStub:
                 request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.ShowModel = channel.unary_unary(
+                '/corral.registry.v1.Registry/ShowModel',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.ShowModelRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.ShowModelResponse.FromString,
+                _registered_method=True)
+        self.CreateModel = channel.unary_stream(
+                '/corral.registry.v1.Registry/CreateModel',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.CreateModelRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.Progress.FromString,
+                _registered_method=True)
+        self.CopyModel = channel.unary_unary(
+                '/corral.registry.v1.Registry/CopyModel',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.CopyModelRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.CopyModelResponse.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/corral.registry.v1.Registry/DeleteModel',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
+        self.StatBlob = channel.unary_unary(
+                '/corral.registry.v1.Registry/StatBlob',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.StatBlobRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.StatBlobResponse.FromString,
+                _registered_method=True)
+        self.PutBlob = channel.stream_unary(
+                '/corral.registry.v1.Registry/PutBlob',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutBlobRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutBlobResponse.FromString,
+                _registered_method=True)
+        self.PullModel = channel.unary_stream(
+                '/corral.registry.v1.Registry/PullModel',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.PullModelRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.Progress.FromString,
+                _registered_method=True)
+        self.PushModel = channel.unary_stream(
+                '/corral.registry.v1.Registry/PushModel',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.PushModelRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.Progress.FromString,
+                _registered_method=True)
+        self.GetManifest = channel.unary_unary(
+                '/corral.registry.v1.Registry/GetManifest',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetManifestRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetManifestResponse.FromString,
+                _registered_method=True)
+        self.PutManifest = channel.unary_unary(
+                '/corral.registry.v1.Registry/PutManifest',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -65,6 +115,76 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ShowModel(self, request, context):
+        """ShowModel returns everything /api/show reports about a model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateModel(self, request, context):
+        """CreateModel builds a model (Ollama's JSON create form), streaming progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyModel(self, request, context):
+        """CopyModel gives an existing model a second name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """DeleteModel removes a name and prunes blobs no other model references.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StatBlob(self, request, context):
+        """StatBlob tells whether a blob is stored, its size and local path.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutBlob(self, request_iterator, context):
+        """PutBlob stores a blob streamed in chunks; the bytes must hash to the declared digest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullModel(self, request, context):
+        """PullModel downloads a model from a remote registry, streaming progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushModel(self, request, context):
+        """PushModel uploads a model to a remote registry, streaming progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetManifest(self, request, context):
+        """GetManifest returns a stored manifest's exact bytes, for serving the /v2/ read side.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutManifest(self, request, context):
+        """PutManifest stores a manifest received on the /v2/ write side (all its blobs must exist).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +197,56 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.FromString,
                     response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'ShowModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShowModel,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.ShowModelRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.ShowModelResponse.SerializeToString,
+            ),
+            'CreateModel': grpc.unary_stream_rpc_method_handler(
+                    servicer.CreateModel,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.CreateModelRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.Progress.SerializeToString,
+            ),
+            'CopyModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyModel,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.CopyModelRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.CopyModelResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.DeleteModelRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.DeleteModelResponse.SerializeToString,
+            ),
+            'StatBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatBlob,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.StatBlobRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.StatBlobResponse.SerializeToString,
+            ),
+            'PutBlob': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutBlob,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutBlobRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutBlobResponse.SerializeToString,
+            ),
+            'PullModel': grpc.unary_stream_rpc_method_handler(
+                    servicer.PullModel,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.PullModelRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.Progress.SerializeToString,
+            ),
+            'PushModel': grpc.unary_stream_rpc_method_handler(
+                    servicer.PushModel,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.PushModelRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.Progress.SerializeToString,
+            ),
+            'GetManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetManifest,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetManifestRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetManifestResponse.SerializeToString,
+            ),
+            'PutManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutManifest,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +304,276 @@ class Registry:
             '/corral.registry.v1.Registry/ListModels',
             corral_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
             corral_dot_registry_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShowModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/ShowModel',
+            corral_dot_registry_dot_v1_dot_registry__pb2.ShowModelRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.ShowModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/corral.registry.v1.Registry/CreateModel',
+            corral_dot_registry_dot_v1_dot_registry__pb2.CreateModelRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.Progress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/CopyModel',
+            corral_dot_registry_dot_v1_dot_registry__pb2.CopyModelRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.CopyModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/DeleteModel',
+            corral_dot_registry_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StatBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/StatBlob',
+            corral_dot_registry_dot_v1_dot_registry__pb2.StatBlobRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.StatBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBlob(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/corral.registry.v1.Registry/PutBlob',
+            corral_dot_registry_dot_v1_dot_registry__pb2.PutBlobRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.PutBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/corral.registry.v1.Registry/PullModel',
+            corral_dot_registry_dot_v1_dot_registry__pb2.PullModelRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.Progress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/corral.registry.v1.Registry/PushModel',
+            corral_dot_registry_dot_v1_dot_registry__pb2.PushModelRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.Progress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/GetManifest',
+            corral_dot_registry_dot_v1_dot_registry__pb2.GetManifestRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.GetManifestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/PutManifest',
+            corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestResponse.FromString,
             options,
             channel_credentials,
             insecure,
