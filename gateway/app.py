@@ -11,7 +11,13 @@ from aiohttp import web
 from gateway.generation import InferenceService
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
 from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
+from gateway.openai.routes import add_openai_routes
+from gateway.preload import start_preload
 from gateway.routes import add_routes
+from gateway.routes_embed import add_embed_routes
+from gateway.routes_models import add_model_routes
+from gateway.routes_transfer import add_transfer_routes
+from gateway.routes_v2 import add_v2_routes
 from gateway.scheduler import Scheduler
 from services.settings import GatewaySettings
 
@@ -32,11 +38,17 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     app.on_response_prepare.append(request_id_on_prepare)
     app.cleanup_ctx.append(_owned_resources)
     add_routes(app)
+    add_embed_routes(app)
+    add_model_routes(app)
+    add_openai_routes(app)
+    add_transfer_routes(app)
+    add_v2_routes(app)
     return app
 
 
 async def _owned_resources(app: web.Application) -> AsyncIterator[None]:
-    """Stop every runner, then close the registry channel, when the app shuts down."""
+    """Preload CORRAL_PRELOAD models; on shutdown stop every runner, then close the registry."""
+    start_preload(app)
     yield
     await app[SCHEDULER].shutdown()
     await app[REGISTRY].close()

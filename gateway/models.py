@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.scheduler import FOREVER_DELTA, LoadedRunner, Scheduler
 from gateway.streaming import local_timestamp
+from services.settings import FOREVER
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -45,16 +46,21 @@ async def tags(registry: Any) -> dict:
 
 
 def ps_dict(entry: LoadedRunner) -> dict:
-    """One ``/api/ps`` entry, plus Corral's ``state``/``active``/``pid`` extras."""
+    """One ``/api/ps`` entry, plus Corral's ``state``/``active``/``queued`` extras.
+
+    ``size`` is the scheduler's footprint estimate (weights + KV cache + overhead, see
+    gateway/memory.py), the resident size Ollama reports; all of it is CPU memory.
+    """
     now = dt.datetime.now(dt.timezone.utc)
-    ahead = FOREVER_DELTA if entry.keep_alive == float("inf") else dt.timedelta(seconds=entry.keep_alive)
+    ahead = FOREVER_DELTA if entry.keep_alive == FOREVER else dt.timedelta(seconds=entry.keep_alive)
     expires = entry.expires_at or now + ahead  # still loading or never idle yet: an estimate
-    return {"name": entry.model.name, "model": entry.model.name, "size": entry.model.size,
+    return {"name": entry.model.name, "model": entry.model.name,
+            "size": entry.footprint.total if entry.footprint.weights else entry.model.size,
             "digest": entry.model.digest,
             "details": details_dict(entry.model.details, parent_model=False),
             "expires_at": local_timestamp(expires), "size_vram": 0,
             "context_length": entry.context_length,
-            "state": entry.state.value, "active": entry.refcount}
+            "state": entry.state.value, "active": entry.active, "queued": entry.queued}
 
 
 def ps(scheduler: Scheduler) -> dict:

@@ -1,9 +1,11 @@
-"""Prompt assembly: Ollama's message list, rendered with the model's GGUF Jinja chat template.
+"""Prompt assembly: the message list of a request, rendered the way the model expects.
 
-Ollama renders its Go ``TEMPLATE``; Corral renders ``tokenizer.chat_template`` as llama.cpp and
-Hugging Face do (sandboxed Jinja, ``trim_blocks``/``lstrip_blocks``, ``add_generation_prompt``).
-A Modelfile Go template without a chat template is only approximated for now: the message
-contents are concatenated (a full Go-template renderer is a later issue).
+The template is chosen like Ollama's: the request's ``template`` (generate only), else the
+model's Modelfile ``TEMPLATE`` (Go ``text/template``, ``gateway.gotemplate``), else the GGUF's
+Jinja ``tokenizer.chat_template`` (rendered as llama.cpp and Hugging Face do: sandboxed Jinja,
+``trim_blocks``/``lstrip_blocks``, ``add_generation_prompt``), else Ollama's default
+``{{ .Prompt }}``. ``PromptTemplate`` also says what the template makes the model capable of
+(tools, insert, thinking) and how to read tool calls and thinking out of the output.
 """
 
 from __future__ import annotations
@@ -11,16 +13,143 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from services.errors import InvalidRequestError
+from gateway.gotemplate import TemplateError
+from gateway.gotemplate.ollama import OllamaTemplate, Values
+from services.errors import CorralError, InvalidRequestError
 
 Message = dict[str, Any]
+DEFAULT_TEMPLATE = "{{ .Prompt }}"
+THINK_LEVELS = ("high", "medium", "low", "max")
 
+
+@dataclass(frozen=True)
+class Think:
+    """A request's ``think``: None (unset), a bool or a level string."""
+
+    value: bool | str | None = None
+
+    @property
+    def is_set(self) -> bool:
+        return self.value is not None
+
+    @property
+    def enabled(self) -> bool:
+        return self.value is True or self.value in THINK_LEVELS
+
+    @property
+    def level(self) -> str:
+        """Ollama's ``ThinkLevel``: the level string, ``medium`` for plain ``true``, else ""."""
+        if isinstance(self.value, str):
+            return self.value
+        return "medium" if self.value is True else ""
+
+
+class PromptTemplate:
+    """One model's template (Go or Jinja) and what it implies."""
+
+    def __init__(self, *, go: OllamaTemplate | None = None, jinja: str = "",
+                 bos_token: str = "", eos_token: str = "") -> None:
+        self.go = go
+        self.jinja = jinja
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+
+    @classmethod
+    def for_model(cls, model: Any, override: str = "") -> PromptTemplate:
+        """The template for a resolved model; ``override`` is a request's ``template``."""
+        if override:
+            return cls(go=parse_go(override, from_request=True))
+        if model.template:
+            return cls(go=parse_go(model.template, from_request=False))
+        if model.chat_template:
+            return cls(jinja=model.chat_template, bos_token=model.bos_token,
+                       eos_token=model.eos_token)
+        return cls(go=parse_go(DEFAULT_TEMPLATE, from_request=False))
+
+    # -- capabilities -------------------------------------------------------------------------
+
+    @property
+    def supports_tools(self) -> bool:
+        if self.go is not None:
+            return self.go.uses_tools
+        return "tools" in self.jinja or "tool_call" in self.jinja
+
+    @property
+    def supports_insert(self) -> bool:
+        return self.go is not None and self.go.uses_suffix
+
+    @property
+    def supports_thinking(self) -> bool:
+        return self.thinking_tags() != ("", "")
+
+    @functools.cached_property
+    def _tags(self) -> tuple[str, str]:
+        if self.go is not None:
+            tags = self.go.thinking_tags()
+            if tags[0] and tags[1]:
+                return tags
+            # A template that switches on .Think thinks with the conventional tags.
+            return ("<think>", "</think>") if "think" in self.go.vars else ("", "")
+        source = self.jinja
+        if ("<think>" in source and "</think>" in source) or "enable_thinking" in source or (
+                "content.split('</think>')" in source or 'content.split("</think>")' in source):
+            return "<think>", "</think>"
+        return "", ""
+
+    def thinking_tags(self) -> tuple[str, str]:
+        """Opening and closing thinking tags, ``("", "")`` for a model that does not think."""
+        return self._tags
+
+    def tool_call_tag(self) -> str:
+        """The text a tool call starts with in the output (``{`` for bare JSON)."""
+        if self.go is not None:
+            return self.go.tool_call_tag()
+        return "<tool_call>" if "<tool_call>" in self.jinja else "{"
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def render(self, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+               think: Think = Think()) -> str:
+        """The prompt for a conversation (the model answers as the assistant)."""
+        if self.go is not None:
+            return self._go(Values(messages=messages, tools=tools, think=think.enabled,
+                                   think_level=think.level, is_think_set=think.is_set))
+        return render_chat_template(self.jinja, messages, tools=tools, think=think,
+                                    bos_token=self.bos_token, eos_token=self.eos_token)
+
+    def render_suffix(self, prompt: str, suffix: str, *, think: Think = Think()) -> str:
+        """Fill-in-the-middle: the template run with ``.Prompt`` and ``.Suffix`` only."""
+        return self._go(Values(prompt=prompt, suffix=suffix, think=think.enabled,
+                               think_level=think.level, is_think_set=think.is_set))
+
+    def _go(self, values: Values) -> str:
+        try:
+            return self.go.execute(values)
+        except TemplateError as exc:
+            raise InvalidRequestError(exc.message) from exc
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_go_cached(source: str) -> OllamaTemplate:
+    return OllamaTemplate(source)
+
+
+def parse_go(source: str, *, from_request: bool) -> OllamaTemplate:
+    """A parsed Go template; a broken one is the client's 400 or the model's 500."""
+    try:
+        return _parse_go_cached(source)
+    except TemplateError as exc:
+        raise (InvalidRequestError if from_request else CorralError)(exc.message) from exc
+
+
+# -- Jinja chat templates ----------------------------------------------------------------------
 
 def _raise_exception(message: str) -> None:
     raise jinja2.TemplateError(message)
@@ -46,16 +175,34 @@ def compile_template(source: str) -> jinja2.Template:
     return env.from_string(source)
 
 
-def render_chat_template(source: str, messages: Sequence[Message], *, bos_token: str = "",
-                         eos_token: str = "", add_generation_prompt: bool = True) -> str:
+def render_chat_template(source: str, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+                         think: Think = Think(), bos_token: str = "", eos_token: str = "",
+                         add_generation_prompt: bool = True) -> str:
     """Render ``messages`` with a Jinja chat template; template failures are the request's 400."""
+    extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
+    if think.is_set:
+        extra["enable_thinking"] = think.enabled
     try:
         return compile_template(source).render(
-            messages=list(messages), add_generation_prompt=add_generation_prompt,
-            bos_token=bos_token, eos_token=eos_token)
+            messages=[_jinja_message(m) for m in messages],
+            add_generation_prompt=add_generation_prompt, bos_token=bos_token,
+            eos_token=eos_token, **extra)
     except jinja2.TemplateError as exc:
         raise InvalidRequestError(f"chat template: {exc}") from exc
 
+
+def _jinja_message(message: Message) -> Message:
+    """Ollama's message as Hugging Face templates read it (``reasoning_content``, ``name``)."""
+    out = {k: v for k, v in message.items() if v not in (None, "", [])} | {
+        "role": message.get("role", ""), "content": message.get("content", "")}
+    if message.get("thinking"):
+        out["reasoning_content"] = message["thinking"]
+    if message.get("tool_name"):
+        out["name"] = message["tool_name"]
+    return out
+
+
+# -- message lists -----------------------------------------------------------------------------
 
 def model_messages(model: Any) -> list[Message]:
     """The Modelfile MESSAGE history of a resolved model."""
@@ -63,29 +210,21 @@ def model_messages(model: Any) -> list[Message]:
 
 
 def chat_messages(model: Any, messages: Sequence[Message]) -> list[Message]:
-    """Request messages behind the model's MESSAGE history, with its SYSTEM when none is given."""
+    """Request messages behind the model's MESSAGE history, with its SYSTEM when the request's
+    first message is not a system message."""
     history = model_messages(model) + list(messages)
     if model.system and (not messages or messages[0].get("role") != "system"):
         history.insert(0, {"role": "system", "content": model.system})
     return history
 
 
-def generate_messages(model: Any, prompt: str, *, system: str | None,
-                      with_history: bool) -> list[Message]:
-    """[system (request's, else model's)] + [MESSAGE history, unless continuing] + [user(prompt)]."""
-    system = model.system if system is None else system
+def generate_messages(model: Any, prompt: str, *, system: str | None, with_history: bool,
+                      images: Sequence[str] = ()) -> list[Message]:
+    """[system (request's, else model's)] + [MESSAGE history, unless continuing] + [user]."""
+    system = system or model.system
     head = [{"role": "system", "content": system}] if system else []
     history = model_messages(model) if with_history else []
-    return head + history + [{"role": "user", "content": prompt}]
-
-
-def render(model: Any, messages: Sequence[Message]) -> str:
-    """The prompt text for ``messages`` as this model expects it."""
-    if model.chat_template:
-        return render_chat_template(model.chat_template, messages, bos_token=model.bos_token,
-                                    eos_token=model.eos_token)
-    return _concatenate(m.get("content", "") for m in messages)
-
-
-def _concatenate(contents: Iterable[str]) -> str:
-    return "\n\n".join(c for c in contents if c)
+    user: Message = {"role": "user", "content": prompt}
+    if images:
+        user["images"] = list(images)
+    return head + history + [user]

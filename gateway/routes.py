@@ -37,7 +37,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
     if params.is_load:
         return json_response(await service.load_generate(params))
     objects = service.generate(params)
-    if not params.stream:
+    if not params.stream or params.debug_render_only:  # debug replies are one object
         return await collect(objects, merge_generate)
     return await ndjson_stream(request, objects)
 
@@ -48,7 +48,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if params.is_load:
         return json_response(await service.load_chat(params))
     objects = service.chat(params)
-    if not params.stream:
+    if not params.stream or params.debug_render_only:  # debug replies are one object
         return await collect(objects, merge_chat)
     return await ndjson_stream(request, objects)
 

@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import itertools
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from services.clients.runner import RunnerClient
 from services.errors import RunnerCrashedError, RunnerUnavailableError
-from services.serve import die_with_parent
+from services.settings import GatewaySettings
 
 log = structlog.get_logger()
 
@@ -44,13 +48,50 @@ class RunnerSpec:
     parallel: int
     threads: int
     debug: bool = False
+    embedding: bool = False  # serve Embed instead of Generate
 
     def argv(self) -> list[str]:
         args = [sys.executable, "-m", "runner", "--model", self.model_path,
                 "--socket", str(self.socket_path), "--ctx-size", str(self.ctx_size),
                 "--parallel", str(self.parallel), "--threads", str(self.threads),
                 "--parent-pid", str(os.getpid())]
+        args += ["--embedding"] if self.embedding else []
         return args + ["--debug"] if self.debug else args
+
+
+class SpecMaker:
+    """Builds each runner's ``RunnerSpec``; owns the directory of runner sockets."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self._ids = itertools.count(1)
+        self._dir: Path | None = None
+        self._own_dir = False
+
+    def make(self, resolved: Any, num_ctx: int, *, embedding: bool = False) -> RunnerSpec:
+        """The spec for ``resolved`` (a ResolveModelResponse) with ``num_ctx`` per slot."""
+        s = self.settings
+        socket = self._sockets() / f"runner-{next(self._ids)}-{resolved.model.digest[:12]}.sock"
+        threads = s.num_threads or len(os.sched_getaffinity(0))
+        # --ctx-size is per slot: the runner allocates num_ctx × parallel, as Ollama HEAD does.
+        return RunnerSpec(model_name=resolved.model.name, model_path=resolved.model_path,
+                          socket_path=socket, ctx_size=num_ctx, parallel=s.num_parallel,
+                          threads=threads, debug=s.debug, embedding=embedding)
+
+    def cleanup(self) -> None:
+        """Remove the socket directory if this object made it."""
+        if self._own_dir and self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _sockets(self) -> Path:
+        if self._dir is None:
+            if self.settings.runtime_dir is not None:
+                self._dir = self.settings.runtime_dir
+                self._dir.mkdir(parents=True, exist_ok=True)
+            else:
+                self._dir = Path(tempfile.mkdtemp(prefix="corral-"))
+                self._own_dir = True
+        return self._dir
 
 
 def describe_returncode(returncode: int | None) -> str:
@@ -75,6 +116,7 @@ class RunnerProcess:
         self.client = RunnerClient(f"unix:{spec.socket_path}")
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.last_output = time.monotonic()
+        self.load_progress = 0.0
         # Relay in an empty context so lines never inherit the request id of the loading request.
         self._relay = asyncio.get_running_loop().create_task(
             self._relay_stderr(), context=contextvars.Context())
@@ -107,11 +149,17 @@ class RunnerProcess:
                     await asyncio.wait([self._relay], timeout=1.0)
                     raise RunnerCrashedError(self.exit_cause())
                 if time.monotonic() - self.last_output > stall_timeout and not ready.done():
-                    raise RunnerUnavailableError("timed out waiting for llama runner to start")
+                    raise RunnerUnavailableError(self._stall_message())
             ready.result()
         finally:
             for task in (ready, exited):
                 task.cancel()
+
+    def _stall_message(self) -> str:
+        """Ollama's wording, with the load progress and the last lines the runner wrote."""
+        message = f"timed out waiting for llama runner to start - progress {self.load_progress:.2f}"
+        tail = " | ".join(list(self.stderr_tail)[-_CAUSE_LINES:])
+        return f"{message} - {tail}" if tail else message
 
     async def stop(self, grace: float = STOP_GRACE_S) -> int:
         """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit status."""
@@ -145,6 +193,8 @@ class RunnerProcess:
             bound.info("runner_output", line=text, process="runner")
             return
         event = str(record.get("event", "runner_log"))
+        if event == "model_load_progress":
+            self.load_progress = float(record.get("progress") or 0.0)
         level = str(record.get("level", "info")).lower()
         fields = {k: v for k, v in record.items() if k not in _FIELDS_DROPPED}
         fields.setdefault("process", "runner")
@@ -160,10 +210,12 @@ async def spawn_runner(spec: RunnerSpec) -> RunnerProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "CORRAL_"))}
     paths = [str(PACKAGE_PARENT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    # No preexec_fn: forking with a live grpc.aio channel and a preexec hook aborts the child
+    # now and then (grpc/grpc#43055). The runner arms PR_SET_PDEATHSIG itself from --parent-pid.
     process = await asyncio.create_subprocess_exec(
         *spec.argv(), cwd=PACKAGE_PARENT, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        preexec_fn=die_with_parent, limit=1024 * 1024)
+        limit=1024 * 1024)
     log.info("runner_spawned", runner_pid=process.pid, model=spec.model_name,
              ctx_size=spec.ctx_size, parallel=spec.parallel, socket=str(spec.socket_path))
     return RunnerProcess(process, spec)

@@ -13,7 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.inference_fields import (parse_format, parse_images, parse_message, parse_think,
+                                     parse_tools)
 from gateway.options import parse_keep_alive
+from gateway.prompt import Think
 from services.errors import InvalidRequestError
 
 _JSON_KINDS = ((bool, "bool"), (str, "string"), ((int, float), "number"), (list, "array"),
@@ -99,12 +102,19 @@ class GenerateParams:
 
     model: str
     prompt: str = ""
-    system: str | None = None
+    suffix: str = ""
+    system: str = ""
+    template: str = ""
     context: list[int] = field(default_factory=list)
     raw: bool = False
     stream: bool = True
+    format: str = ""  # JSON Schema text the output must match ("" for none)
+    images: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     keep_alive: float | None = None
+    think: Think = Think()
+    truncate: bool = True
+    debug_render_only: bool = False
 
     @classmethod
     def parse(cls, body: dict) -> GenerateParams:
@@ -114,12 +124,13 @@ class GenerateParams:
             if not isinstance(token, int) or isinstance(token, bool):
                 raise InvalidRequestError(f"json: cannot unmarshal {_json_kind(token)} into Go "
                                           f"struct field {s}.context of type int")
-        return cls(model=_model_name(body, s), prompt=field_of(body, s, "prompt", str, ""),
-                     system=field_of(body, s, "system", str), context=list(context),
-                     raw=field_of(body, s, "raw", bool, False),
-                     stream=field_of(body, s, "stream", bool, True),
-                     options=field_of(body, s, "options", dict, {}),
-                     keep_alive=parse_keep_alive(body.get("keep_alive")))
+        fields = _common(body, s)
+        return cls(prompt=field_of(body, s, "prompt", str, ""),
+                   suffix=field_of(body, s, "suffix", str, ""),
+                   system=field_of(body, s, "system", str, ""),
+                   template=field_of(body, s, "template", str, ""), context=list(context),
+                   raw=field_of(body, s, "raw", bool, False),
+                   images=parse_images(body.get("images"), f"{s}.images"), **fields)
 
     @property
     def is_unload(self) -> bool:
@@ -136,18 +147,21 @@ class ChatParams:
 
     model: str
     messages: list[dict] = field(default_factory=list)
+    tools: list[dict] = field(default_factory=list)
     stream: bool = True
+    format: str = ""
     options: dict = field(default_factory=dict)
     keep_alive: float | None = None
+    think: Think = Think()
+    truncate: bool = True
+    debug_render_only: bool = False
 
     @classmethod
     def parse(cls, body: dict) -> ChatParams:
         s = "ChatRequest"
         messages = field_of(body, s, "messages", list, [], "[]api.Message")
-        return cls(model=_model_name(body, s), messages=[_message(m) for m in messages],
-                   stream=field_of(body, s, "stream", bool, True),
-                   options=field_of(body, s, "options", dict, {}),
-                   keep_alive=parse_keep_alive(body.get("keep_alive")))
+        return cls(messages=[parse_message(m) for m in messages],
+                   tools=parse_tools(body.get("tools")), **_common(body, s))
 
     @property
     def is_unload(self) -> bool:
@@ -158,14 +172,18 @@ class ChatParams:
         return not self.messages
 
 
-def _message(raw: object) -> dict:
-    """One chat message; ``role`` is lower-cased as Ollama's decoder does."""
-    if not isinstance(raw, dict):
-        raise InvalidRequestError(
-            f"json: cannot unmarshal {_json_kind(raw)} into Go struct field "
-            f"ChatRequest.messages of type api.Message")
-    s = "ChatRequest.messages"
-    message = dict(raw)
-    message["role"] = field_of(raw, s, "role", str, "").lower()
-    message["content"] = field_of(raw, s, "content", str, "")
-    return message
+def _common(body: dict, s: str) -> dict[str, Any]:
+    """The fields generate and chat share, checked in Ollama's order."""
+    fields = dict(model=_model_name(body, s), stream=field_of(body, s, "stream", bool, True),
+                  options=field_of(body, s, "options", dict, {}),
+                  truncate=field_of(body, s, "truncate", bool, True),
+                  debug_render_only=field_of(body, s, "_debug_render_only", bool, False))
+    field_of(body, s, "shift", bool, True)
+    field_of(body, s, "logprobs", bool, False)
+    top_logprobs = field_of(body, s, "top_logprobs", int, 0, "int")
+    fields["think"] = parse_think(body.get("think"))
+    fields["keep_alive"] = parse_keep_alive(body.get("keep_alive"))
+    if not 0 <= top_logprobs <= 20:
+        raise InvalidRequestError("top_logprobs must be between 0 and 20")
+    fields["format"] = parse_format(body.get("format"))
+    return fields

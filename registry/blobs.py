@@ -105,6 +105,29 @@ class BlobStore:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
         return size
 
+    async def adopt_file(self, path: Path, expected: str) -> int:
+        """Move ``path`` (a finished download in this store's directory) in as ``expected``.
+
+        The file is hashed first; on a mismatch ``BlobCorruptError`` is raised and ``path``
+        deleted, so bytes never enter the store under a digest they do not match. ``path`` is
+        gone afterwards either way. Returns the blob's size.
+        """
+        return await asyncio.to_thread(self._adopt, path, canonical_digest(expected))
+
+    def _adopt(self, path: Path, expected: str) -> int:
+        hasher = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK_SIZE):
+                    hasher.update(chunk)
+                os.fsync(f.fileno())
+            self._commit(path, expected, hasher)
+        finally:
+            path.unlink(missing_ok=True)
+        target = self.path(expected)
+        os.utime(target)  # a resumed download's file may be old: keep it out of the prune window
+        return target.stat().st_size
+
     def remove_stale_temp_files(self) -> int:
         """Delete temp files left by interrupted writes; call before serving. Blocking."""
         if not self.root.is_dir():
@@ -148,7 +171,7 @@ class BlobStore:
         actual = "sha256:" + hasher.hexdigest()
         if actual != expected:
             log.warning("blob_digest_mismatch", expected=expected, actual=actual)
-            raise BlobCorruptError(f"digest mismatch, expected {expected!r}, got {actual!r}")
+            raise BlobCorruptError(f'digest mismatch, expected "{expected}", got "{actual}"')
         target = self.path(expected)
         if target.exists():
             return

@@ -21,6 +21,9 @@ TEMPLATE_MEDIA_TYPES = ("application/vnd.ollama.image.template", "application/vn
 SYSTEM_MEDIA_TYPE = "application/vnd.ollama.image.system"
 PARAMS_MEDIA_TYPE = "application/vnd.ollama.image.params"
 MESSAGES_MEDIA_TYPE = "application/vnd.ollama.image.messages"
+LICENSE_MEDIA_TYPE = "application/vnd.ollama.image.license"
+ADAPTER_MEDIA_TYPE = "application/vnd.ollama.image.adapter"
+PROJECTOR_MEDIA_TYPE = "application/vnd.ollama.image.projector"
 
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                "\u2028": "\\u2028", "\u2029": "\\u2029"}

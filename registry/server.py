@@ -1,7 +1,8 @@
 """The registry's gRPC servicer and its startup sequence.
 
-Startup order: blobs dir and stale temp files, engine, migrations, store, server bound but
-NOT_SERVING, embedded model, SERVING. Shutdown runs the same steps backwards.
+Startup order: blobs dir and stale temp files, engine, migrations, store, startup prune (unless
+OLLAMA_NOPRUNE), server bound but NOT_SERVING, embedded model, SERVING. Shutdown runs the same
+steps backwards.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from registry.blobs import BlobStore
 from registry.db import migrate, open_database, session_factory
 from registry.embedded import ensure_embedded_model
+from registry.lifecycle import prune_at_startup
+from registry.servicer_models import ModelsServicerMixin
 from registry.store import ModelRecord, ModelStore, ResolvedModel
+from registry.transfer.service import TransferService, options_from_settings
+from registry.transfer.servicer import TransferServicerMixin
 from services.grpc_server import GrpcService
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 from services.pb.corral.registry.v1 import registry_pb2_grpc
@@ -29,11 +34,13 @@ BLOBS_DIRNAME = "blobs"
 log = structlog.get_logger()
 
 
-class RegistryServicer(registry_pb2_grpc.RegistryServicer):
+class RegistryServicer(ModelsServicerMixin, TransferServicerMixin,
+                       registry_pb2_grpc.RegistryServicer):
     """Thin translation between protobuf messages and ``ModelStore`` calls."""
 
-    def __init__(self, store: ModelStore) -> None:
+    def __init__(self, store: ModelStore, transfers: TransferService | None = None) -> None:
         self._store = store
+        self.transfers = transfers or TransferService(store)
 
     async def ResolveModel(self, request: pb.ResolveModelRequest,
                            context: grpc.aio.ServicerContext) -> pb.ResolveModelResponse:
@@ -57,9 +64,12 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
     await asyncio.to_thread(blobs.remove_stale_temp_files)
     async with open_database(settings.models_dir) as engine:
         await migrate(engine)
-        store = ModelStore(session_factory(engine), blobs)
+        store = ModelStore(session_factory(engine), blobs, noprune=settings.noprune)
+        await prune_at_startup(store)
         service = GrpcService(settings.address, [SERVICE_NAME])
-        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(store), service.server)
+        transfers = TransferService(store, options_from_settings(settings))
+        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(store, transfers),
+                                                         service.server)
         await service.start()
         try:
             await ensure_embedded_model(store, enabled=settings.embedded_model)
@@ -67,6 +77,7 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
             yield service
         finally:
             await service.stop()
+            await transfers.close()
 
 
 def model_summary(record: ModelRecord) -> pb.ModelSummary:

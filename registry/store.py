@@ -1,11 +1,14 @@
 """``ModelStore``: models, manifests and blobs behind one interface the servicer calls.
 
 Files are written before rows: a crash leaves at worst an unreferenced blob (which pruning
-removes), never a row that points at a missing file. Each change is one transaction.
+removes), never a row that points at a missing file. Each change is one transaction. Changes
+that can prune run under one write lock, held across the transaction and the file deletions,
+so a blob is never unlinked while another change commits a manifest that uses it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry import models as tables
 from registry.blobs import BlobStore, digest_of
-from registry.gguf_info import GGUFInfo, load_gguf_info
+from registry.gguf_info import GGUFInfo
+from registry.gguf_kv import read_gguf_info_fast
 from registry.manifests import (
-    CONFIG_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE, PARAMS_MEDIA_TYPE, SYSTEM_MEDIA_TYPE,
-    TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
+    CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE,
+    PARAMS_MEDIA_TYPE, SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
 )
-from services.errors import ModelNotFoundError
+from registry.refs import release_manifest
+from services.errors import CorralError, InvalidModelNameError, ModelNotFoundError
+from services.gofmt import go_quote
 from services.names import ModelName, parse_name
 
 log = structlog.get_logger()
@@ -69,14 +75,39 @@ class ResolvedModel:
     messages: list[dict[str, str]] = field(default_factory=list)
     bos_token: str = ""
     eos_token: str = ""
+    manifest: Manifest | None = None
+    licenses: list[str] = field(default_factory=list)
+
+    @property
+    def parent_model(self) -> str:
+        """Ollama's ``details.parent_model``: the ``from`` of the weights layer."""
+        layer = self.manifest.layer(MODEL_MEDIA_TYPE) if self.manifest else None
+        return layer.from_ if layer else ""
+
+    def layer_digests(self, media_type: str) -> list[str]:
+        """Digests of every layer of ``media_type`` (adapters, projectors), in order."""
+        layers = self.manifest.layers if self.manifest else ()
+        return [layer.digest for layer in layers if layer.media_type == media_type]
 
 
 class ModelStore:
-    """The registry's model catalogue: SQLite rows over a ``BlobStore``."""
+    """The registry's model catalogue: SQLite rows over a ``BlobStore``.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore) -> None:
+    ``noprune`` is ``OLLAMA_NOPRUNE``: a name re-pointed to another manifest then keeps the old
+    manifest's blobs (deleting a model always prunes, as in Ollama).
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore, *,
+                 noprune: bool = False) -> None:
         self._sessions = sessions
         self.blobs = blobs
+        self.noprune = noprune
+        self.write_lock = asyncio.Lock()
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """The session factory, for modules that run their own transactions."""
+        return self._sessions
 
     async def is_empty(self) -> bool:
         """Whether no model is registered."""
@@ -110,7 +141,7 @@ class ModelStore:
     async def import_gguf(self, name: ModelName, source: Path) -> ModelRecord:
         """Register the GGUF file ``source`` as ``name``: weights blob, config, manifest."""
         digest, size = await self.blobs.copy_file(source)
-        info = await self._gguf_info(digest)
+        info = await self.gguf_info(digest)
         config_digest, config_size = await self.blobs.write_bytes(gguf_config(info))
         manifest = Manifest(config=Descriptor(CONFIG_MEDIA_TYPE, config_digest, config_size),
                             layers=(Descriptor(MODEL_MEDIA_TYPE, digest, size),))
@@ -122,28 +153,92 @@ class ModelStore:
 
         The manifest's blobs must already be stored; ``facts`` are GGUF facts by blob digest.
         An existing name that differs only by case keeps its first spelling, as Ollama does.
+        The manifest it replaces is pruned unless ``noprune`` (see ``replace_model``).
         Raises ``ValueError`` for bytes that are not a schema2 manifest.
         """
+        record, _pruned = await self.replace_model(name, content, facts)
+        return record
+
+    async def replace_model(self, name: ModelName, content: bytes,
+                            facts: Mapping[str, GGUFInfo] | None = None
+                            ) -> tuple[ModelRecord, list[str]]:
+        """``save_model`` that also returns the blob digests it pruned: those only the replaced
+        manifest used (none with ``noprune``). Raises ``CorralError`` when a blob file is
+        missing (e.g. pruned by a concurrent delete) and nothing changes then."""
         manifest = Manifest.parse(content)
         digest = digest_of(content)
-        async with self._sessions.begin() as session:
-            await _insert_blobs(session, [manifest.config, *manifest.layers])
-            await _insert_manifest(session, digest, manifest, content)
-            await _insert_facts(session, facts or {})
-            row = await _upsert_model(session, name, digest)
-        log.info("model_saved", model=row_name(row).display, digest=digest)
+        async with self.write_lock:
+            await self._require_files([manifest.config, *manifest.layers])
+            async with self._sessions.begin() as session:
+                await _insert_blobs(session, [manifest.config, *manifest.layers])
+                await _insert_manifest(session, digest, manifest, content)
+                await _insert_facts(session, facts or {})
+                row, old = await _upsert_model(session, name, digest)
+                pruned = (await release_manifest(session, old)
+                          if old not in (None, digest) and not self.noprune else [])
+            await self.unlink_blobs(pruned)
+        log.info("model_saved", model=row_name(row).display, digest=digest, pruned=len(pruned))
         async with self._sessions() as session:
             row = await session.get_one(tables.Model, row.id)
             facts_now = await _facts_by_blob(session, _model_layer_digests([row]))
-        return await self._record(row, facts_now)
+        return await self._record(row, facts_now), pruned
 
-    async def _gguf_info(self, digest: str) -> GGUFInfo:
-        """Facts for a stored GGUF blob: from the table when known, else read from the file."""
+    async def copy_model(self, source: str, destination: str) -> ModelRecord:
+        """Point ``destination`` at ``source``'s manifest (blobs shared), as ``ollama cp``.
+
+        Errors use ``/api/copy``'s wording: ``source "X" is invalid``, ``destination "X" is
+        invalid``, ``model "X" not found``. A replaced destination is pruned unless ``noprune``.
+        """
+        src = _parse_or(source, f"source {go_quote(source)} is invalid")
+        dst = _parse_or(destination, f"destination {go_quote(destination)} is invalid")
+        async with self._sessions() as session:
+            row = await session.scalar(select(tables.Model).where(tables.Model.name_key == src.key))
+            if row is None:
+                raise ModelNotFoundError(f"model {go_quote(source)} not found")
+            content = row.manifest.content
+        return await self.save_model(dst, content)
+
+    async def delete_model(self, text: str) -> list[str]:
+        """Remove the name ``text`` and every blob no other manifest uses; return those digests.
+
+        Always prunes (``OLLAMA_NOPRUNE`` does not apply to deletes, as in Ollama). Errors use
+        ``/api/delete``'s wording: ``name "X" is invalid``, ``model 'X' not found``.
+        """
+        name = _parse_or(text, f"name {go_quote(text)} is invalid")
+        async with self.write_lock:
+            async with self._sessions.begin() as session:
+                row = await session.scalar(
+                    select(tables.Model).where(tables.Model.name_key == name.key))
+                if row is None:
+                    raise ModelNotFoundError(f"model '{text}' not found")
+                digest = row.manifest_digest
+                await session.delete(row)
+                await session.flush()
+                pruned = await release_manifest(session, digest)
+            await self.unlink_blobs(pruned)
+        log.info("model_deleted", model=name.display, digest=digest, pruned=len(pruned))
+        return pruned
+
+    async def unlink_blobs(self, digests: Iterable[str]) -> None:
+        """Delete blob files (whose rows are already gone); a missing file is not an error."""
+        for digest in digests:
+            await asyncio.to_thread(self.blobs.path(digest).unlink, missing_ok=True)
+            log.info("blob_pruned", digest=digest)
+
+    async def gguf_info(self, digest: str) -> GGUFInfo:
+        """Facts for a stored GGUF blob: from the table when known, else read from the file.
+
+        Raises ``ValueError`` when the blob is not a GGUF file."""
         async with self._sessions() as session:
             row = await session.get(tables.GGUFFacts, digest)
         if row is not None:
             return _info_from_row(row)
-        return await load_gguf_info(self.blobs.path(digest))
+        return await asyncio.to_thread(read_gguf_info_fast, self.blobs.path(digest))
+
+    async def _require_files(self, descriptors: Iterable[Descriptor]) -> None:
+        for descriptor in descriptors:
+            if await self.blobs.size(descriptor.digest) is None:
+                raise CorralError(f"blob {descriptor.digest} is missing from the store")
 
     async def _record(self, row: tables.Model, facts: Mapping[str, GGUFInfo]) -> ModelRecord:
         manifest = Manifest.parse(row.manifest.content)
@@ -170,6 +265,9 @@ class ModelStore:
             messages=await self._json(manifest.layer(MESSAGES_MEDIA_TYPE), []),
             bos_token=info.bos_token if info else "",
             eos_token=info.eos_token if info else "",
+            manifest=manifest,
+            licenses=[await self._text(layer) for layer in manifest.layers
+                      if layer.media_type == LICENSE_MEDIA_TYPE],
         )
 
     async def _config(self, manifest: Manifest) -> dict[str, Any]:
@@ -195,6 +293,14 @@ class ModelStore:
 def row_name(row: tables.Model) -> ModelName:
     """The stored spelling of a model row's name."""
     return ModelName(host=row.host, namespace=row.namespace, model=row.model, tag=row.tag)
+
+
+def _parse_or(text: str, message: str) -> ModelName:
+    """``parse_name(text)``, raising ``InvalidModelNameError(message)`` for a bad name."""
+    try:
+        return parse_name(text)
+    except InvalidModelNameError:
+        raise InvalidModelNameError(message) from None
 
 
 def _details(config: Mapping[str, Any], info: GGUFInfo | None) -> ModelDetails:
@@ -259,15 +365,19 @@ async def _insert_facts(session: AsyncSession, facts: Mapping[str, GGUFInfo]) ->
         await session.merge(tables.GGUFFacts(blob_digest=digest, **vars(info)))
 
 
-async def _upsert_model(session: AsyncSession, name: ModelName, digest: str) -> tables.Model:
+async def _upsert_model(session: AsyncSession, name: ModelName,
+                        digest: str) -> tuple[tables.Model, str | None]:
+    """Point ``name`` at ``digest``; return the row and the manifest it pointed at before."""
     row = await session.scalar(select(tables.Model).where(tables.Model.name_key == name.key))
     now = tables.utcnow()
+    old = None
     if row is None:
         row = tables.Model(host=name.host, namespace=name.namespace, model=name.model,
                            tag=name.tag, name_key=name.key, manifest_digest=digest,
                            created_at=now, modified_at=now)
         session.add(row)
     else:
+        old = row.manifest_digest
         row.manifest_digest, row.modified_at = digest, now
     await session.flush()
-    return row
+    return row, old

@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from runner.grammar import grammar_for
 from runner.llama import Batch, ContextConfig, Model
 from runner.sampling import Sampler, SamplerConfig
 from runner.settings import RunnerSettings
@@ -85,7 +86,7 @@ class Engine:
         started = time.perf_counter_ns()
         config = ContextConfig(n_ctx=s.n_ctx, n_seq=s.parallel, n_batch=s.n_batch,
                                n_threads=s.n_threads, embeddings=s.embedding)
-        self.model = Model(s.model, config)
+        self.model = Model(s.model, config, on_progress=_log_progress)
         self._batch = Batch(s.n_batch)
         self.load_duration_ns = time.perf_counter_ns() - started
 
@@ -112,7 +113,7 @@ class Engine:
             raise InvalidRequestError("this runner serves embeddings and cannot generate text")
         prompt = self._prompt_tokens(request)
         sampler = Sampler(SamplerConfig.from_proto(request.sampling), model.vocab,
-                          self.settings.ctx_size, request.grammar)
+                          self.settings.ctx_size, grammar_for(request))
         num_predict = request.num_predict if request.HasField("num_predict") else -1
         return Generation(prompt, sampler, num_predict=num_predict, stops=list(request.stop),
                           loop=loop)
@@ -351,6 +352,11 @@ class Engine:
         finally:
             model.clear()
         return vectors
+
+
+def _log_progress(progress: float) -> None:
+    """Load progress on stderr: the gateway's stall timer restarts on every line."""
+    log.info("model_load_progress", progress=round(progress, 2))
 
 
 def _settle(future: asyncio.Future, result: Any) -> None:

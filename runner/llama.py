@@ -7,8 +7,12 @@ Everything here except the vocabulary helpers must be used from the inference th
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import llama_cpp
 
@@ -87,13 +91,33 @@ class Vocab:
         return llama_cpp.llama_vocab_is_eog(self._vocab, token)
 
 
+def _progress_callback(report: Callable[[float], None], every_s: float = 1.0) -> Any:
+    """A llama.cpp load-progress callback calling ``report`` at most once per ``every_s``."""
+    last = [-every_s]
+
+    def callback(progress: float, _data: Any) -> bool:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            with contextlib.suppress(Exception):
+                report(progress)
+        return True  # go on loading
+
+    return llama_cpp.llama_progress_callback(callback)
+
+
 class Model:
     """A loaded GGUF model and one context over it; ``close()`` frees both."""
 
-    def __init__(self, path: str, config: ContextConfig) -> None:
+    def __init__(self, path: str, config: ContextConfig,
+                 on_progress: Callable[[float], None] | None = None) -> None:
+        """Load ``path``; ``on_progress(fraction)`` is called now and then as the weights load."""
         llama_cpp.llama_backend_init()
         self.ctx = None
         params = llama_cpp.llama_model_default_params()
+        if on_progress is not None:
+            self._progress = _progress_callback(on_progress)  # kept alive while loading
+            params.progress_callback = self._progress
         self._model = llama_cpp.llama_model_load_from_file(path.encode(), params)
         if not self._model:
             raise CorralError(f"failed to load model {path}")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from services.settings import HostAddress
+
+UPLOAD_CHUNK = 1 << 20
 
 
 class ApiError(Exception):
@@ -30,55 +32,104 @@ class ApiClient:
         self.host = host
         self.timeout = timeout
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.host.scheme == "https" else http.client.HTTPConnection
-        connect_host = "127.0.0.1" if self.host.host == "0.0.0.0" else self.host.host
-        return cls(connect_host, self.host.port, timeout=self.timeout)
+        connect_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host.host, self.host.host)
+        return cls(connect_host, self.host.port, timeout=timeout if timeout is not None else self.timeout)
 
-    def _send(self, method: str, path: str, body: Any = None) -> http.client.HTTPResponse:
-        conn = self._connection()
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
+    def _send(self, method: str, path: str, body: Any = None, *, raw: Any = None,
+              headers: dict[str, str] | None = None, timeout: float | None = None,
+              ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        conn = self._connection(timeout)
+        payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        headers = dict(headers or {})
+        if body is not None:
+            headers.setdefault("Content-Type", "application/json")
         try:
             conn.request(method, path, body=payload, headers=headers)
             response = conn.getresponse()
         except (ConnectionError, OSError) as exc:
+            conn.close()
             raise ServerUnreachableError(
-                f"could not connect to corral server at {self.host.url}: is it running? ({exc})"
-            ) from exc
+                "could not connect to corral server, run 'corral serve' to start it") from exc
         if response.status >= 400:
-            raise ApiError(_error_message(response.read(), response.status), response.status)
-        return response
+            message = _error_message(response.read(), response.status)
+            conn.close()
+            raise ApiError(message, response.status)
+        return conn, response
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """One request, one JSON answer (or None for an empty body)."""
-        raw = self._send(method, path, body).read()
+        conn, response = self._send(method, path, body)
+        try:
+            raw = response.read()
+        finally:
+            conn.close()
         return json.loads(raw) if raw.strip() else None
 
     def stream(self, path: str, body: Any) -> Iterator[dict]:
-        """POST and yield each NDJSON object; an in-stream ``error`` raises ``ApiError``."""
-        response = self._send("POST", path, body)
-        for line in response:
-            if not line.strip():
-                continue
-            obj = json.loads(line)
-            if "error" in obj:
-                raise ApiError(obj["error"])
-            yield obj
+        """POST and yield each NDJSON object; an in-stream ``error`` raises ``ApiError``.
+
+        Closing the generator (or an exception such as KeyboardInterrupt while it reads)
+        closes the connection, which is how the server learns to stop generating.
+        """
+        conn, response = self._send("POST", path, body)
+        try:
+            for line in response:
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if "error" in obj:
+                    raise ApiError(obj["error"])
+                yield obj
+        finally:
+            conn.close()
+
+    def head(self, path: str) -> int:
+        """The status of a HEAD request (404 and other errors included, not raised)."""
+        try:
+            conn, response = self._send("HEAD", path)
+        except ApiError as exc:
+            return exc.status
+        response.read()
+        conn.close()
+        return response.status
+
+    def upload(self, path: str, source: BinaryIO, size: int,
+               on_progress: Callable[[int], None] | None = None) -> int:
+        """POST ``size`` bytes from ``source`` in chunks; return the status (200 or 201)."""
+        def chunks() -> Iterator[bytes]:
+            sent = 0
+            while chunk := source.read(UPLOAD_CHUNK):
+                sent += len(chunk)
+                if on_progress:
+                    on_progress(sent)
+                yield chunk
+
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        conn, response = self._send("POST", path, raw=chunks(), headers=headers)
+        response.read()
+        conn.close()
+        return response.status
 
     def is_running(self) -> bool:
+        """Whether anything answers ``HEAD /`` (an HTTP error still means a server is there)."""
         try:
-            self._send("HEAD", "/").read()
-            return True
-        except (ServerUnreachableError, ApiError):
+            conn, response = self._send("HEAD", "/", timeout=5.0)
+        except ServerUnreachableError:
             return False
+        except ApiError:
+            return True
+        response.read()
+        conn.close()
+        return True
 
 
 def _error_message(raw: bytes, status: int) -> str:
     try:
         return json.loads(raw)["error"]
     except (ValueError, KeyError, TypeError):
-        return raw.decode(errors="replace").strip() or f"HTTP {status}"
+        return raw.decode(errors="replace").strip() or f"{status} {http.client.responses.get(status, '')}".strip()
 
 
 def host_from_url(url: str) -> HostAddress:

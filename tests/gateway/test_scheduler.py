@@ -120,14 +120,30 @@ async def test_fast_path_shares_a_loading_runner(make):
     assert len(spawner.spawned) == 1
 
 
-async def test_num_ctx_is_part_of_the_key_and_the_flags(make):
+async def test_smaller_num_ctx_shares_the_runner_and_larger_replaces_it(make):
     spawner = FakeSpawner()
     scheduler = make(spawner, num_parallel=2)
-    await use(scheduler, A, num_ctx=1024)
     await use(scheduler, A, num_ctx=2048)
-    assert [p.spec.ctx_size for p in spawner.spawned] == [1024, 2048]
+    await use(scheduler, A, num_ctx=1024)  # fits the loaded window: no reload
+    assert len(spawner.spawned) == 1
+    await use(scheduler, A, num_ctx=4096)  # larger: a new runner, the old one stops once idle
+    await asyncio.sleep(0.01)
+    assert [p.spec.ctx_size for p in spawner.spawned] == [2048, 4096]
     assert all(p.spec.parallel == 2 for p in spawner.spawned)
-    assert sorted(e.context_length for e in scheduler.loaded()) == [1024, 2048]
+    assert [p.spec.ctx_size for p in spawner.alive] == [4096]
+    assert [e.context_length for e in scheduler.loaded()] == [4096]
+    await use(scheduler, A, num_ctx=2048)
+    assert len(spawner.spawned) == 2
+
+
+async def test_replaced_runner_finishes_its_requests_first(make):
+    spawner = FakeSpawner()
+    scheduler = make(spawner, num_parallel=2)
+    async with scheduler.acquire(A, 1024, None):
+        await use(scheduler, A, num_ctx=2048)
+        assert len(spawner.alive) == 2  # the old one still serves this request
+    await asyncio.sleep(0.01)
+    assert [p.spec.ctx_size for p in spawner.alive] == [2048]
 
 
 async def test_crash_marks_runner_dead_and_next_request_respawns(make):

@@ -83,6 +83,13 @@ async def test_cancelled_call_frees_the_slot(runner: tuple[subprocess.Popen, Pat
     assert cancelled[0]["eval_count"] < 50
 
 
+async def test_load_progress_is_logged(runner: tuple[subprocess.Popen, Path],
+                                      stub: runner_pb2_grpc.RunnerStub) -> None:
+    names = [e["event"] for e in events(runner[1])]
+    assert "model_load_progress" in names  # output while loading restarts the gateway's stall timer
+    assert names.index("model_load_progress") < names.index("model_loaded")
+
+
 async def test_tokenize_detokenize_round_trip(stub: runner_pb2_grpc.RunnerStub) -> None:
     text = "Hello, world!"
     tokens = (await stub.Tokenize(pb.TokenizeRequest(text=text, parse_special=True))).tokens

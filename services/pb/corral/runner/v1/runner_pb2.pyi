@@ -43,7 +43,7 @@ class SamplingOptions(_message.Message):
     def __init__(self, temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., min_p: _Optional[float] = ..., typical_p: _Optional[float] = ..., repeat_penalty: _Optional[float] = ..., repeat_last_n: _Optional[int] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "context", "sampling", "num_predict", "stop", "num_keep", "grammar", "parse_special")
+    __slots__ = ("prompt", "context", "sampling", "num_predict", "stop", "num_keep", "grammar", "parse_special", "json_schema")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class GenerateRequest(_message.Message):
     NUM_KEEP_FIELD_NUMBER: _ClassVar[int]
     GRAMMAR_FIELD_NUMBER: _ClassVar[int]
     PARSE_SPECIAL_FIELD_NUMBER: _ClassVar[int]
+    JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     context: _containers.RepeatedScalarFieldContainer[int]
     sampling: SamplingOptions
@@ -60,7 +61,8 @@ class GenerateRequest(_message.Message):
     num_keep: int
     grammar: str
     parse_special: bool
-    def __init__(self, prompt: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., num_predict: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., num_keep: _Optional[int] = ..., grammar: _Optional[str] = ..., parse_special: _Optional[bool] = ...) -> None: ...
+    json_schema: str
+    def __init__(self, prompt: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., num_predict: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., num_keep: _Optional[int] = ..., grammar: _Optional[str] = ..., parse_special: _Optional[bool] = ..., json_schema: _Optional[str] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("chunk", "done")

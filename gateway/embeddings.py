@@ -1,0 +1,187 @@
+"""The embedding service behind ``/api/embed``, ``/api/embeddings`` and ``/v1/embeddings``.
+
+Embeddings run in a runner started with ``--embedding`` (the Scheduler keys runners by embedding
+mode too), so a model can serve generation and embeddings at once, as Ollama does. The runner
+returns raw pooled vectors; the gateway does what Ollama's handlers do: truncate to ``num_ctx``,
+L2-normalise (``/api/embed``), cut to ``dimensions`` and re-normalise, reject NaN/Inf, and encode
+float32 values with their shortest decimal form.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import json
+import math
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.generation import InferenceService
+from gateway.options import parse_keep_alive
+from gateway.schemas import field_of
+from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
+from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    """``POST /api/embed`` (``api.EmbedRequest``)."""
+
+    model: str
+    inputs: list[str] = field(default_factory=list)
+    truncate: bool = True
+    dimensions: int = 0
+    options: dict = field(default_factory=dict)
+    keep_alive: float | None = None
+
+    @classmethod
+    def parse(cls, body: dict) -> EmbedParams:
+        s = "EmbedRequest"
+        return cls(model=field_of(body, s, "model", str, "").strip(),
+                   inputs=embed_inputs(body.get("input")),
+                   truncate=field_of(body, s, "truncate", bool, True),
+                   dimensions=field_of(body, s, "dimensions", int, 0, "int"),
+                   options=field_of(body, s, "options", dict, {}),
+                   keep_alive=parse_keep_alive(body.get("keep_alive")))
+
+
+@dataclass(frozen=True)
+class EmbeddingsParams:
+    """``POST /api/embeddings`` (``api.EmbeddingRequest``, the legacy single-prompt form)."""
+
+    model: str
+    prompt: str = ""
+    options: dict = field(default_factory=dict)
+    keep_alive: float | None = None
+
+    @classmethod
+    def parse(cls, body: dict) -> EmbeddingsParams:
+        s = "EmbeddingRequest"
+        return cls(model=field_of(body, s, "model", str, "").strip(),
+                   prompt=field_of(body, s, "prompt", str, ""),
+                   options=field_of(body, s, "options", dict, {}),
+                   keep_alive=parse_keep_alive(body.get("keep_alive")))
+
+
+def embed_inputs(raw: object) -> list[str]:
+    """``input`` as a list: a string (``""`` means none) or a list of strings; else 400."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [raw] if raw else []
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        return list(raw)
+    raise InvalidRequestError("invalid input type")
+
+
+class EmbeddingService:
+    """Embeddings over the InferenceService's registry, options and scheduler."""
+
+    def __init__(self, inference: InferenceService) -> None:
+        self.inference = inference
+
+    async def embed(self, p: EmbedParams) -> dict:
+        """Ollama's ``EmbedResponse``: one normalised vector per input (``[]`` for no input)."""
+        started = time.monotonic_ns()
+        reply, load_ns = await self._run(p.model, p.inputs, truncate=p.truncate, options=p.options,
+                                         keep_alive=p.keep_alive,
+                                         empty=ModelNotFoundError("model '' not found"))
+        if reply is None:
+            return {"model": p.model, "embeddings": []}
+        vectors = await asyncio.to_thread(
+            lambda: [normalized(e.values, p.dimensions) for e in reply.embeddings])
+        return {"model": p.model, "embeddings": vectors,
+                "total_duration": time.monotonic_ns() - started, "load_duration": load_ns,
+                "prompt_eval_count": reply.prompt_eval_count}
+
+    async def embeddings(self, p: EmbeddingsParams) -> dict:
+        """The legacy ``{"embedding": [...]}``: one vector, not normalised, float64 values."""
+        inputs = [p.prompt] if p.prompt else []
+        # Legacy requests have no truncate flag; cutting to the context beats failing.
+        reply, _ = await self._run(p.model, inputs, truncate=True, options=p.options,
+                                   keep_alive=p.keep_alive,
+                                   empty=InvalidRequestError("model is required"))
+        if reply is None:
+            return {"embedding": []}
+        values = list(reply.embeddings[0].values)
+        check_finite(values)
+        return {"embedding": values}
+
+    async def _run(self, name: str, inputs: list[str], *, truncate: bool, options: dict,
+                   keep_alive: float | None, empty: CorralError) -> tuple[Any, int]:
+        """Load the model's embedding runner and embed ``inputs`` (``None`` when there are none)."""
+        resolved = await self._resolve(name, empty)
+        num_ctx = self.inference.options(resolved, options).num_ctx
+        scheduler = self.inference.scheduler
+        async with scheduler.acquire(resolved, num_ctx, keep_alive, embedding=True) as lease:
+            if not inputs:
+                return None, lease.load_duration_ns
+            inputs = await fit_inputs(lease.client, inputs, num_ctx, truncate=truncate)
+            reply = await lease.client.embed(pb.EmbedRequest(inputs=inputs, truncate=truncate))
+            return reply, lease.load_duration_ns
+
+    async def _resolve(self, name: str, empty: CorralError) -> Any:
+        try:
+            return await self.inference.resolve(name, empty=empty)
+        except ModelNotFoundError as exc:
+            if exc is empty:
+                raise
+            # embed/embeddings word it as Ollama's scheduler does (%q quoting)
+            quoted = json.dumps(name, ensure_ascii=False)
+            raise ModelNotFoundError(f"model {quoted} not found, try pulling it first") from exc
+
+
+async def fit_inputs(client: Any, inputs: list[str], limit: int, *, truncate: bool) -> list[str]:
+    """Ollama's truncation, against the request's ``num_ctx`` (``limit``): an input longer than
+    ``limit`` tokens is refused without ``truncate``, else cut to its first tokens and
+    detokenized. Done here because a shared runner's context may be larger than ``limit``."""
+    specials = len(await client.tokenize("", add_special=True))  # BOS/EOS the runner adds
+    fitted = []
+    for text in inputs:
+        tokens = await client.tokenize(text, add_special=False, parse_special=True)
+        if len(tokens) + specials <= limit:
+            fitted.append(text)
+        elif not truncate:
+            raise InvalidRequestError("the input length exceeds the context length")
+        else:
+            fitted.append(await client.detokenize(tokens[:max(limit - specials, 1)]))
+    return fitted
+
+
+# -- vectors --------------------------------------------------------------------------------------
+
+def check_finite(values: list[float]) -> None:
+    if not all(math.isfinite(v) for v in values):
+        raise CorralError("embedding contains NaN or Inf values")
+
+
+def normalized(values: Any, dimensions: int = 0) -> list[float]:
+    """L2-normalise in float32 (as Ollama's ``normalize``), then cut to ``0 < dimensions < len``
+    and normalise again; floats come back in their shortest float32 decimal form."""
+    vector = array.array("f", values)
+    check_finite(vector)
+    vector = _unit(vector)
+    if 0 < dimensions < len(vector):
+        vector = _unit(vector[:dimensions])
+    return [shortest_float32(v) for v in vector]
+
+
+def _unit(vector: array.array) -> array.array:
+    norm = math.sqrt(math.fsum(v * v for v in vector))
+    scale = array.array("f", [1.0 / max(norm, 1e-12)])[0]
+    return array.array("f", (v * scale for v in vector))
+
+
+_FLOAT32 = struct.Struct("f")
+
+
+def shortest_float32(value: float) -> float:
+    """The float whose ``repr`` is the shortest decimal that reads back as the same float32
+    (Go encodes ``[]float32`` that way: ``0.010071029``, not ``0.010071028955280781``)."""
+    for digits in range(6, 10):  # 9 significant digits always round-trip a float32
+        candidate = float(f"{value:.{digits}g}")
+        if _FLOAT32.unpack(_FLOAT32.pack(candidate))[0] == value:
+            return candidate
+    return value

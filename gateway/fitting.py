@@ -1,0 +1,87 @@
+"""Making a prompt fit the context window, as Ollama does, and saying so when it had to.
+
+Two steps, in Ollama's order:
+
+1. ``fit_messages`` (chat, and generate's message form): render, count tokens, and while the
+   prompt is too long drop the oldest messages — system messages and the last message always
+   stay (``server/prompt.go`` ``chatPrompt``).
+2. ``fit_tokens`` (every prompt): if it is still too long, keep the first ``num_keep`` tokens,
+   drop the tokens after them so half of the rest of the window is free (the runner's shift),
+   and send token ids instead of text. With ``truncate: false`` a too-long prompt is a 400.
+
+Token counts come from the runner's tokenizer; a prompt whose UTF-8 length is well below the
+window cannot exceed it (every token covers at least one byte), so short prompts cost no call.
+Truncation is logged (``prompt_truncated``) with what was dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from services.errors import InvalidRequestError
+
+log = structlog.get_logger()
+
+Tokenize = Callable[[str, bool], Awaitable[list[int]]]  # (text, add_special) -> ids
+TOO_LONG = "the input length exceeds the context length"
+_SPECIAL_SLACK = 4  # BOS and a tokenizer's dummy-prefix space can add tokens beyond the bytes
+
+
+@dataclass
+class Fitted:
+    """The prompt to send: ``text`` (and ``context`` ids before it), or only ``context`` ids."""
+
+    text: str
+    context: list[int] = field(default_factory=list)
+    dropped_messages: int = 0
+    dropped_tokens: int = 0
+
+
+def surely_fits(text: str, context: Sequence[int], limit: int) -> bool:
+    """True when ``text`` cannot tokenize to more than ``limit`` tokens (no tokenizer call)."""
+    return len(context) + len(text.encode("utf-8")) + _SPECIAL_SLACK <= limit
+
+
+async def count(text: str, context: Sequence[int], tokenize: Tokenize, limit: int) -> int:
+    """Token count of ``context`` + ``text``; a cheap lower bound when it surely fits."""
+    if surely_fits(text, context, limit):
+        return 0
+    return len(context) + len(await tokenize(text, not context))
+
+
+async def fit_messages(messages: Sequence[dict], render: Callable[[list[dict]], str],
+                       tokenize: Tokenize, limit: int) -> tuple[str, int]:
+    """(prompt, messages dropped): the most recent messages whose rendering fits ``limit``."""
+    messages = list(messages)
+    for start in range(len(messages)):
+        system = [m for m in messages[:start] if m.get("role") == "system"]
+        text = render(system + messages[start:])
+        if start == len(messages) - 1 or await count(text, (), tokenize, limit) <= limit:
+            return text, start - len(system) if start else 0
+    return render(messages), 0  # no messages at all
+
+
+async def fit_tokens(text: str, context: Sequence[int], tokenize: Tokenize, *, limit: int,
+                     num_keep: int, truncate: bool) -> Fitted:
+    """Keep ``num_keep`` leading tokens (plus BOS) and the latest ones when over ``limit``."""
+    if surely_fits(text, context, limit):
+        return Fitted(text, list(context))
+    tokens = list(context) + await tokenize(text, not context)
+    if len(tokens) <= limit:
+        return Fitted(text, list(context))
+    if not truncate:
+        raise InvalidRequestError(TOO_LONG)
+    bos = 0 if context else len(tokens) - len(await tokenize(text, False))
+    keep = max(0, min(num_keep + bos, limit - 1))
+    tail = max(1, (limit - keep) // 2)
+    return Fitted("", tokens[:keep] + tokens[-tail:], dropped_tokens=len(tokens) - keep - tail)
+
+
+def log_truncation(model: str, fitted: Fitted, limit: int) -> None:
+    if fitted.dropped_messages or fitted.dropped_tokens:
+        log.warning("prompt_truncated", model=model, num_ctx=limit + 1,
+                    dropped_messages=fitted.dropped_messages,
+                    dropped_tokens=fitted.dropped_tokens)

@@ -1,0 +1,78 @@
+"""``/v1/completions``: OpenAI's legacy completion request → a native ``/api/generate`` body;
+native objects → ``text_completion`` replies or chunks."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from gateway.openai.wire import FINGERPRINT, include_usage, sampling_options, typed, usage
+
+STRUCT = "CompletionRequest"
+_NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """A translated request: the native body plus what shapes the reply."""
+
+    native: dict
+    stream: bool = False
+    include_usage: bool = False
+    id: str = field(default_factory=lambda: f"cmpl-{random.randrange(999)}")
+
+    @classmethod
+    def parse(cls, body: dict) -> CompletionRequest:
+        stream = typed(body, STRUCT, "stream", "bool", "bool", False)
+        native = {"model": typed(body, STRUCT, "model", "string", "string", ""),
+                  "prompt": typed(body, STRUCT, "prompt", "string", "string", ""),
+                  "stream": stream,
+                  "options": sampling_options(body, STRUCT, completions=True)}
+        if suffix := typed(body, STRUCT, "suffix", "string", "string", ""):
+            native["suffix"] = suffix
+        return cls(native=native, stream=stream,
+                   include_usage=stream and include_usage(body, STRUCT))
+
+
+def _choice(native: dict) -> dict:
+    return {"text": native.get("response", ""), "index": 0,
+            "finish_reason": native.get("done_reason") or None}
+
+
+def completion(request_id: str, native: dict) -> dict:
+    """The ``stream:false`` reply from the merged native generate object."""
+    return {"id": request_id, "object": "text_completion", "created": int(time.time()),
+            "model": native.get("model", ""), "system_fingerprint": FINGERPRINT,
+            "choices": [_choice(native)], "usage": usage(native)}
+
+
+class CompletionChunks:
+    """Native generate objects → ``text_completion`` chunks (Ollama's ``CompleteWriter``).
+
+    With ``include_usage`` every chunk carries zero usage and one more chunk with no choices
+    carries the real usage at the end.
+    """
+
+    def __init__(self, request: CompletionRequest) -> None:
+        self.request = request
+        self.created = int(time.time())
+
+    async def stream(self, objects: AsyncIterator[dict]) -> AsyncIterator[dict]:
+        """The chunks of every native object; closing this closes ``objects`` at once."""
+        async with contextlib.aclosing(objects):
+            async for native in objects:
+                chunk = self._chunk(native, [_choice(native)])
+                if self.request.include_usage:
+                    chunk["usage"] = dict(_NO_USAGE)
+                yield chunk
+                if native.get("done") and self.request.include_usage:
+                    yield {**chunk, "choices": [], "usage": usage(native)}
+
+    def _chunk(self, native: dict, choices: list) -> dict:
+        # field order of Ollama's CompletionChunk: choices before model
+        return {"id": self.request.id, "object": "text_completion", "created": self.created,
+                "choices": choices, "model": native.get("model", ""),
+                "system_fingerprint": FINGERPRINT}

@@ -1,0 +1,75 @@
+"""HTTP handlers for the OpenAI-compatible ``/v1`` endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.embeddings import EmbeddingService
+from gateway.generation import merge_chat, merge_generate
+from gateway.keys import INFERENCE, REGISTRY
+from gateway.openai import chat, completions, embeddings, models
+from gateway.openai.wire import openai_errors, openai_json, read_body, sse_stream
+from gateway.schemas import ChatParams, GenerateParams
+
+
+async def _gather(objects: AsyncIterator[dict]) -> list[dict]:
+    async with contextlib.aclosing(objects):
+        return [obj async for obj in objects]
+
+
+async def _one(obj: dict) -> AsyncIterator[dict]:
+    yield obj
+
+
+@openai_errors
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    req = chat.ChatCompletionRequest.parse(await read_body(request, chat.STRUCT))
+    params = ChatParams.parse(req.native)
+    service = request.app[INFERENCE]
+    # a request whose messages are all empty content arrays only loads, as natively
+    objects = _one(await service.load_chat(params)) if params.is_load else service.chat(params)
+    if req.stream:
+        return await sse_stream(request, chat.ChatChunks(req).stream(objects))
+    return openai_json(chat.chat_completion(req.id, merge_chat(await _gather(objects))))
+
+
+@openai_errors
+async def completions_(request: web.Request) -> web.StreamResponse:
+    req = completions.CompletionRequest.parse(await read_body(request, completions.STRUCT))
+    params = GenerateParams.parse(req.native)
+    service = request.app[INFERENCE]
+    objects = (_one(await service.load_generate(params)) if params.is_load
+               else service.generate(params))
+    if req.stream:
+        return await sse_stream(request, completions.CompletionChunks(req).stream(objects))
+    merged = merge_generate(await _gather(objects))
+    return openai_json(completions.completion(req.id, merged))
+
+
+@openai_errors
+async def embeddings_(request: web.Request) -> web.Response:
+    req = embeddings.EmbeddingRequest.parse(await read_body(request, embeddings.STRUCT))
+    native = await EmbeddingService(request.app[INFERENCE]).embed(req.params)
+    return openai_json(embeddings.embedding_list(req, native))
+
+
+@openai_errors
+async def list_models(request: web.Request) -> web.Response:
+    return openai_json(await models.list_models(request.app[REGISTRY]))
+
+
+@openai_errors
+async def retrieve_model(request: web.Request) -> web.Response:
+    model_id = request.match_info["model"]
+    return openai_json(await models.retrieve_model(request.app[REGISTRY], model_id))
+
+
+def add_openai_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions_)
+    app.router.add_post("/v1/embeddings", embeddings_)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model}", retrieve_model)

@@ -1,0 +1,202 @@
+"""OpenAI wire helpers: JSON replies, the error shape, SSE, typed fields, shared sampling options.
+
+Ollama writes OpenAI bodies with Go's ``json.Encoder`` (a trailing newline, ``Content-Type:
+application/json``) and binds requests with Go's decoder, so type errors read
+``json: cannot unmarshal string into Go struct field ChatCompletionRequest.temperature of type
+float64``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.schemas import read_json
+from gateway.streaming import encode_json
+from services.errors import CorralError, InvalidRequestError
+
+log = structlog.get_logger()
+
+JSON_CONTENT_TYPE = "application/json"
+SSE_CONTENT_TYPE = "text/event-stream"
+FINGERPRINT = "fp_ollama"
+_ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# -- replies --------------------------------------------------------------------------------------
+
+def openai_json(obj: object, status: int = 200) -> web.Response:
+    """A ``json.Encoder`` reply: compact JSON plus ``\\n``, ``application/json``."""
+    return web.Response(body=encode_json(obj) + b"\n", status=status,
+                        headers={"Content-Type": JSON_CONTENT_TYPE})
+
+
+def error_body(status: int, message: str) -> dict:
+    """OpenAI's error object; the type follows the status (Ollama ``openai.NewError``)."""
+    return {"error": {"message": message, "type": _ERROR_TYPES.get(status, "api_error"),
+                      "param": None, "code": None}}
+
+
+def openai_errors(handler: Handler) -> Handler:
+    """Answer every failure of ``handler`` in OpenAI's error shape with the native status."""
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except CorralError as exc:
+            log.info("request_error", status=exc.http_status, error=exc.message,
+                     error_type=type(exc).__name__)
+            return openai_json(error_body(exc.http_status, exc.message), exc.http_status)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
+            log.exception("request_crashed")
+            message = str(exc) or type(exc).__name__
+            return openai_json(error_body(500, message), 500)
+    return wrapped
+
+
+async def read_body(request: web.Request, struct: str) -> dict[str, Any]:
+    """The JSON body, with Go's errors naming the ``openai.<struct>`` type."""
+    try:
+        return await read_json(request, struct)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(exc.message.replace(f"api.{struct}", f"openai.{struct}")) from exc
+
+
+async def sse_stream(request: web.Request, events: AsyncIterator[dict]) -> web.StreamResponse:
+    """Send ``events`` as ``data: <json>\\n\\n`` then ``data: [DONE]``.
+
+    A failure before the first event is an ordinary error reply (raised to ``openai_errors``);
+    after it, one ``data: {"error": ...}`` event ends the stream, which the OpenAI clients raise.
+    """
+    async with contextlib.aclosing(events):
+        first = await anext(events, None)
+        response = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE})
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(_event(first))
+            async for event in events:
+                await response.write(_event(event))
+        except (ConnectionError, web.HTTPException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
+            status = exc.http_status if isinstance(exc, CorralError) else 500
+            message = exc.message if isinstance(exc, CorralError) else str(exc)
+            log.warning("stream_failed", error=message, error_type=type(exc).__name__)
+            await response.write(_event(error_body(status, message)))
+        else:
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def _event(obj: object) -> bytes:
+    return b"data: " + encode_json(obj) + b"\n\n"
+
+
+# -- request fields -------------------------------------------------------------------------------
+
+def go_type(value: object) -> str:
+    """Go's ``%T`` of a decoded JSON value."""
+    if value is None:
+        return "<nil>"
+    for types, name in ((bool, "bool"), (str, "string"), ((int, float), "float64"),
+                        (list, "[]interface {}"), (dict, "map[string]interface {}")):
+        if isinstance(value, types):
+            return name
+    return type(value).__name__
+
+
+def json_kind(value: object) -> str:
+    for types, name in ((bool, "bool"), (str, "string"), ((int, float), "number"),
+                        (list, "array"), (dict, "object")):
+        if isinstance(value, types):
+            return name
+    return "value"
+
+
+_CHECKS: dict[str, Callable[[object], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+}
+
+
+def typed(body: dict, struct: str, name: str, kind: str, go: str, default: Any = None) -> Any:
+    """``body[name]`` when it has JSON type ``kind`` (``null``/absent gives ``default``)."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if not _CHECKS[kind](value):
+        found = json_kind(value)
+        if found == "number":  # Go names the literal when a number does not fit
+            found = f"number {value}"
+        raise InvalidRequestError(f"json: cannot unmarshal {found} into Go struct field "
+                                  f"{struct}.{name} of type {go}")
+    return value
+
+
+def stop_sequences(raw: object, *, strict: bool) -> list[str] | None:
+    """``stop`` as a string or a list; ``strict`` (completions) rejects non-string items."""
+    if isinstance(raw, str):
+        return [raw]
+    if not isinstance(raw, list):
+        return None
+    bad = [item for item in raw if not isinstance(item, str)]
+    if bad and strict:
+        raise InvalidRequestError(f"invalid type for 'stop' field: {go_type(bad[0])}")
+    return [item for item in raw if isinstance(item, str)]
+
+
+def sampling_options(body: dict, struct: str, *, completions: bool = False) -> dict:
+    """Native ``options`` from OpenAI's sampling fields.
+
+    ``temperature`` and ``top_p`` default to 1.0, overriding the model's defaults, as Ollama
+    does; the completions endpoint also sends both penalties (0 when absent) and treats a
+    ``top_p`` of 0 as absent.
+    """
+    float_go = "float32" if completions else "float64"
+    options: dict[str, Any] = {}
+    stop = stop_sequences(body.get("stop"), strict=completions)
+    if stop is not None:
+        options["stop"] = stop
+    max_tokens = typed(body, struct, "max_tokens", "int", "int")
+    if max_tokens is None and not completions:
+        max_tokens = typed(body, struct, "max_completion_tokens", "int", "int")
+    if max_tokens is not None:
+        options["num_predict"] = max_tokens
+    options["temperature"] = typed(body, struct, "temperature", "number", float_go, 1.0)
+    seed = typed(body, struct, "seed", "int", "int")
+    if seed is not None:
+        options["seed"] = seed
+    for penalty in ("frequency_penalty", "presence_penalty"):
+        value = typed(body, struct, penalty, "number", float_go, 0.0 if completions else None)
+        if value is not None:
+            options[penalty] = value
+    top_p = typed(body, struct, "top_p", "number", float_go)
+    options["top_p"] = 1.0 if top_p is None or (completions and top_p == 0) else top_p
+    return options
+
+
+def include_usage(body: dict, struct: str) -> bool:
+    """``stream_options.include_usage``."""
+    stream_options = typed(body, struct, "stream_options", "object", "*openai.StreamOptions", {})
+    return bool(typed(stream_options, "StreamOptions", "include_usage", "bool", "bool", False))
+
+
+def usage(native: dict) -> dict:
+    prompt, completion = native.get("prompt_eval_count", 0), native.get("eval_count", 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}

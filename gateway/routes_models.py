@@ -1,0 +1,245 @@
+"""Model management over HTTP: ``/api/show``, ``/api/create``, ``/api/copy``, ``/api/delete``
+and ``/api/blobs/:digest``. The registry does the work; these handlers only translate.
+
+Wording per endpoint follows Ollama (``ollama-api.md`` §1.6–1.11, §1.15): show and delete say
+``model is required`` for an empty name; copy and delete quote bad names Go-style; blob routes
+answer ``invalid digest format``. A blob upload streams the request body to the registry in
+1 MiB chunks — a multi-GB GGUF is never held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from google.protobuf.json_format import MessageToDict
+
+from gateway.gotemplate import Template, TemplateError
+from gateway.keys import REGISTRY
+from gateway.models import details_dict
+from gateway.routes_transfer import progress_dict
+from gateway.schemas import field_of, read_json
+from gateway.streaming import encode_json, local_timestamp, ndjson_stream
+from services.errors import InvalidRequestError
+from services.gofmt import parameters_text
+from services.modelfile import DEFAULT_TEMPLATE, show_modelfile
+from services.pb.corral.registry.v1 import registry_pb2 as pb
+
+UPLOAD_CHUNK = 1 << 20  # well under gRPC's 4 MiB message limit
+_DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
+_PLAIN_JSON = {"Content-Type": "application/json"}
+
+
+# -- show -------------------------------------------------------------------------------------
+
+async def show(request: web.Request) -> web.Response:
+    s = "ShowRequest"
+    body = await read_json(request, s)
+    name = field_of(body, s, "model", str, "") or field_of(body, s, "name", str, "")
+    if not name:
+        raise InvalidRequestError("model is required")
+    system = field_of(body, s, "system", str, "")
+    options = field_of(body, s, "options", dict, {}, "map[string]interface {}")
+    field_of(body, s, "verbose", bool, False)
+    reply = await request.app[REGISTRY].show(name)
+    return _json(show_payload(reply, system=system, options=options))
+
+
+def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
+                 options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``api.ShowResponse`` in Ollama's field order, empty ``omitempty`` fields left out.
+
+    ``system`` (the request's) replaces the model's SYSTEM everywhere; ``options`` are merged
+    into the Modelfile's PARAMETER lines only, as Ollama does. A model without a TEMPLATE
+    shows the GGUF chat template Corral renders (and no TEMPLATE line, so re-creating from the
+    Modelfile keeps using it); a model with neither shows Ollama's default ``{{ .Prompt }}``.
+    """
+    parameters = _plain(MessageToDict(reply.parameters))
+    system = system or reply.system
+    if reply.template:
+        template, modelfile_template = reply.template, reply.template
+    elif reply.chat_template:
+        template, modelfile_template = reply.chat_template, None
+    else:
+        template = modelfile_template = DEFAULT_TEMPLATE
+    blobs_dir = Path(reply.model_path).parent
+    modelfile = show_modelfile(
+        display_name=reply.model.name, model_path=reply.model_path, template=modelfile_template,
+        system=system, adapters=[str(blobs_dir / d.replace(":", "-")) for d in reply.adapters],
+        parameters={**parameters, **(options or {})}, licenses=list(reply.license),
+        messages=[(m.role, m.content) for m in reply.messages])
+    out: dict[str, Any] = {}
+    if reply.license:
+        out["license"] = "\n".join(reply.license)
+    out["modelfile"] = modelfile
+    if parameters:
+        out["parameters"] = parameters_text(parameters)
+    out["template"] = template
+    if system:
+        out["system"] = system
+    out["details"] = details_dict(reply.model.details)
+    if reply.messages:
+        out["messages"] = [{"role": m.role, "content": m.content} for m in reply.messages]
+    out["model_info"] = _plain(MessageToDict(reply.model_info))
+    if reply.capabilities:
+        out["capabilities"] = list(reply.capabilities)
+    out["modified_at"] = local_timestamp(reply.model.modified_at.ToDatetime(tzinfo=dt.timezone.utc))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Protobuf Struct numbers are doubles: give whole ones back their integer form."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
+        return int(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# -- create -----------------------------------------------------------------------------------
+
+async def create(request: web.Request) -> web.StreamResponse:
+    create_request, stream = parse_create(await read_json(request, "CreateRequest"))
+    check_template(create_request.template)
+    objects = _progress(request.app[REGISTRY].create(create_request))
+    if stream:
+        return await ndjson_stream(request, objects)
+    async with contextlib.aclosing(objects):
+        last = {"status": "success"}
+        async for last in objects:
+            pass
+    return _json(last, plain=True)
+
+
+def parse_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
+    """``api.CreateRequest`` (with its deprecated aliases) as the registry's request."""
+    s = "CreateRequest"
+    files = _string_map(body, s, "files")
+    adapters = _string_map(body, s, "adapters")
+    parameters = field_of(body, s, "parameters", dict, {}, "map[string]interface {}")
+    messages = [_message(m) for m in field_of(body, s, "messages", list, [], "[]api.Message")]
+    request = pb.CreateModelRequest(
+        name=field_of(body, s, "model", str, "") or field_of(body, s, "name", str, ""),
+        files=files, adapters=adapters, template=field_of(body, s, "template", str, ""),
+        system=field_of(body, s, "system", str, ""), messages=messages,
+        license=_licenses(body.get("license")),
+        quantize=(field_of(body, s, "quantize", str, "")
+                  or field_of(body, s, "quantization", str, "")),
+        **{"from": field_of(body, s, "from", str, "")})
+    if parameters:
+        request.parameters.update(parameters)
+    return request, field_of(body, s, "stream", bool, True)
+
+
+def check_template(source: str) -> None:
+    """Parse a TEMPLATE as Ollama does before storing it: 400 ``template error: ...``."""
+    if not source:
+        return
+    try:
+        Template(source)
+    except TemplateError as exc:
+        raise InvalidRequestError(f"template error: {exc.message}") from None
+
+
+def _string_map(body: dict, struct: str, name: str) -> dict[str, str]:
+    value = field_of(body, struct, name, dict, {}, "map[string]string")
+    for item in value.values():
+        if not isinstance(item, str):
+            raise InvalidRequestError(f"json: cannot unmarshal {_kind(item)} into Go struct field "
+                                      f"{struct}.{name} of type string")
+    return value
+
+
+def _licenses(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise InvalidRequestError("license must be a string or a list of strings")
+
+
+def _message(raw: Any) -> pb.Message:
+    s = "CreateRequest.messages"
+    if not isinstance(raw, dict):
+        raise InvalidRequestError(f"json: cannot unmarshal {_kind(raw)} into Go struct field "
+                                  f"CreateRequest.messages of type api.Message")
+    return pb.Message(role=field_of(raw, s, "role", str, ""),
+                      content=field_of(raw, s, "content", str, ""))
+
+
+def _kind(value: Any) -> str:
+    return {bool: "bool", str: "string", list: "array", dict: "object"}.get(type(value), "number")
+
+
+async def _progress(progress: AsyncIterator[Any]) -> AsyncIterator[dict]:
+    async with contextlib.aclosing(progress):
+        async for item in progress:
+            yield progress_dict(item)
+
+
+# -- copy and delete --------------------------------------------------------------------------
+
+async def copy(request: web.Request) -> web.Response:
+    s = "CopyRequest"
+    body = await read_json(request, s)
+    await request.app[REGISTRY].copy(field_of(body, s, "source", str, ""),
+                                     field_of(body, s, "destination", str, ""))
+    return web.Response(status=200)
+
+
+async def delete(request: web.Request) -> web.Response:
+    s = "DeleteRequest"
+    body = await read_json(request, s)
+    name = field_of(body, s, "model", str, "") or field_of(body, s, "name", str, "")
+    if not name:
+        raise InvalidRequestError("model is required")
+    await request.app[REGISTRY].delete(name)
+    return web.Response(status=200)
+
+
+# -- blobs ------------------------------------------------------------------------------------
+
+def _digest(request: web.Request) -> str:
+    """The path's digest as ``sha256:<hex>``; 400 ``invalid digest format`` otherwise."""
+    match = _DIGEST.fullmatch(request.match_info["digest"])
+    if match is None:
+        raise InvalidRequestError("invalid digest format")
+    return f"sha256:{match.group(1).lower()}"
+
+
+async def head_blob(request: web.Request) -> web.Response:
+    stat = await request.app[REGISTRY].stat_blob(_digest(request))
+    return web.Response(status=200 if stat.exists else 404)
+
+
+async def upload_blob(request: web.Request) -> web.Response:
+    """201 when stored now, 200 when already present (body not read), 400 on a mismatch."""
+    digest = _digest(request)
+    registry = request.app[REGISTRY]
+    if (await registry.stat_blob(digest)).exists:
+        return web.Response(status=200)
+    reply = await registry.put_blob(digest, request.content.iter_chunked(UPLOAD_CHUNK))
+    return web.Response(status=201 if reply.created else 200)
+
+
+def _json(obj: object, *, plain: bool = False) -> web.Response:
+    headers = _PLAIN_JSON if plain else {"Content-Type": "application/json; charset=utf-8"}
+    return web.Response(body=encode_json(obj), headers=headers)
+
+
+def add_model_routes(app: web.Application) -> None:
+    app.router.add_post("/api/show", show)
+    app.router.add_post("/api/create", create)
+    app.router.add_post("/api/copy", copy)
+    app.router.add_delete("/api/delete", delete)
+    app.router.add_route("HEAD", "/api/blobs/{digest}", head_blob)
+    app.router.add_post("/api/blobs/{digest}", upload_blob)

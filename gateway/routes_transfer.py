@@ -1,0 +1,69 @@
+"""``POST /api/pull`` and ``POST /api/push``: Ollama's progress NDJSON from the registry's streams.
+
+Progress objects are ``api.ProgressResponse``: ``status`` always; ``digest``, ``total`` and
+``completed`` only when non-empty (so a layer's first line may lack ``completed``).
+``"stream": false`` answers the last object (``{"status":"success"}``) or the error; failures
+of the transfer itself are 500s, as Ollama's ``waitForStream`` reports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from gateway.keys import REGISTRY
+from gateway.schemas import field_of, read_json
+from gateway.streaming import collect, ndjson_stream
+from services.errors import InvalidRequestError
+from services.names import parse_name
+
+
+def progress_dict(progress: Any) -> dict:
+    """A ``Progress`` message as Ollama's JSON object (``omitempty`` fields left out)."""
+    out: dict = {"status": progress.status}
+    if progress.digest:
+        out["digest"] = progress.digest
+    if progress.total:
+        out["total"] = progress.total
+    if progress.completed:
+        out["completed"] = progress.completed
+    return out
+
+
+async def _objects(progress: AsyncIterator[Any]) -> AsyncIterator[dict]:
+    async for item in progress:
+        yield progress_dict(item)
+
+
+def _reply(request: web.Request, progress: AsyncIterator[Any], stream: bool):
+    objects = _objects(progress)
+    if not stream:
+        return collect(objects, lambda items: items[-1] if items else {"status": "success"})
+    return ndjson_stream(request, objects)
+
+
+async def pull(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request, "PullRequest")
+    name = field_of(body, "PullRequest", "model", str, "") or field_of(body, "PullRequest", "name", str, "")
+    insecure = field_of(body, "PullRequest", "insecure", bool, False)
+    stream = field_of(body, "PullRequest", "stream", bool, True)
+    parse_name(name)  # 400 "invalid model name" before anything is sent
+    return await _reply(request, request.app[REGISTRY].pull(name, insecure=insecure), stream)
+
+
+async def push(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request, "PushRequest")
+    name = field_of(body, "PushRequest", "model", str, "") or field_of(body, "PushRequest", "name", str, "")
+    insecure = field_of(body, "PushRequest", "insecure", bool, False)
+    stream = field_of(body, "PushRequest", "stream", bool, True)
+    if not name:
+        raise InvalidRequestError("model is required")
+    parse_name(name)
+    return await _reply(request, request.app[REGISTRY].push(name, insecure=insecure), stream)
+
+
+def add_transfer_routes(app: web.Application) -> None:
+    app.router.add_post("/api/pull", pull)
+    app.router.add_post("/api/push", push)

@@ -1,0 +1,99 @@
+"""``ShowModel``: everything ``/api/show`` reports that only the registry can know.
+
+The gateway builds the Modelfile text and the ``parameters`` listing from these parts; here we
+add the GGUF key/values (``model_info``) and Ollama's capability rules on top of a resolved
+model. Header scans are cached per weights blob: a blob's content never changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.gguf_kv import GGUFHeader, model_info, scan_header
+from registry.manifests import ADAPTER_MEDIA_TYPE, PROJECTOR_MEDIA_TYPE
+from registry.store import ModelStore, ResolvedModel
+from services.errors import ModelNotFoundError
+from services.names import parse_name
+
+_CACHE_SIZE = 16
+_GO_VAR = r"\{\{[^}]*\.{name}\b"
+_TOOLS = re.compile(_GO_VAR.replace("{name}", "Tools"))
+_SUFFIX = re.compile(_GO_VAR.replace("{name}", "Suffix"))
+_THINKING = re.compile(_GO_VAR.replace("{name}", "Thinking"))
+
+
+@dataclass(frozen=True)
+class ShownModel:
+    """A resolved model plus its GGUF key/values and capabilities."""
+
+    resolved: ResolvedModel
+    model_info: dict[str, Any]
+    capabilities: list[str]
+
+    @property
+    def adapters(self) -> list[str]:
+        return self.resolved.layer_digests(ADAPTER_MEDIA_TYPE)
+
+
+class ModelShower:
+    """Answers ``ShowModel`` over a ``ModelStore``, caching header scans by blob path."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self._store = store
+        self._headers: OrderedDict[Path, GGUFHeader] = OrderedDict()
+
+    async def show(self, text: str) -> ShownModel:
+        """The model ``text``; ``ModelNotFoundError`` says ``model 'NAME:TAG' not found`` with
+        the name in display form (Ollama HEAD), ``InvalidModelNameError`` for a bad name."""
+        try:
+            resolved = await self._store.resolve(text)
+        except ModelNotFoundError:
+            raise ModelNotFoundError(f"model '{parse_name(text).display}' not found") from None
+        header = await self._header(resolved.model_path)
+        has_projector = bool(resolved.layer_digests(PROJECTOR_MEDIA_TYPE))
+        return ShownModel(resolved=resolved, model_info=model_info(header),
+                          capabilities=capabilities(header.kv, resolved.template,
+                                                    resolved.chat_template, has_projector))
+
+    async def _header(self, path: Path) -> GGUFHeader:
+        if path in self._headers:
+            self._headers.move_to_end(path)
+            return self._headers[path]
+        header = await asyncio.to_thread(scan_header, path)
+        self._headers[path] = header
+        while len(self._headers) > _CACHE_SIZE:
+            self._headers.popitem(last=False)
+        return header
+
+
+def capabilities(kv: dict[str, Any], template: str, chat_template: str,
+                 has_projector: bool) -> list[str]:
+    """Ollama's ``Model.Capabilities`` rules, in its order.
+
+    ``embedding`` when the GGUF declares ``<arch>.pooling_type``, else ``completion``;
+    ``vision`` for ``<arch>.vision.block_count`` or a projector layer; ``tools`` / ``insert``
+    when the Go TEMPLATE uses ``.Tools`` / ``.Suffix``; ``thinking`` when it uses
+    ``.Thinking``. A model without a TEMPLATE is judged by its GGUF Jinja chat template
+    (which is what Corral renders): ``tools`` if it mentions ``tools``, ``thinking`` if it
+    writes ``<think>`` … ``</think>``.
+    """
+    arch = str(kv.get("general.architecture", ""))
+    found = ["embedding" if f"{arch}.pooling_type" in kv else "completion"]
+    if f"{arch}.vision.block_count" in kv:
+        found.append("vision")
+    if template:
+        tools, insert = bool(_TOOLS.search(template)), bool(_SUFFIX.search(template))
+        thinking = bool(_THINKING.search(template))
+    else:
+        tools, insert = "tools" in chat_template, False
+        thinking = "<think>" in chat_template and "</think>" in chat_template
+    found += ["tools"] * tools + ["insert"] * insert
+    if has_projector and "vision" not in found:
+        found.append("vision")
+    found += ["thinking"] * thinking
+    return found

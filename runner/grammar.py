@@ -1,0 +1,44 @@
+"""The grammar a request is constrained by: its GBNF, or one converted from its JSON Schema.
+
+The conversion is llama.cpp's own json-schema-to-grammar, as shipped by llama-cpp-python. Its
+Python port lets raw control characters into strings (the C++ original does not), which strict
+JSON parsers reject, so the string-character rule is tightened to the C++ one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+from services.errors import InvalidRequestError
+from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def grammar_for(request: pb.GenerateRequest) -> str:
+    """GBNF for ``request`` ("" when unconstrained); InvalidRequestError for a bad schema."""
+    if request.grammar:
+        return request.grammar
+    if request.json_schema:
+        return schema_grammar(request.json_schema)
+    return ""
+
+
+@functools.lru_cache(maxsize=32)
+def schema_grammar(schema: str) -> str:
+    """The grammar for a JSON Schema text (cached: clients resend the same schema)."""
+    try:
+        parsed = json.loads(schema)
+    except ValueError as exc:
+        raise InvalidRequestError(f"invalid JSON schema in format: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidRequestError("invalid JSON schema in format: not an object")
+    try:
+        grammar = json_schema_to_gbnf(schema)
+    except (AssertionError, KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise InvalidRequestError(f"invalid JSON schema in format: {exc}") from exc
+    return grammar.replace(_LOOSE_CHAR, _STRICT_CHAR)

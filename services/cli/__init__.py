@@ -1,0 +1,124 @@
+"""The ``corral`` command line, at parity with ``ollama``'s: ``serve`` plus client commands.
+
+Every client command first makes sure a server answers at OLLAMA_HOST (starting a local one in
+the background when allowed, see ``autostart``). Failures print one ``Error: ...`` line to
+stderr and exit with status 1; help screens and errors follow cobra's wording.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from services.api_client import ApiClient, ApiError, ServerUnreachableError
+from services.cli import commands
+from services.cli.autostart import ClientSettings, connect
+from services.cli.create import cmd_create
+from services.cli.parser import Command, Flag, HelpRequested, Invocation, UsageError, resolve
+from services.cli.run import cmd_run
+from services.errors import CorralError
+from services.settings import GatewaySettings, RegistrySettings, documented_variables
+
+SHORT = "Large language model runner"
+
+
+def _env(*classes: type, extra: Sequence[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
+    pairs = dict(extra)
+    for cls in classes:
+        pairs.update(documented_variables(cls))
+    return tuple(pairs.items())
+
+
+CLIENT_ENV = _env(ClientSettings)
+RUN_ENV = (("OLLAMA_EDITOR", "Path to editor for interactive prompt editing (Ctrl+G)"),
+           *CLIENT_ENV, ("OLLAMA_NOHISTORY", "Do not preserve readline history"))
+INSECURE = Flag("insecure", "Use an insecure registry")
+
+
+def cmd_serve(_inv: Invocation) -> int:
+    import asyncio
+
+    from services.logging import configure_logging
+    from services.serve import serve
+
+    configure_logging("serve", debug=RegistrySettings.from_env().debug)
+    return asyncio.run(serve(os.environ))
+
+
+def _client_command(handler: Callable[[Invocation, ApiClient], int]) -> Callable[[Invocation], int]:
+    def run(inv: Invocation) -> int:
+        return handler(inv, connect(os.environ))
+    return run
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("serve", "Start corral", cmd_serve, aliases=("start",),
+            env=_env(GatewaySettings, RegistrySettings)),
+    Command("create MODEL", "Create a model", _client_command(cmd_create), args=(1, 1), env=CLIENT_ENV,
+            flags=(Flag("file", 'Name of the Modelfile (default "Modelfile")', "string", "f"),
+                   Flag("quantize", "Quantize model to this level (e.g. q4_K_M)", "string", "q"))),
+    Command("show MODEL", "Show information for a model", _client_command(commands.cmd_show),
+            args=(1, 1), env=CLIENT_ENV,
+            flags=(Flag("license", "Show license of a model"),
+                   Flag("modelfile", "Show Modelfile of a model"),
+                   Flag("parameters", "Show parameters of a model"),
+                   Flag("template", "Show template of a model"),
+                   Flag("system", "Show system message of a model"),
+                   Flag("verbose", "Show detailed model information", short="v"))),
+    Command("run MODEL [PROMPT]", "Run a model", _client_command(cmd_run), args=(1, None), env=RUN_ENV,
+            flags=(Flag("keepalive", "Duration to keep a model loaded (e.g. 5m)", "string"),
+                   Flag("verbose", "Show timings for response"), INSECURE,
+                   Flag("nowordwrap", "Don't wrap words to the next line automatically"),
+                   Flag("format", "Response format (e.g. json)", "string"),
+                   Flag("think", "Enable thinking mode: true/false or high/medium/low for supported models",
+                        "string", optional="true"),
+                   Flag("hidethinking", "Hide thinking output (if provided)"),
+                   Flag("truncate", "For embedding models: truncate inputs exceeding context length "
+                        "(default: true). Set --truncate=false to error instead"),
+                   Flag("dimensions", "Truncate output embeddings to specified dimension "
+                        "(embedding models only)", "int"))),
+    Command("stop MODEL", "Stop a running model", _client_command(commands.cmd_stop), args=(1, 1),
+            env=CLIENT_ENV),
+    Command("pull MODEL", "Pull a model from a registry", _client_command(commands.cmd_pull),
+            args=(1, 1), flags=(INSECURE,), env=CLIENT_ENV),
+    Command("push MODEL", "Push a model to a registry", _client_command(commands.cmd_push),
+            args=(1, 1), flags=(INSECURE,), env=CLIENT_ENV),
+    Command("list", "List models", _client_command(commands.cmd_list), args=(0, None), aliases=("ls",),
+            env=CLIENT_ENV),
+    Command("ps", "List running models", _client_command(commands.cmd_ps), args=(0, None), env=CLIENT_ENV),
+    Command("cp SOURCE DESTINATION", "Copy a model", _client_command(commands.cmd_copy), args=(2, 2),
+            env=CLIENT_ENV),
+    Command("rm MODEL [MODEL...]", "Remove a model", _client_command(commands.cmd_delete),
+            args=(1, None), env=CLIENT_ENV),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command line; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        inv = resolve(COMMANDS, argv, SHORT)
+        if inv is None:
+            return commands.print_version(ApiClient(ClientSettings.from_env().host, timeout=10))
+        return inv.command.handler(inv)
+    except HelpRequested as help_screen:
+        sys.stdout.write(help_screen.text)
+        return 0
+    except (UsageError, ApiError, ServerUnreachableError) as exc:
+        return _fail(str(exc))
+    except CorralError as exc:
+        return _fail(exc.message)
+    except OSError as exc:
+        return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str) -> int:
+    sys.stdout.flush()
+    print(f"Error: {message}", file=sys.stderr)
+    return 1
+
+
+__all__ = ["COMMANDS", "main"]

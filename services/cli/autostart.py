@@ -1,0 +1,111 @@
+"""Start a local ``corral serve`` in the background when no server answers (beyond Ollama's CLI).
+
+Only for a loopback or unspecified OLLAMA_HOST, and not when CORRAL_NO_AUTOSTART is true. The
+server runs detached in its own session (its own process group, so one ``killpg`` stops the
+whole tree) with output appended to ``$OLLAMA_MODELS/logs/server.log``. A lock file keeps two
+CLI processes from starting two servers on one port.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.api_client import ApiClient, ApiError, ServerUnreachableError
+from services.settings import HostAddress, default_models_dir, parse_bool, parse_ollama_host
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Settings of the client commands (``run``, ``list``, ...)."""
+
+    host: HostAddress = field(metadata={"env": "OLLAMA_HOST", "doc": "IP Address for the corral server (default 127.0.0.1:11434)"})
+    models_dir: Path = field(metadata={"env": "OLLAMA_MODELS", "doc": "model store of an auto-started server, which logs to logs/server.log there (default ~/.corral)"})
+    no_autostart: bool = field(default=False, metadata={"env": "CORRAL_NO_AUTOSTART", "doc": "never start a local server in the background (default false)"})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ClientSettings:
+        return cls(host=parse_ollama_host(env.get("OLLAMA_HOST")), models_dir=default_models_dir(env),
+                   no_autostart=parse_bool(env.get("CORRAL_NO_AUTOSTART")))
+
+
+def is_local(host: HostAddress) -> bool:
+    """Loopback, unspecified or ``localhost``: a server we may start ourselves."""
+    if host.host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def connect(env: Mapping[str, str] = os.environ) -> ApiClient:
+    """A client of a server that answers (Ollama's heartbeat), starting one if allowed.
+
+    Raises ServerUnreachableError when none answers and none may or could be started.
+    """
+    settings = ClientSettings.from_env(env)
+    client = ApiClient(settings.host)
+    if client.is_running():
+        return client
+    if settings.no_autostart or not is_local(settings.host):
+        raise ServerUnreachableError("could not connect to corral server, run 'corral serve' to start it")
+    log_dir = settings.models_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "autostart.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if client.is_running():  # another CLI process started it while we waited
+            return client
+        pid, log_path = spawn_server(env, log_dir / "server.log")
+        wait_until_ready(client, pid, log_path)
+    print(f"Started corral server in the background (pid {pid}, log: {log_path})", file=sys.stderr)
+    return client
+
+
+def spawn_server(env: Mapping[str, str], log_path: Path) -> tuple[int, Path]:
+    """``corral serve`` detached: own session, no terminal, output appended to ``log_path``."""
+    child_env = dict(env)
+    paths = [str(PROJECT_ROOT), *filter(None, child_env.get("PYTHONPATH", "").split(os.pathsep))]
+    child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve"], env=child_env, cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return process.pid, log_path
+
+
+def wait_until_ready(client: ApiClient, pid: int, log_path: Path,
+                     timeout: float = READY_TIMEOUT_S) -> None:
+    """Poll until the model list answers (gateway and registry both up); raise if the server
+    exits or never answers."""
+    probe = ApiClient(client.host, timeout=5.0)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            probe.request("GET", "/api/tags")
+            return
+        except (ServerUnreachableError, ApiError, OSError):
+            pass
+        if _exited(pid):
+            raise ServerUnreachableError(f"could not start corral server, see {log_path}")
+        time.sleep(0.2)
+    raise ServerUnreachableError(f"corral server did not answer within {timeout:.0f}s, see {log_path}")
+
+
+def _exited(pid: int) -> bool:
+    try:
+        finished, _status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return finished == pid

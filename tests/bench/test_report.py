@@ -1,0 +1,92 @@
+"""The harness's arithmetic and parsing, without servers: rates, llama-batched-bench's table,
+medians with ranges, and the target lines a run produces."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import report, targets
+from bench.clients import Stream, aggregate_rate
+from bench.scenarios import Samples, parse_batched_bench
+
+BATCHED_OUTPUT = """
+main: n_kv_max = 2368, n_batch = 2048, n_ubatch = 512, flash_attn = -1, is_pp_shared = 0
+
+|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |
+|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|
+|    32 |    256 |    1 |    288 |    0.050 |   640.00 |    1.590 |   161.01 |    1.640 |   175.61 |
+|    32 |    256 |    4 |   1152 |    0.200 |   640.00 |    5.020 |   203.98 |    5.220 |   220.69 |
+
+llama_perf_context_print:        load time =      95.03 ms
+"""
+
+
+def test_parse_batched_bench_reads_s_tg_per_batch_size() -> None:
+    assert parse_batched_bench(BATCHED_OUTPUT) == {1: 161.01, 4: 203.98}
+
+
+def test_decode_rate_leaves_out_the_first_token() -> None:
+    s = Stream(sent=0.0, first=0.5, last=2.5, events=201)
+    assert s.ttft == 0.5
+    assert s.decode_rate == pytest.approx(100.0)  # 200 tokens after the first in 2 s
+    s.server_tokens = 101  # the server's own count wins over the events seen
+    assert s.decode_rate == pytest.approx(50.0)
+    assert Stream(sent=0.0, first=1.0, last=1.0, events=1).decode_rate is None
+
+
+def test_aggregate_rate_spans_earliest_first_to_latest_last_token() -> None:
+    streams = [Stream(sent=0, first=1.0, last=3.0, events=101),
+               Stream(sent=0, first=1.5, last=5.0, events=101)]
+    assert aggregate_rate(streams) == pytest.approx(200 / 4.0)
+
+
+def test_median_with_range_and_ratios_per_round() -> None:
+    assert report.med([3.0, 1.0, 2.0]) == "2.0 (1.0–3.0)"
+    assert report.med([0.0123], "{:.1f}", 1000) == "12.3"
+    assert report.med([]) == "n/a"
+    samples = Samples(values={"corral": [90.0, 100.0], "llama-server": [100.0, 100.0]})
+    assert samples.ratios("corral", "llama-server") == [0.9, 1.0]
+    assert report.ratio(samples.ratios("corral", "llama-server")) == "0.95× (0.90–1.00)"
+
+
+def _run() -> report.Run:
+    run = report.Run("full", "python -m bench", 2, 256, 2)
+    run.models = {"smollm2": {"label": "SmolLM2", "size": 100_000_000}}
+    run.decode["smollm2"] = Samples(
+        values={"corral": [90.0, 92.0], "llama-server": [100.0, 100.0]},
+        extra={"corral:server": [95.0, 95.0], "llama-server:server": [101.0, 101.0]})
+    run.ttft_same["smollm2"] = Samples(values={"corral": [0.012], "llama-server": [0.010]})
+    run.ttft_fresh["smollm2"] = Samples(values={"corral": [0.052], "llama-server": [0.050]})
+    run.cold["smollm2"] = {"corral": [2.0, 2.2], "corral:load": [1.5, 1.7], "llama-server": [0.4]}
+    run.imports = [0.7]
+    run.streams = {"corral": {1: [150.0], 4: [150.0]}, "batched": {1: [160.0], 4: [200.0]}}
+    run.pull["smollm2"] = {"pull": [500e6], "http": [400e6], "cp": [2e9]}
+    run.rss["smollm2"] = {"runner": 300_000_000, "llama-server": 180_000_000}
+    return run
+
+
+def test_targets_report_each_goal_and_explain_the_misses_with_this_runs_numbers() -> None:
+    text = "\n".join(targets.section(_run()))
+    assert "| decode SmolLM2 | ≥ 0.97 × llama-server | 0.91× | **missed** |" in text
+    assert "| warm TTFT SmolLM2 | ≤ llama-server + 5 ms | +2.0 ms | met |" in text
+    assert "| cold start SmolLM2 | ≤ 1 s | 2.10 s | **missed** |" in text
+    assert "| 4-stream aggregate | ≥ 0.9 × llama-batched-bench (B=4) | 0.75× | **missed** |" in text
+    assert "| pull SmolLM2 | ≥ 0.8 × HTTP copy | 1.25× | met |" in text
+    assert "| runner RSS SmolLM2 | ≤ model + 150 MB | +200 MB | **missed** |" in text
+    # 1000/91 − 1000/100 ≈ 0.99 ms/token in all, 1000/95 − 1000/101 ≈ 0.63 of it in the runner.
+    assert "Corral spends 0.99 ms more per token than llama-server: 0.63 ms in the runner" in text
+    assert ("takes 2.10 s, 1.60 s of it reported as load_duration (runner spawn + model load); a "
+            "bare Python process importing what the runner imports (grpc, llama_cpp, ...) takes "
+            "0.70 s; llama-server spawns, loads and answers in 0.40 s." in text)
+    assert "(at 1 stream 0.94×): the gap widens with streams" in text
+    assert "about 120 MB is the Python interpreter" in text
+    assert text.count("To close it") == 4
+
+
+def test_render_marks_missing_servers_na_with_the_reason() -> None:
+    run = _run()
+    run.decode["smollm2"].values.pop("llama-server")
+    run.decode["smollm2"].na["llama-server"] = "llama.cpp tools not built"
+    text = report.decode_section(run)
+    assert "| SmolLM2 | llama-server | n/a: llama.cpp tools not built | | | |" in text
+    assert "| n/a: not run |" in "\n".join(text)  # llama-cpp-python was not in this run

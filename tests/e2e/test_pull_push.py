@@ -1,0 +1,148 @@
+"""Pull and push through real processes: Debian's docker-registry and a second Corral.
+
+One Corral (A) ships smollm2:135m. A second, empty Corral (B) pulls it from A's /v2/. A pushes it
+under a new name to a real Distribution registry, deletes it locally (blobs pruned), pulls it
+back, and generates exactly what it generated before.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import CorralServer, free_port
+
+pytestmark = pytest.mark.e2e
+
+OPTIONS = {"temperature": 0, "seed": 7, "num_predict": 8, "num_ctx": 512}
+SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def registry_config(root: Path, port: int) -> Path:
+    """A config with no ``auth:`` section (Debian's default one turns Basic auth on)."""
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: {secrets.token_hex(16)}\n")
+    return config
+
+
+@pytest.fixture
+def docker_registry(tmp_path: Path) -> Iterator[str]:
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.skip("Debian's docker-registry is not installed (scripts/test.sh installs it)")
+    port = free_port()
+    log = open(tmp_path / "docker-registry.log", "wb")
+    process = subprocess.Popen([binary, "serve", str(registry_config(tmp_path, port))],
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
+                    break
+            except (OSError, urllib.error.URLError):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError((tmp_path / "docker-registry.log").read_text())
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def start_empty(server: CorralServer, timeout: float = 120.0) -> CorralServer:
+    """Start a Corral with no models (``CorralServer.start`` waits for one to be listed)."""
+    real_get = server.get
+
+    def listed_once_up(path: str) -> dict:
+        reply = real_get(path)
+        return {"models": [True]} if path == "/api/tags" else reply
+
+    server.get = listed_once_up
+    try:
+        server.start(timeout)
+    finally:
+        del server.get
+    return server
+
+
+def generate(server: CorralServer, model: str) -> str:
+    status, body = server.post("/api/generate", {
+        "model": model, "prompt": "Name three colours.", "stream": False, "keep_alive": 0,
+        "options": OPTIONS})
+    assert status == 200, body
+    return body["response"]
+
+
+def transfer(server: CorralServer, path: str, model: str) -> list[dict]:
+    lines = list(server.stream(path, {"model": model, "insecure": True}, timeout=300))
+    assert lines[-1] == {"status": "success"}, lines[-3:]
+    return lines
+
+
+def model_digest(server: CorralServer, name: str) -> str:
+    return next(m["digest"] for m in server.get("/api/tags")["models"] if m["name"] == name)
+
+
+def test_corral_pulls_from_corral_and_round_trips_through_docker_registry(tmp_path, docker_registry):
+    a = CorralServer(tmp_path / "a", tmp_path / "a.log").start()
+    try:
+        original = model_digest(a, "smollm2:135m")
+        before = generate(a, "smollm2:135m")
+        assert before
+
+        b = start_empty(CorralServer(tmp_path / "b", tmp_path / "b.log", CORRAL_EMBEDDED_MODEL="0"))
+        try:
+            from_a = f"127.0.0.1:{a.port}/library/smollm2:135m"
+            lines = transfer(b, "/api/pull", from_a)
+            assert lines[0] == {"status": "pulling manifest"}
+            assert any(line["status"].startswith("pulling ") and line.get("completed") == line.get("total")
+                       for line in lines if "digest" in line)
+            assert model_digest(b, from_a) == original
+            assert generate(b, from_a) == before
+        finally:
+            b.stop()
+
+        remote = f"{docker_registry}/corral/smollm2-roundtrip:135m"
+        status, body, _ = a.request("POST", "/api/copy", {"source": "smollm2:135m",
+                                                          "destination": remote})
+        assert status == 200, body
+        pushed = transfer(a, "/api/push", remote)
+        assert pushed[0] == {"status": "retrieving manifest"}
+        assert pushed[-2] == {"status": "pushing manifest"}
+        assert {line["status"][:8] for line in pushed if "digest" in line} == {"pushing "}
+        request = urllib.request.Request(
+            f"http://{docker_registry}/v2/corral/smollm2-roundtrip/manifests/135m",
+            headers={"Accept": SCHEMA2})
+        with urllib.request.urlopen(request) as response:
+            assert response.headers["Docker-Content-Digest"] == f"sha256:{original}"
+
+        for name in (remote, "smollm2:135m"):
+            status, body, _ = a.request("DELETE", "/api/delete", {"model": name})
+            assert status == 200, body
+        assert a.get("/api/tags")["models"] == []
+        weights = json.loads(urllib.request.urlopen(request).read())["layers"][0]["digest"]
+        assert not (tmp_path / "a" / "blobs" / weights.replace(":", "-")).exists()
+
+        pulled = transfer(a, "/api/pull", remote)
+        layer = [line for line in pulled if line.get("digest") == weights]
+        assert layer[-1]["completed"] == layer[-1]["total"] > 90_000_000
+        assert pulled[-3:-1] == [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}]
+        assert model_digest(a, remote) == original
+        assert generate(a, remote) == before
+    finally:
+        a.stop()

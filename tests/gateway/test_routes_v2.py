@@ -1,0 +1,156 @@
+"""Corral as a registry: /v2/ read side (manifests, ranged blobs) and the opt-in write side."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from registry.transfer.service import TransferService
+from tests.gateway.transfer_stack import gateway_client, real_registry
+from tests.registry.conftest import open_store, write_tiny_gguf
+from tests.registry.transfer_helpers import fast_options
+
+SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+async def registry(tmp_path: Path):
+    gguf = write_tiny_gguf(tmp_path / "tiny.gguf")
+    async with real_registry(tmp_path / "models", {"tiny:v1": gguf}) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(aiohttp_client, registry, tmp_path):
+    return await gateway_client(aiohttp_client, registry, tmp_path)
+
+
+@pytest.fixture
+async def writable(aiohttp_client, registry, tmp_path):
+    return await gateway_client(aiohttp_client, registry, tmp_path, registry_write=True)
+
+
+async def test_base_endpoint(client):
+    response = await client.get("/v2/")
+    assert (response.status, await response.text()) == (200, "{}")
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+async def test_manifest_bytes_by_tag_and_by_digest(client, registry):
+    stored = (await registry.get_manifest("library/tiny", "v1")).content
+    response = await client.get("/v2/library/tiny/manifests/v1")
+    assert response.status == 200 and await response.read() == stored
+    assert response.headers["Content-Type"] == SCHEMA2
+    assert response.headers["Docker-Content-Digest"] == sha(stored)
+    head = await client.head("/v2/library/tiny/manifests/v1")
+    assert head.status == 200 and int(head.headers["Content-Length"]) == len(stored)
+    assert await head.read() == b""
+    by_digest = await client.get(f"/v2/library/tiny/manifests/{sha(stored)}")
+    assert await by_digest.read() == stored
+
+
+async def test_unknown_manifest_is_an_oci_error(client):
+    response = await client.get("/v2/library/nope/manifests/v1")
+    assert response.status == 404
+    assert (await response.json())["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+
+async def test_blob_full_ranged_and_head(client, registry, tmp_path):
+    stored = json.loads((await registry.get_manifest("library/tiny", "v1")).content)
+    layer = stored["layers"][0]
+    data = (tmp_path / "tiny.gguf").read_bytes()
+    url = f"/v2/library/tiny/blobs/{layer['digest']}"
+    full = await client.get(url)
+    assert full.status == 200 and await full.read() == data
+    assert full.headers["Docker-Content-Digest"] == layer["digest"]
+    assert full.headers["Location"].endswith(url)  # what real Ollama clients need on a 200
+    part = await client.get(url, headers={"Range": "bytes=10-109"})
+    assert part.status == 206 and await part.read() == data[10:110]
+    assert part.headers["Content-Range"] == f"bytes 10-109/{len(data)}"
+    head = await client.head(url)
+    assert head.status == 200 and int(head.headers["Content-Length"]) == len(data)
+    missing = await client.get("/v2/library/tiny/blobs/sha256:" + "0" * 64)
+    assert missing.status == 404 and (await missing.json())["errors"][0]["code"] == "BLOB_UNKNOWN"
+    bad = await client.get("/v2/library/tiny/blobs/sha256:xyz")
+    assert bad.status == 400
+
+
+async def test_write_side_is_off_by_default(client):
+    response = await client.post("/v2/library/x/blobs/uploads/")
+    assert response.status == 405
+    assert (await response.json())["errors"][0]["code"] == "UNSUPPORTED"
+    response = await client.put("/v2/library/x/manifests/v1", data=b"{}")
+    assert response.status == 405
+
+
+async def test_chunked_upload_with_a_retried_part(writable):
+    data = bytes(range(256)) * 40
+    start = await writable.post("/v2/library/up/blobs/uploads/")
+    assert start.status == 202
+    location = start.headers["Location"]
+    assert location.startswith("http://127.0.0.1:")  # absolute, as Ollama's uploader needs
+    first = await writable.session.patch(location, data=data[:6000], headers={"Content-Range": "0-5999"})
+    assert first.status == 202 and first.headers["Range"] == "0-5999"
+    # a retry of an overlapping part starts at 4000: the bytes after it are replaced
+    again = await writable.session.patch(first.headers["Location"], data=data[4000:],
+                                 headers={"Content-Range": f"4000-{len(data) - 1}"})
+    assert again.headers["Range"] == f"0-{len(data) - 1}"
+    gap = await writable.session.patch(again.headers["Location"], data=b"x",
+                               headers={"Content-Range": f"{len(data) + 5}-{len(data) + 5}"})
+    assert gap.status == 416
+    done = await writable.session.put(f"{again.headers['Location']}?digest={sha(data)}")
+    assert done.status == 201 and done.headers["Docker-Content-Digest"] == sha(data)
+    blob = await writable.get(f"/v2/library/up/blobs/{sha(data)}")
+    assert await blob.read() == data
+
+
+async def test_upload_with_the_wrong_digest_stores_nothing(writable):
+    start = await writable.post("/v2/library/up/blobs/uploads/")
+    await writable.session.patch(start.headers["Location"], data=b"hello")
+    done = await writable.session.put(f"{start.headers['Location']}?digest={sha(b'other')}")
+    assert done.status == 400
+    assert (await done.json())["errors"][0]["code"] == "DIGEST_INVALID"
+    assert (await writable.head(f"/v2/library/up/blobs/{sha(b'hello')}")).status == 404
+
+
+async def test_monolithic_upload_mount_and_manifest_checks(writable, registry):
+    manifest = (await registry.get_manifest("library/tiny", "v1")).content
+    layer = json.loads(manifest)["layers"][0]["digest"]
+    mounted = await writable.post(f"/v2/library/copy/blobs/uploads/?mount={layer}&from=library/tiny")
+    assert mounted.status == 201
+    mono = await writable.post(f"/v2/library/copy/blobs/uploads/?digest={sha(b'abc')}", data=b"abc")
+    assert mono.status == 201
+    assert (await writable.head(f"/v2/library/copy/blobs/{sha(b'abc')}")).status == 200
+    dangling = manifest.replace(layer[7:].encode(), b"f" * 64)
+    refused = await writable.put("/v2/library/copy/manifests/v1", data=dangling,
+                                 headers={"Content-Type": SCHEMA2})
+    assert refused.status == 400 and "blob unknown" in (await refused.json())["errors"][0]["message"]
+    stored = await writable.put("/v2/library/copy/manifests/v1", data=manifest,
+                                headers={"Content-Type": SCHEMA2})
+    assert stored.status == 201 and stored.headers["Docker-Content-Digest"] == sha(manifest)
+    assert (await registry.resolve("copy:v1")).model.digest == sha(manifest)[7:]
+
+
+async def test_push_to_and_pull_from_a_corral(writable, registry, tmp_path):
+    """The transfer client against this gateway: push a model in, pull it back out elsewhere."""
+    host = f"127.0.0.1:{writable.server.port}"
+    gguf = write_tiny_gguf(tmp_path / "other.gguf", context_length=512)
+    async with open_store(tmp_path / "elsewhere") as store:
+        from services.names import parse_name
+        record = await store.import_gguf(parse_name(f"{host}/team/other:v2"), gguf)
+        service = TransferService(store, fast_options(tmp_path))
+        pushed = [p.status async for p in service.push(f"{host}/team/other:v2", insecure=True)]
+        assert pushed[-1] == "success"
+        assert (await registry.resolve("team/other:v2")).model.digest == record.digest
+        pulled = [p.status async for p in service.pull(f"{host}/library/tiny:v1", insecure=True)]
+        assert pulled[-1] == "success"
+        tiny = await store.resolve(f"{host}/library/tiny:v1")
+        assert tiny.model_path.read_bytes() == (tmp_path / "tiny.gguf").read_bytes()
+        await service.close()

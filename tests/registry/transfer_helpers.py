@@ -1,0 +1,41 @@
+"""Fixtures' building blocks for the transfer tests: a store, a service, a fake registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from registry.transfer.remote import TransferOptions
+
+PART = 64 * 1024
+
+
+def fast_options(tmp_path: Path, **overrides) -> TransferOptions:
+    """64 KiB parts, millisecond backoff, frequent progress; a key file in ``tmp_path``."""
+    values = dict(min_part_size=PART, max_part_size=PART, backoff_s=0.001, attempts=3,
+                  progress_interval_s=0.005, stall_timeout_s=5.0, key_file=tmp_path / "id_ed25519")
+    values.update(overrides)
+    return TransferOptions(**values)
+
+
+def gguf_file(path: Path, floats: int, seed: int = 0) -> bytes:
+    """A valid GGUF (llama metadata, a chat template) with ``floats`` random F32 weights."""
+    import gguf
+
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_context_length(256)
+    writer.add_embedding_length(8)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["<s>", "</s>", "a", "b"])
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(1)
+    writer.add_chat_template("{{ messages }}")
+    weights = np.random.default_rng(seed).standard_normal((4, floats // 4)).astype(np.float32)
+    writer.add_tensor("token_embd.weight", weights)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path.read_bytes()
