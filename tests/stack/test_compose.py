@@ -1,0 +1,131 @@
+"""compose.yaml (and the GPU override), checked without a Docker engine.
+
+``docker-compose config`` (Debian's docker-compose 1.29) validates the files against the Compose
+schema and resolves them; the structural tests below hold the stack to what the README promises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "compose.yaml"
+GPU = ROOT / "compose.gpu.yaml"
+
+
+def docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    if not found:
+        if os.environ.get("CORRAL_STACK_STRICT"):
+            pytest.fail("docker-compose is missing (apt-get install docker-compose)")
+        pytest.skip("docker-compose not installed (Debian package docker-compose)")
+    return found
+
+
+def resolved(*files: Path, profile: str | None = None) -> dict:
+    """``docker-compose config`` output for ``files``, parsed; fails on any schema error."""
+    argv = [docker_compose(), "--project-directory", str(ROOT)]
+    for path in files:
+        argv += ["-f", str(path)]
+    if profile:
+        argv += ["--profile", profile]
+    result = subprocess.run([*argv, "config"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COMPOSE_PROJECT_NAME": "corral"})
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_docker_compose_config_accepts_the_stack():
+    config = resolved(COMPOSE, profile="webui")
+    assert set(config["services"]) == {"registry", "gateway", "open-webui"}
+    assert set(config["volumes"]) == {"models", "open-webui"}
+
+
+def test_docker_compose_config_accepts_the_gpu_override():
+    config = resolved(COMPOSE, GPU)
+    for name in ("registry", "gateway"):
+        build = config["services"][name]["build"]
+        assert build["args"]["CMAKE_ARGS"] == "-DGGML_CUDA=on"
+        assert build["args"]["BUILD_IMAGE"].startswith("nvidia/cuda:")
+        assert "-devel-" in build["args"]["BUILD_IMAGE"]
+        assert "-runtime-" in build["args"]["RUNTIME_IMAGE"]
+    (device,) = config["services"]["gateway"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+
+
+def test_gpu_build_args_are_declared_by_the_dockerfile():
+    declared = {line.split()[1].split("=")[0] for line in (ROOT / "Dockerfile").read_text().splitlines()
+                if line.startswith("ARG ")}
+    args = yaml.safe_load(GPU.read_text())["x-cuda-build"]["args"]
+    assert set(args) <= declared
+
+
+def test_registry_and_gateway_share_one_image_and_the_models_volume(compose):
+    registry, gateway = compose["services"]["registry"], compose["services"]["gateway"]
+    assert registry["image"] == gateway["image"]
+    assert not registry["image"].endswith(":latest")
+    assert registry["build"]["context"] == "."
+    for service in (registry, gateway):
+        assert "models:/models" in service["volumes"]
+        assert service["environment"]["OLLAMA_MODELS"] == "/models"
+        assert service["restart"] == "unless-stopped"
+
+
+def test_each_service_runs_a_real_module(compose):
+    for name in ("registry", "gateway"):
+        command = compose["services"][name]["command"]
+        assert command[:2] == ["python", "-m"]
+        assert (ROOT / command[2] / "__main__.py").is_file()
+
+
+def test_only_the_gateway_port_is_published(compose):
+    services = compose["services"]
+    assert "ports" not in services["registry"]
+    assert services["gateway"]["ports"] == ["11434:11434"]
+    assert services["gateway"]["environment"]["OLLAMA_HOST"] == "0.0.0.0:11434"
+    registry_addr = services["registry"]["environment"]["CORRAL_REGISTRY_ADDR"]
+    assert registry_addr == "0.0.0.0:11435"
+    assert services["gateway"]["environment"]["CORRAL_REGISTRY_ADDR"] == "registry:11435"
+
+
+def test_healthchecks_probe_the_grpc_and_http_health_endpoints(compose):
+    services = compose["services"]
+    registry_check = services["registry"]["healthcheck"]["test"]
+    gateway_check = services["gateway"]["healthcheck"]["test"]
+    assert registry_check == ["CMD", "python", "-m", "services.healthcheck", "grpc", "127.0.0.1:11435"]
+    assert gateway_check == ["CMD", "python", "-m", "services.healthcheck", "http",
+                             "http://127.0.0.1:11434/api/version"]
+    assert services["gateway"]["depends_on"]["registry"]["condition"] == "service_healthy"
+
+
+def test_open_webui_is_an_optional_profile_pointed_at_the_gateway(compose):
+    webui = compose["services"]["open-webui"]
+    assert webui["profiles"] == ["webui"]
+    assert not webui["image"].endswith((":latest", ":main"))
+    env = webui["environment"]
+    assert env["OLLAMA_BASE_URL"] == "http://gateway:11434"
+    assert env["RAG_EMBEDDING_ENGINE"] == "ollama"
+    assert env["RAG_EMBEDDING_MODEL"] == "smollm2:135m"
+    assert json.loads(env["DEFAULT_MODEL_METADATA"]) == {"capabilities": {"builtin_tools": False}}
+    assert webui["depends_on"]["gateway"]["condition"] == "service_healthy"
+    assert webui["restart"] == "unless-stopped"
+
+
+def test_the_webui_test_runs_the_open_webui_release_compose_pins():
+    """The browser test and the compose file use the same Open WebUI release."""
+    image_tag = yaml.safe_load(COMPOSE.read_text())["services"]["open-webui"]["image"].rsplit(":v", 1)[1]
+    script = (ROOT / "scripts" / "test-webui.sh").read_text()
+    assert f"OPEN_WEBUI_VERSION={image_tag}" in script
+
