@@ -12,6 +12,9 @@ from registry.blobs import BlobStore
 from registry.db import migrate, open_database, session_factory
 from registry.embedded import embedded_model_file
 from registry.store import ModelStore
+from registry.transfer.service import TransferService
+from tests.registry.fake_oci import FakeOCI
+from tests.registry.transfer_helpers import fast_options
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +60,24 @@ def write_tiny_gguf(path: Path, *, context_length: int = 256) -> Path:
 @pytest.fixture
 def tiny_gguf(tmp_path: Path) -> Path:
     return write_tiny_gguf(tmp_path / "tiny.gguf")
+
+
+# Transfer tests: a fake OCI registry on loopback and a TransferService over a fresh store.
+@pytest.fixture
+def fake() -> FakeOCI:
+    return FakeOCI()
+
+
+@pytest.fixture
+async def remote(aiohttp_server, fake: FakeOCI) -> str:
+    server = await aiohttp_server(fake.app(), host="127.0.0.1")
+    fake.port = server.port
+    return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[TransferService]:
+    async with open_store(tmp_path / "models") as store:
+        transfers = TransferService(store, fast_options(tmp_path))
+        yield transfers
+        await transfers.close()

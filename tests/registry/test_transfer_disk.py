@@ -15,20 +15,7 @@ from registry.transfer import download
 from registry.transfer.download import DiskFullError
 from registry.transfer.service import TransferService
 from tests.registry.conftest import open_store
-from tests.registry.fake_oci import FakeOCI
 from tests.registry.transfer_helpers import fast_options
-
-
-@pytest.fixture
-def fake() -> FakeOCI:
-    return FakeOCI()
-
-
-@pytest.fixture
-async def remote(aiohttp_server, fake: FakeOCI) -> str:
-    server = await aiohttp_server(fake.app(), host="127.0.0.1")
-    fake.port = server.port
-    return f"127.0.0.1:{server.port}"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from registry.manifests import MODEL_MEDIA_TYPE
 from registry.transfer.service import TransferService
 from services.errors import CorralError, InvalidModelNameError
 from tests.registry.conftest import open_store
-from tests.registry.fake_oci import FakeOCI, digest
+from tests.registry.fake_oci import digest
 from tests.registry.transfer_helpers import PART, fast_options, gguf_file
 
 WEIGHTS = 4 * PART + 1000  # five parts, the last one short
@@ -22,26 +21,6 @@ WEIGHTS = 4 * PART + 1000  # five parts, the last one short
 @pytest.fixture
 def gguf(tmp_path: Path) -> bytes:
     return gguf_file(tmp_path / "model.gguf", WEIGHTS // 4)
-
-
-@pytest.fixture
-def fake() -> FakeOCI:
-    return FakeOCI()
-
-
-@pytest.fixture
-async def remote(aiohttp_server, fake: FakeOCI) -> str:
-    server = await aiohttp_server(fake.app(), host="127.0.0.1")
-    fake.port = server.port
-    return f"127.0.0.1:{server.port}"
-
-
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[TransferService]:
-    async with open_store(tmp_path / "models") as store:
-        transfers = TransferService(store, fast_options(tmp_path))
-        yield transfers
-        await transfers.close()
 
 
 async def pull(service: TransferService, name: str, insecure: bool = True) -> list[dict]:

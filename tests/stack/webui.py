@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -158,9 +159,12 @@ def corral_hits(log_path: Path) -> list[Hit]:
     return hits
 
 
+_DIGEST = re.compile(r"sha256[:-][0-9a-f]{64}")
+
+
 def hits_report(hits: list[Hit]) -> str:
-    """A table of method, path, status and count, most frequent first."""
-    counts = Counter(hits)
+    """A table of method, path (digests folded), status and count, sorted by path."""
+    counts = Counter(Hit(h.method, _DIGEST.sub("sha256:<digest>", h.path), h.status) for h in hits)
     lines = [f"{count:5d}  {hit.method:7s} {hit.status}  {hit.path}"
              for hit, count in sorted(counts.items(), key=lambda kv: (kv[0].path, kv[0].method))]
     return "\n".join(["count  method  status  path", *lines])
