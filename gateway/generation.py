@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -83,18 +83,11 @@ class InferenceService:
             parser = output_parser(model_template, think, fitted.text)
             request = options.generate_request(fitted.text, context=fitted.context,
                                                json_schema=p.format)
-            events = lease.generate(request)
-            async with contextlib.aclosing(events):  # a client gone cancels the runner
-                async for event in events:
-                    if event.HasField("chunk"):
-                        if piece := parser.feed(event.chunk.text):
-                            yield {"model": p.model, "created_at": utc_timestamp(),
-                                   **_generate_piece(piece), "done": False}
-                    else:
-                        yield {"model": p.model, "created_at": utc_timestamp(),
-                               **_generate_piece(parser.finish()),
-                               **final_fields(event.done, started, lease.load_duration_ns,
-                                              context=not p.raw)}
+            def final(done: pb.Done) -> dict:
+                return final_fields(done, started, lease.load_duration_ns, context=not p.raw)
+
+            async for obj in _stream(lease, request, parser, p.model, _generate_piece, final):
+                yield obj
 
     async def _generate_prompt(self, p: GenerateParams, resolved: Any, template: PromptTemplate,
                                think: Think, lease: Any, options: ModelOptions) -> fitting.Fitted:
@@ -158,17 +151,12 @@ class InferenceService:
             parser = output_parser(template, think, fitted.text, tools=p.tools)
             request = options.generate_request(fitted.text, context=fitted.context,
                                                json_schema=p.format)
-            events = lease.generate(request)
-            async with contextlib.aclosing(events):  # a client gone cancels the runner
-                async for event in events:
-                    if event.HasField("chunk"):
-                        if piece := parser.feed(event.chunk.text):
-                            yield {"model": p.model, "created_at": utc_timestamp(),
-                                   "message": chat_message(piece), "done": False}
-                    else:
-                        yield {"model": p.model, "created_at": utc_timestamp(),
-                               "message": chat_message(parser.finish()),
-                               **final_fields(event.done, started, lease.load_duration_ns)}
+            def final(done: pb.Done) -> dict:
+                return final_fields(done, started, lease.load_duration_ns)
+
+            async for obj in _stream(lease, request, parser, p.model,
+                                     lambda piece: {"message": chat_message(piece)}, final):
+                yield obj
 
     async def load_chat(self, p: ChatParams) -> dict:
         """No messages: load (``done_reason: load``) or, with keep_alive 0, unload."""
@@ -201,6 +189,22 @@ class InferenceService:
         await self.scheduler.load(resolved, options.num_ctx, p.keep_alive)
         return "load"
 
+
+
+async def _stream(lease: Any, request: pb.GenerateRequest, parser: OutputParser, model: str,
+                  shape: Callable[[Piece], dict],
+                  final: Callable[[pb.Done], dict]) -> AsyncIterator[dict]:
+    """The runner's text through ``parser`` as wire objects; the last one carries ``final``."""
+    events = lease.generate(request)
+    async with contextlib.aclosing(events):  # a client gone cancels the runner
+        async for event in events:
+            if event.HasField("chunk"):
+                if piece := parser.feed(event.chunk.text):
+                    yield {"model": model, "created_at": utc_timestamp(), **shape(piece),
+                           "done": False}
+            else:
+                yield {"model": model, "created_at": utc_timestamp(),
+                       **shape(parser.finish()), **final(event.done)}
 
 def _window(lease: Any, options: ModelOptions) -> tuple[int, fitting.Tokenize]:
     """The prompt token limit — the request's num_ctx, or the leased slot's if smaller, less
