@@ -6,7 +6,6 @@ per-slot context; each logs to its own file under the run's scratch directory.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from services.serve import die_with_parent
-from tests.e2e.server import ROOT, CorralServer, cmdline, descendants, free_port
+from tests.e2e.server import ROOT, CorralServer, cmdline, descendants, free_port, terminate
 
 __all__ = ["Corral", "LlamaCppPythonServer", "LlamaServer", "corral_pids", "vm_hwm"]
 
@@ -116,13 +115,8 @@ class _Process:
         return dict(os.environ)
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            terminate(self.process, timeout)
 
     def __enter__(self) -> _Process:
         return self

@@ -114,28 +114,25 @@ class Parser:
         name = self._template_name(action, "define")
         if len(action.tokens) > 2:
             raise self._error(action, "unexpected tokens in define clause")
+        self.defined[name] = self._template_body(action, "define")
+
+    def _template_body(self, action: Action, keyword: str) -> n.ListNode:
+        """The body of a define/block, parsed in a fresh variable scope up to its ``end``."""
         saved, self.scopes = self.scopes, [["$"]]
         try:
             body, stop = self._list()
         finally:
             self.scopes = saved
         if stop is None or stop.tokens[0].value != "end":
-            raise self._error(action, "unexpected EOF in define")
-        self.defined[name] = body
+            raise self._error(action, f"unexpected EOF in {keyword}")
+        return body
 
     def _template(self, keyword: str, action: Action) -> n.TemplateNode:
         name = self._template_name(action, keyword)
         rest = action.tokens[2:]
         pipe = self._pipeline(action, rest, keyword) if rest else None
         if keyword == "block":
-            saved, self.scopes = self.scopes, [["$"]]
-            try:
-                body, stop = self._list()
-            finally:
-                self.scopes = saved
-            if stop is None or stop.tokens[0].value != "end":
-                raise self._error(action, "unexpected EOF in block")
-            self.defined[name] = body
+            self.defined[name] = self._template_body(action, "block")
         return n.TemplateNode(name, pipe, action.line)
 
     def _template_name(self, action: Action, keyword: str) -> str:

@@ -48,6 +48,17 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def terminate(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if ``process`` has not exited within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -87,13 +98,8 @@ class CorralServer:
         raise TimeoutError(f"corral serve not ready:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            terminate(self.process, timeout)
         self._log.close()
         return self.process.returncode if self.process else 0
 
@@ -124,6 +130,16 @@ class CorralServer:
             for line in resp:
                 if line.strip():
                     yield json.loads(line)
+
+    def log_events(self, name: str) -> list[dict]:
+        """Every JSON log record of event ``name`` the server tree has written so far."""
+        found = []
+        for line in self.log_path.read_text().splitlines():
+            if line.startswith("{") and f'"{name}"' in line:
+                record = json.loads(line)
+                if record.get("event") == name:
+                    found.append(record)
+        return found
 
     def runner_pids(self) -> list[int]:
         return [p for p in descendants(self.process.pid) if " -m runner" in cmdline(p)]

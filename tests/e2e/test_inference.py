@@ -60,16 +60,6 @@ def error(server: CorralServer, path: str, body: dict) -> tuple[int, str]:
     return status, json.loads(raw).get("error", "")
 
 
-def events(server: CorralServer, name: str) -> list[dict]:
-    found = []
-    for line in server.log_path.read_text().splitlines():
-        if line.startswith("{") and f'"{name}"' in line:
-            record = json.loads(line)
-            if record.get("event") == name:
-                found.append(record)
-    return found
-
-
 @contextlib.contextmanager
 def created(server: CorralServer, name: str, **fields) -> Iterator[str]:
     """A model made with /api/create from SmolLM2, deleted afterwards."""
@@ -204,7 +194,7 @@ def test_num_predict_ends_chat_with_length(corral):
 
 
 def test_client_disconnect_stops_generation(corral):
-    cancelled_before = len(events(corral, "generation_cancelled"))
+    cancelled_before = len(corral.log_events("generation_cancelled"))
     conn = http.client.HTTPConnection("127.0.0.1", corral.port, timeout=120)
     conn.request("POST", "/api/generate", json.dumps({
         "model": MODEL, "prompt": "Write a very long story about the sea.",
@@ -216,10 +206,10 @@ def test_client_disconnect_stops_generation(corral):
     response.close()
     conn.close()
     deadline = time.monotonic() + 60
-    while len(events(corral, "generation_cancelled")) == cancelled_before:
+    while len(corral.log_events("generation_cancelled")) == cancelled_before:
         assert time.monotonic() < deadline, "the runner kept generating for a gone client"
         time.sleep(0.2)
-    cancelled = events(corral, "generation_cancelled")[-1]
+    cancelled = corral.log_events("generation_cancelled")[-1]
     assert cancelled["eval_count"] < 4000
     status, body = corral.post("/api/generate", {"model": MODEL, "prompt": "Hi", "stream": False,
                                                  "options": {"num_predict": 2}})
@@ -232,13 +222,13 @@ def test_long_chat_drops_oldest_messages_and_says_so(corral):
         messages += [{"role": "user", "content": f"Fact {i}: " + "the sky is blue " * 12},
                      {"role": "assistant", "content": "Noted."}]
     messages.append({"role": "user", "content": "What colour is the sky?"})
-    before = len(events(corral, "prompt_truncated"))
+    before = len(corral.log_events("prompt_truncated"))
     status, body = corral.post("/api/chat", {
         "model": MODEL, "messages": messages, "stream": False,
         "options": {"num_ctx": 256, "num_predict": 2, "temperature": 0}})
     assert status == 200 and body["done"] is True
     assert body["prompt_eval_count"] < 256
-    (report,) = events(corral, "prompt_truncated")[before:]
+    (report,) = corral.log_events("prompt_truncated")[before:]
     assert report["dropped_messages"] > 0 and report["num_ctx"] == 256
 
 

@@ -42,16 +42,6 @@ def ps(server: CorralServer) -> list[dict]:
     return server.get("/api/ps")["models"]
 
 
-def events(server: CorralServer, name: str) -> list[dict]:
-    found = []
-    for line in server.log_path.read_text().splitlines():
-        if line.startswith("{") and f'"{name}"' in line:
-            record = json.loads(line)
-            if record.get("event") == name:
-                found.append(record)
-    return found
-
-
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralServer]:
     base = tmp_path_factory.mktemp("serial")
@@ -116,7 +106,7 @@ def test_queue_overflow_gets_503_at_once_counted_exactly(serial):
 
 def test_disconnect_mid_stream_frees_the_slot(serial):
     wait_for(lambda: ps(serial)[0]["active"] == 0)
-    before = len(events(serial, "generation_cancelled"))
+    before = len(serial.log_events("generation_cancelled"))
     stream = serial.stream("/api/generate", LONG)
     next(stream)
     next(stream)
@@ -125,7 +115,7 @@ def test_disconnect_mid_stream_frees_the_slot(serial):
     short = {"model": MODEL, "prompt": "Hi", "options": {"num_predict": 4}}
     first = next(serial.stream("/api/generate", short, timeout=60))
     assert first["done"] is False and time.monotonic() - started < 30
-    cancelled = wait_for(lambda: events(serial, "generation_cancelled")[before:], timeout=10)
+    cancelled = wait_for(lambda: serial.log_events("generation_cancelled")[before:], timeout=10)
     assert cancelled[0]["eval_count"] < 40  # stopped within a few tokens, not 2000
 
 
@@ -251,6 +241,6 @@ def test_model_limit_evicts_the_idle_model(parallel, tmp_path):
     (gemma,) = parallel.runner_pids()
     assert parallel.post("/api/generate", {"model": MODEL, **hi})[0] == 200
     assert [m["name"] for m in ps(parallel)] == [MODEL] and not alive(gemma)
-    evicted = [e["model"] for e in events(parallel, "model_unloaded") if e["reason"] == "evicted"]
+    evicted = [e["model"] for e in parallel.log_events("model_unloaded") if e["reason"] == "evicted"]
     assert evicted[-2:] == [MODEL, GEMMA]
     os.remove(tmp_path / "gemma.gguf")

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from registry.blobs import BlobStore
@@ -14,7 +15,7 @@ from registry.embedded import embedded_model_file
 from registry.store import ModelStore
 from registry.transfer.service import TransferService
 from tests.registry.fake_oci import FakeOCI
-from tests.registry.transfer_helpers import fast_options
+from tests.registry.transfer_helpers import fast_options, write_gguf
 
 
 @pytest.fixture(scope="session")
@@ -37,24 +38,7 @@ async def open_store(models_dir: Path) -> AsyncIterator[ModelStore]:
 
 def write_tiny_gguf(path: Path, *, context_length: int = 256) -> Path:
     """A valid 640-byte GGUF: llama arch, F32, four tokens, a chat template."""
-    import gguf
-    import numpy as np
-
-    writer = gguf.GGUFWriter(path, "llama")
-    writer.add_context_length(context_length)
-    writer.add_embedding_length(8)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_token_list(["<s>", "</s>", "a", "b"])
-    writer.add_bos_token_id(0)
-    writer.add_eos_token_id(1)
-    writer.add_chat_template("{{ messages }}")
-    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_gguf(path, np.zeros((4, 8), dtype=np.float32), context_length=context_length)
 
 
 @pytest.fixture

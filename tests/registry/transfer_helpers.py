@@ -19,12 +19,12 @@ def fast_options(tmp_path: Path, **overrides) -> TransferOptions:
     return TransferOptions(**values)
 
 
-def gguf_file(path: Path, floats: int, seed: int = 0) -> bytes:
-    """A valid GGUF (llama metadata, a chat template) with ``floats`` random F32 weights."""
+def write_gguf(path: Path, weights: np.ndarray, *, context_length: int = 256) -> Path:
+    """A valid GGUF: llama metadata, four tokens, a chat template and ``weights`` as F32."""
     import gguf
 
     writer = gguf.GGUFWriter(path, "llama")
-    writer.add_context_length(256)
+    writer.add_context_length(context_length)
     writer.add_embedding_length(8)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("gpt2")
@@ -32,10 +32,15 @@ def gguf_file(path: Path, floats: int, seed: int = 0) -> bytes:
     writer.add_bos_token_id(0)
     writer.add_eos_token_id(1)
     writer.add_chat_template("{{ messages }}")
-    weights = np.random.default_rng(seed).standard_normal((4, floats // 4)).astype(np.float32)
     writer.add_tensor("token_embd.weight", weights)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return path.read_bytes()
+    return path
+
+
+def gguf_file(path: Path, floats: int, seed: int = 0) -> bytes:
+    """A valid GGUF with ``floats`` random F32 weights; returns its bytes."""
+    weights = np.random.default_rng(seed).standard_normal((4, floats // 4)).astype(np.float32)
+    return write_gguf(path, weights).read_bytes()
