@@ -11,8 +11,8 @@ import asyncio
 import ctypes
 import os
 import signal
-import socket
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,19 +36,13 @@ def die_with_parent() -> None:
         pass
 
 
-def free_loopback_port() -> int:
-    """A currently free TCP port on 127.0.0.1 for the registry's gRPC server."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def child_environment(env: Mapping[str, str]) -> dict[str, str]:
+def child_environment(env: Mapping[str, str], runtime_dir: Path) -> dict[str, str]:
     """The children's environment: the caller's, plus a registry address both agree on."""
     child = dict(env)
     if not child.get("CORRAL_REGISTRY_ADDR"):
-        # A fixed port would collide when several servers run on one machine (tests, users).
-        child["CORRAL_REGISTRY_ADDR"] = f"127.0.0.1:{free_loopback_port()}"
+        # A private unix socket: a fixed TCP port collides when several servers share a machine,
+        # and a "free" port picked here can be taken (even by our own gateway) before it is bound.
+        child["CORRAL_REGISTRY_ADDR"] = f"unix:{runtime_dir / 'registry.sock'}"
     paths = [str(PROJECT_ROOT), *filter(None, child.get("PYTHONPATH", "").split(os.pathsep))]
     child["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return child
@@ -101,7 +95,11 @@ class Child:
 async def serve(env: Mapping[str, str]) -> int:
     """Run registry + gateway until SIGINT/SIGTERM; return the exit status."""
     stopping = stop_event_on_signals()
-    child_env = child_environment(env)
+    with tempfile.TemporaryDirectory(prefix="corral-serve-") as runtime_dir:
+        return await _serve(child_environment(env, Path(runtime_dir)), stopping)
+
+
+async def _serve(child_env: Mapping[str, str], stopping: asyncio.Event) -> int:
     registry, gateway = Child("registry", child_env), Child("gateway", child_env)
     await registry.start()
     await gateway.start()

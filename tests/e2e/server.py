@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -92,7 +93,7 @@ class CorralServer:
             try:
                 if self.get("/api/tags")["models"]:
                     return self
-            except (OSError, urllib.error.URLError, KeyError, ValueError):
+            except (OSError, urllib.error.URLError, http.client.HTTPException, KeyError, ValueError):
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"corral serve not ready:\n{self.log_path.read_text()[-3000:]}")
