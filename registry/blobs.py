@@ -100,28 +100,31 @@ class BlobStore:
                     await asyncio.to_thread(_write_hashed, f, hasher, chunk)
                     size += len(chunk)
                 await asyncio.to_thread(_sync_file, f)
-            await asyncio.to_thread(self._commit, tmp, expected, hasher)
+            await asyncio.to_thread(self._commit, tmp, expected, hasher.hexdigest())
         finally:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
         return size
 
-    async def adopt_file(self, path: Path, expected: str) -> int:
+    async def adopt_file(self, path: Path, expected: str, *, sha256_hex: str | None = None) -> int:
         """Move ``path`` (a finished download in this store's directory) in as ``expected``.
 
-        The file is hashed first; on a mismatch ``BlobCorruptError`` is raised and ``path``
+        The file is hashed first, unless the caller hashed every byte it wrote and passes that
+        digest as ``sha256_hex``; on a mismatch ``BlobCorruptError`` is raised and ``path``
         deleted, so bytes never enter the store under a digest they do not match. ``path`` is
         gone afterwards either way. Returns the blob's size.
         """
-        return await asyncio.to_thread(self._adopt, path, canonical_digest(expected))
+        return await asyncio.to_thread(self._adopt, path, canonical_digest(expected), sha256_hex)
 
-    def _adopt(self, path: Path, expected: str) -> int:
-        hasher = hashlib.sha256()
+    def _adopt(self, path: Path, expected: str, sha256_hex: str | None) -> int:
         try:
             with open(path, "rb") as f:
-                while chunk := f.read(CHUNK_SIZE):
-                    hasher.update(chunk)
+                if sha256_hex is None:
+                    hasher = hashlib.sha256()
+                    while chunk := f.read(CHUNK_SIZE):
+                        hasher.update(chunk)
+                    sha256_hex = hasher.hexdigest()
                 os.fsync(f.fileno())
-            self._commit(path, expected, hasher)
+            self._commit(path, expected, sha256_hex)
         finally:
             path.unlink(missing_ok=True)
         target = self.path(expected)
@@ -161,14 +164,14 @@ class BlobStore:
                 fill(f, hasher)
                 _sync_file(f)
             digest = expected or "sha256:" + hasher.hexdigest()
-            self._commit(tmp, digest, hasher)
+            self._commit(tmp, digest, hasher.hexdigest())
             return digest
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _commit(self, tmp: Path, expected: str, hasher) -> None:
+    def _commit(self, tmp: Path, expected: str, sha256_hex: str) -> None:
         """Verify ``tmp`` hashed to ``expected`` and rename it into place. Blocking."""
-        actual = "sha256:" + hasher.hexdigest()
+        actual = "sha256:" + sha256_hex
         if actual != expected:
             log.warning("blob_digest_mismatch", expected=expected, actual=actual)
             raise BlobCorruptError(f'digest mismatch, expected "{expected}", got "{actual}"')

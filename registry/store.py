@@ -103,6 +103,10 @@ class ModelStore:
         self.blobs = blobs
         self.noprune = noprune
         self.write_lock = asyncio.Lock()
+        # Resolve runs on every inference request and costs several queries and blob reads;
+        # this process is the only writer of model rows, so its writes invalidate the cache.
+        self._resolved_cache: dict[str, ResolvedModel] = {}
+        self._generation = 0
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -128,10 +132,21 @@ class ModelStore:
         Raises ``InvalidModelNameError`` for a malformed name and ``ModelNotFoundError``
         (``model 'TEXT' not found``, ``TEXT`` as given) when there is no such model.
         """
+        key = parse_name(text).key
+        if (cached := self._resolved_cache.get(key)) is not None:
+            return cached
+        generation = self._generation
         async with self._sessions() as session:
             row = await _find_model(session, text)
             facts = await _facts_by_blob(session, _model_layer_digests([row]))
-        return await self._resolved(row, facts)
+        resolved = await self._resolved(row, facts)
+        if generation == self._generation:  # no write committed meanwhile
+            self._resolved_cache[key] = resolved
+        return resolved
+
+    def _models_changed(self) -> None:
+        self._generation += 1
+        self._resolved_cache.clear()
 
     async def manifest_bytes(self, text: str) -> bytes:
         """The stored manifest of model ``text``, byte for byte (its sha256 is the model id)."""
@@ -176,6 +191,7 @@ class ModelStore:
                 row, old = await _upsert_model(session, name, digest)
                 pruned = (await release_manifest(session, old)
                           if old not in (None, digest) and not self.noprune else [])
+            self._models_changed()
             await self.unlink_blobs(pruned)
         log.info("model_saved", model=row_name(row).display, digest=digest, pruned=len(pruned))
         async with self._sessions() as session:
@@ -215,6 +231,7 @@ class ModelStore:
                 await session.delete(row)
                 await session.flush()
                 pruned = await release_manifest(session, digest)
+            self._models_changed()
             await self.unlink_blobs(pruned)
         log.info("model_deleted", model=name.display, digest=digest, pruned=len(pruned))
         return pruned

@@ -3,8 +3,9 @@
 A blob is fetched into ``blobs/sha256-<hex>-partial`` (allocated to its full size up front, so a
 full disk fails before any byte is fetched) in parts of ``TransferOptions.part_size`` that
 download concurrently with ``Range`` requests, each retried from where it stopped. The bytes
-enter the store only through ``BlobStore.adopt_file``, which re-hashes them: a blob whose bytes
-do not match its digest never lands.
+are hashed as they are written (``hashing.RunningHash``) and enter the store only through
+``BlobStore.adopt_file``, which checks that digest (or re-hashes the file when the running hash
+could not cover every byte): a blob whose bytes do not match its digest never lands.
 
 How the partial files persist across restarts, and why as sidecar files: see ``partial``.
 
@@ -28,12 +29,13 @@ import structlog
 
 from registry.blobs import BlobStore
 from registry.manifests import Descriptor
+from registry.transfer.hashing import RunningHash
 from registry.transfer.http import RegistrySession, TransferError, raise_for_status
 from registry.transfer.partial import Part, PartialFile, pwrite_all
 from registry.transfer.remote import MiB, TransferOptions
 from services.errors import BlobCorruptError
 
-FLUSH_BYTES = MiB
+FLUSH_BYTES = 4 * MiB
 FLUSH_INTERVAL_S = 0.25  # progress and resumability on slow links
 STATE_INTERVAL_S = 1.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -63,6 +65,7 @@ class BlobDownload:
         self.task: asyncio.Task | None = None
         self.followers = 0
         self._fd = -1
+        self._hash = RunningHash(self.size)
         self._saved_at = 0.0
         self._state_lock = asyncio.Lock()
         self._prepared = asyncio.Event()
@@ -101,7 +104,9 @@ class BlobDownload:
         resumed = self.completed
         log.info("blob_download_started", digest=self.digest, size=self.size,
                  parts=len(self.partial.parts), resumed_bytes=resumed)
-        self._fd = await asyncio.to_thread(os.open, self.partial.data_path, os.O_WRONLY)
+        for part in self.partial.parts:
+            self._hash.seed(part.offset, part.offset + min(part.completed, part.size))
+        self._fd = await asyncio.to_thread(os.open, self.partial.data_path, os.O_RDWR)
         full = False
         try:
             await _run_all([self._part(p, session) for p in self.partial.parts if not p.done])
@@ -134,8 +139,9 @@ class BlobDownload:
             await asyncio.gather(*list(self._threads), return_exceptions=True)
 
     async def _commit(self) -> None:
+        running = self._hash.hexdigest() if self._hash.complete else None
         try:
-            await self.blobs.adopt_file(self.partial.data_path, self.digest)
+            await self.blobs.adopt_file(self.partial.data_path, self.digest, sha256_hex=running)
         except BlobCorruptError as exc:
             raise TransferError(f"{exc.message}: file must be downloaded again") from exc
         finally:
@@ -170,25 +176,21 @@ class BlobDownload:
             if skip is None:
                 await raise_for_status(resp, f"pull blob {self.digest}")
                 raise TransferError(f"pull blob {self.digest}: unexpected status {resp.status}")
-            buffer, flushed = bytearray(), time.monotonic()
+            writer = _PartWriter(self, part)
             try:
                 async for chunk in resp.content.iter_any():
                     if skip >= len(chunk):
                         skip -= len(chunk)
                         continue
-                    buffer += chunk[skip:skip + part.size - part.completed - len(buffer)]
+                    await writer.add(chunk[skip:skip + part.size - writer.received])
                     skip = 0
-                    if (len(buffer) >= FLUSH_BYTES or part.completed + len(buffer) >= part.size
-                            or time.monotonic() - flushed >= FLUSH_INTERVAL_S):
-                        await self._write(part, buffer)
-                        buffer, flushed = bytearray(), time.monotonic()
-                    if part.done:
-                        return
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                await self._write(part, buffer)  # keep what arrived before the connection broke
+                    if writer.received >= part.size:
+                        break
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise TransferError(f"reading {url}: {exc or type(exc).__name__}",
                                     transient=True) from exc
-            await self._write(part, buffer)
+            finally:  # keep what arrived, also when the connection broke
+                await writer.close()
         if not part.done:
             raise TransferError(f"reading {url}: unexpected EOF", transient=True)
 
@@ -208,9 +210,14 @@ class BlobDownload:
     async def _write(self, part: Part, data: bytearray) -> None:
         if not data:
             return
-        await self._in_thread(pwrite_all, self._fd, bytes(data), part.offset + part.completed)
+        await self._in_thread(self._write_at, data, part.offset + part.completed)
         part.completed += len(data)
         await self._save_state()
+
+    def _write_at(self, data: bytearray, offset: int) -> None:
+        """Worker thread: write, then hash what the write made contiguous."""
+        pwrite_all(self._fd, data, offset)
+        self._hash.wrote(self._fd, offset, data)
 
     async def follow(self) -> AsyncIterator[int]:
         """Completed byte counts as they change (every ``progress_interval_s`` at most), ending
@@ -238,6 +245,49 @@ class BlobDownload:
             if self.followers == 0 and not self.task.done():
                 log.info("blob_download_abandoned", digest=self.digest, completed=self.completed)
                 self.task.cancel()
+
+
+class _PartWriter:
+    """Buffers one part's incoming bytes and writes them with at most one write in flight, so
+    the network keeps delivering while the previous buffer is written and hashed."""
+
+    def __init__(self, download: BlobDownload, part: Part) -> None:
+        self.download, self.part = download, part
+        self.buffer = bytearray()
+        self.in_flight: asyncio.Task | None = None
+        self.in_flight_bytes = 0
+        self.flushed = time.monotonic()
+
+    @property
+    def received(self) -> int:
+        """Bytes of the part on disk, being written or buffered."""
+        return self.part.completed + self.in_flight_bytes + len(self.buffer)
+
+    async def add(self, data: bytes) -> None:
+        self.buffer += data
+        if (len(self.buffer) >= FLUSH_BYTES or self.received >= self.part.size
+                or time.monotonic() - self.flushed >= FLUSH_INTERVAL_S):
+            await self._flush()
+
+    async def _flush(self) -> None:
+        await self._wait()
+        if self.buffer:
+            data, self.buffer = self.buffer, bytearray()
+            self.in_flight_bytes = len(data)
+            self.in_flight = asyncio.ensure_future(self.download._write(self.part, data))
+        self.flushed = time.monotonic()
+
+    async def _wait(self) -> None:
+        if self.in_flight is not None:
+            try:
+                await self.in_flight
+            finally:
+                self.in_flight, self.in_flight_bytes = None, 0
+
+    async def close(self) -> None:
+        """Write what is buffered and wait for every write."""
+        await self._flush()
+        await self._wait()
 
 
 class DownloadManager:

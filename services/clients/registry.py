@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 
-import grpc
-
-from services.clients.base import metadata, translated_stream, translating
+from services.clients.base import (
+    local_channel,
+    metadata,
+    translated_stream,
+    translating,
+)
 from services.grpc_server import wait_for_serving
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 from services.pb.corral.registry.v1 import registry_pb2_grpc
@@ -17,7 +20,7 @@ class RegistryClient:
 
     def __init__(self, target: str) -> None:
         self.target = target
-        self._channel = grpc.aio.insecure_channel(target)
+        self._channel = local_channel(target)
         self._stub = registry_pb2_grpc.RegistryStub(self._channel)
 
     async def wait_ready(self, timeout: float) -> None:

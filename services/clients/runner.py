@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
-
-from services.clients.base import metadata, translated_stream, translating
+from services.clients.base import (
+    local_channel,
+    metadata,
+    translated_stream,
+    translating,
+)
 from services.grpc_server import wait_for_serving
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 from services.pb.corral.runner.v1 import runner_pb2_grpc
@@ -19,8 +22,7 @@ class RunnerClient:
 
     def __init__(self, target: str) -> None:
         self.target = target
-        self._channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", _MAX_MESSAGE)])
+        self._channel = local_channel(target, ("grpc.max_receive_message_length", _MAX_MESSAGE))
         self._stub = runner_pb2_grpc.RunnerStub(self._channel)
 
     async def wait_ready(self, timeout: float) -> None:

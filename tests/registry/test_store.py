@@ -80,3 +80,40 @@ async def test_copies_share_blobs_and_list_newest_first(tmp_path: Path, tiny_ggu
         assert sorted(store.blobs.root.iterdir()) == blobs_after_first
     assert a.digest == b.digest
     assert [m.name.display for m in models] == ["me/b:v1", "a:latest"]
+
+
+async def test_resolve_is_cached_until_a_write_changes_the_models(
+        tmp_path: Path, tiny_gguf: Path) -> None:
+    other = write_tiny_gguf(tmp_path / "other.gguf", context_length=512)
+    async with open_store(tmp_path / "models") as store:
+        await store.import_gguf(parse_name("tiny"), tiny_gguf)
+        first = await store.resolve("tiny")
+        assert await store.resolve("TINY:latest") is first  # served from the cache
+        await store.import_gguf(parse_name("tiny"), other)  # re-pointed
+        second = await store.resolve("tiny")
+        assert second.record.details.context_length == 512
+        await store.copy_model("tiny", "copy")
+        assert (await store.resolve("copy")).record.digest == second.record.digest
+        await store.delete_model("tiny")
+        with pytest.raises(ModelNotFoundError):
+            await store.resolve("tiny")
+        assert (await store.resolve("copy")).record.digest == second.record.digest
+
+
+async def test_a_resolve_racing_a_write_does_not_cache_the_old_model(
+        tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = write_tiny_gguf(tmp_path / "other.gguf", context_length=512)
+    async with open_store(tmp_path / "models") as store:
+        await store.import_gguf(parse_name("tiny"), tiny_gguf)
+        real = store._resolved
+
+        async def write_meanwhile(row, facts):  # the write commits while resolve reads
+            resolved = await real(row, facts)
+            monkeypatch.setattr(store, "_resolved", real)
+            await store.import_gguf(parse_name("tiny"), other)
+            return resolved
+
+        monkeypatch.setattr(store, "_resolved", write_meanwhile)
+        stale = await store.resolve("tiny")
+        assert stale.record.details.context_length == 256
+        assert (await store.resolve("tiny")).record.details.context_length == 512
