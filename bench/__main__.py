@@ -208,12 +208,16 @@ class Bench:
                 models[key], self.scratch / f"pull-{key}", self.plan.pull_reps, log))
 
 
+IMPORT_LIKE_A_RUNNER = ("from runner.bindings import use_bindings_only; use_bindings_only(); "
+                        "import runner.process")
+
+
 def import_seconds(reps: int) -> list[float]:
     """Wall time of a Python process that only imports what a Corral runner imports."""
     times = []
     for _ in range(reps):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import runner.__main__"], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-c", IMPORT_LIKE_A_RUNNER], cwd=ROOT, check=True)
         times.append(time.perf_counter() - started)
     return times
 

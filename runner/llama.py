@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import llama_cpp
+from llama_cpp import llama_cpp
 
 from services.errors import CorralError, InvalidRequestError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import llama_cpp
+from llama_cpp import llama_cpp
 
 from runner.llama import Vocab
 from services.errors import InvalidRequestError
