@@ -49,12 +49,15 @@ class RunnerSpec:
     threads: int
     debug: bool = False
     embedding: bool = False  # serve Embed instead of Generate
+    adapters: tuple[str, ...] = ()  # LoRA adapter files, applied at scale 1
 
     def argv(self) -> list[str]:
         args = [sys.executable, "-m", "runner", "--model", self.model_path,
                 "--socket", str(self.socket_path), "--ctx-size", str(self.ctx_size),
                 "--parallel", str(self.parallel), "--threads", str(self.threads),
                 "--parent-pid", str(os.getpid())]
+        for adapter in self.adapters:
+            args += ["--lora", adapter]
         args += ["--embedding"] if self.embedding else []
         return args + ["--debug"] if self.debug else args
 
@@ -76,7 +79,8 @@ class SpecMaker:
         # --ctx-size is per slot: the runner allocates num_ctx × parallel, as Ollama HEAD does.
         return RunnerSpec(model_name=resolved.model.name, model_path=resolved.model_path,
                           socket_path=socket, ctx_size=num_ctx, parallel=s.num_parallel,
-                          threads=threads, debug=s.debug, embedding=embedding)
+                          threads=threads, debug=s.debug, embedding=embedding,
+                          adapters=tuple(resolved.adapter_paths))
 
     def cleanup(self) -> None:
         """Remove the socket directory if this object made it."""

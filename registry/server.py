@@ -101,6 +101,7 @@ def resolve_response(model: ResolvedModel) -> pb.ResolveModelResponse:
         template=model.template, chat_template=model.chat_template, system=model.system,
         messages=[pb.Message(role=m.get("role", ""), content=m.get("content", ""))
                   for m in model.messages],
-        bos_token=model.bos_token, eos_token=model.eos_token)
+        bos_token=model.bos_token, eos_token=model.eos_token,
+        adapter_paths=[str(path) for path in model.adapter_paths])
     response.parameters.update(model.parameters)
     return response

@@ -26,7 +26,7 @@ from registry.blobs import BlobStore, digest_of
 from registry.gguf_info import GGUFInfo
 from registry.gguf_kv import read_gguf_info_fast
 from registry.manifests import (
-    CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE,
+    ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE,
     PARAMS_MEDIA_TYPE, SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
 )
 from registry.refs import release_manifest
@@ -77,6 +77,7 @@ class ResolvedModel:
     eos_token: str = ""
     manifest: Manifest | None = None
     licenses: list[str] = field(default_factory=list)
+    adapter_paths: list[Path] = field(default_factory=list)
 
     @property
     def parent_model(self) -> str:
@@ -285,6 +286,8 @@ class ModelStore:
             manifest=manifest,
             licenses=[await self._text(layer) for layer in manifest.layers
                       if layer.media_type == LICENSE_MEDIA_TYPE],
+            adapter_paths=[self.blobs.path(layer.digest).resolve() for layer in manifest.layers
+                           if layer.media_type == ADAPTER_MEDIA_TYPE],
         )
 
     async def _config(self, manifest: Manifest) -> dict[str, Any]:

@@ -85,7 +85,7 @@ class Engine:
         s = self.settings
         started = time.perf_counter_ns()
         config = ContextConfig(n_ctx=s.n_ctx, n_seq=s.parallel, n_batch=s.n_batch,
-                               n_threads=s.n_threads, embeddings=s.embedding)
+                               n_threads=s.n_threads, embeddings=s.embedding, lora=s.lora)
         self.model = Model(s.model, config, on_progress=_log_progress)
         self._batch = Batch(s.n_batch)
         self.load_duration_ns = time.perf_counter_ns() - started

@@ -35,6 +35,7 @@ class ContextConfig:
     n_batch: int
     n_threads: int
     embeddings: bool = False
+    lora: tuple[str, ...] = ()
 
 
 class Vocab:
@@ -114,6 +115,7 @@ class Model:
         """Load ``path``; ``on_progress(fraction)`` is called now and then as the weights load."""
         llama_cpp.llama_backend_init()
         self.ctx = None
+        self._adapters: list = []
         params = llama_cpp.llama_model_default_params()
         if on_progress is not None:
             self._progress = _progress_callback(on_progress)  # kept alive while loading
@@ -127,6 +129,7 @@ class Model:
         self.n_embd = llama_cpp.llama_model_n_embd(self._model)
         try:
             self._open_context(config)
+            self._apply_adapters(config.lora)
         except BaseException:
             self.close()
             raise
@@ -139,6 +142,21 @@ class Model:
             self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_MEAN)
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
         self.memory = llama_cpp.llama_get_memory(self.ctx)
+
+    def _apply_adapters(self, paths: tuple[str, ...]) -> None:
+        """Load each LoRA adapter and set them all on the context at scale 1."""
+        for path in paths:
+            adapter = llama_cpp.llama_adapter_lora_init(self._model, path.encode())
+            if not adapter:
+                raise CorralError(f"failed to load adapter {path}: it is not a LoRA adapter "
+                                  f"for this model")
+            self._adapters.append(adapter)
+        if self._adapters:
+            n = len(self._adapters)
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*self._adapters)
+            scales = (ctypes.c_float * n)(*[1.0] * n)
+            if llama_cpp.llama_set_adapters_lora(self.ctx, adapters, n, scales) != 0:
+                raise CorralError("failed to apply the LoRA adapters")
 
     def _new_context(self, config: ContextConfig, pooling: int) -> llama_cpp.llama_context_p:
         params = llama_cpp.llama_context_default_params()
@@ -179,10 +197,11 @@ class Model:
         return values[:self.n_embd]
 
     def close(self) -> None:
-        """Free the context and the model; idempotent."""
+        """Free the context and the model (with its adapters); idempotent."""
         if self.ctx:
             llama_cpp.llama_free(self.ctx)
             self.ctx = None
+        self._adapters = []  # owned by the model: freed with it (freeing them here too crashes)
         if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None

@@ -27,6 +27,8 @@ class RunnerSettings:
     """Exit when this process is gone; 0 disables the watch."""
     embedding: bool = False
     """Serve embeddings (``Embed``) instead of text generation."""
+    lora: tuple[str, ...] = ()
+    """LoRA adapter GGUF files applied to the model (scale 1), as Ollama's ``ADAPTER``."""
     debug: bool = False
     """Debug logging, including llama.cpp's own log lines."""
 
@@ -63,12 +65,14 @@ def parse_args(argv: list[str] | None = None) -> RunnerSettings:
     parser.add_argument("--batch-size", type=_positive, default=512, help="tokens per decode call")
     parser.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone")
     parser.add_argument("--embedding", action="store_true", help="serve embeddings")
+    parser.add_argument("--lora", action="append", default=[], metavar="PATH",
+                        help="LoRA adapter GGUF to apply (repeatable)")
     parser.add_argument("--debug", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     return RunnerSettings(
         model=args.model, socket=args.socket, ctx_size=args.ctx_size, parallel=args.parallel,
         threads=max(args.threads, 0), batch_size=args.batch_size, parent_pid=args.parent_pid,
-        embedding=args.embedding, debug=args.debug)
+        embedding=args.embedding, lora=tuple(args.lora), debug=args.debug)
 
 
 def _positive(text: str) -> int:

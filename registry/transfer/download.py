@@ -255,16 +255,14 @@ class _PartWriter:
         self.download, self.part = download, part
         self.buffer = bytearray()
         self.in_flight: asyncio.Task | None = None
-        self.in_flight_bytes = 0
         self.flushed = time.monotonic()
-
-    @property
-    def received(self) -> int:
-        """Bytes of the part on disk, being written or buffered."""
-        return self.part.completed + self.in_flight_bytes + len(self.buffer)
+        # Counted here, not derived from part.completed: a write in flight updates that
+        # counter before it finishes, and counting its bytes twice would cut the next chunk.
+        self.received = part.completed
 
     async def add(self, data: bytes) -> None:
         self.buffer += data
+        self.received += len(data)
         if (len(self.buffer) >= FLUSH_BYTES or self.received >= self.part.size
                 or time.monotonic() - self.flushed >= FLUSH_INTERVAL_S):
             await self._flush()
@@ -273,7 +271,6 @@ class _PartWriter:
         await self._wait()
         if self.buffer:
             data, self.buffer = self.buffer, bytearray()
-            self.in_flight_bytes = len(data)
             self.in_flight = asyncio.ensure_future(self.download._write(self.part, data))
         self.flushed = time.monotonic()
 
@@ -282,7 +279,7 @@ class _PartWriter:
             try:
                 await self.in_flight
             finally:
-                self.in_flight, self.in_flight_bytes = None, 0
+                self.in_flight = None
 
     async def close(self) -> None:
         """Write what is buffered and wait for every write."""

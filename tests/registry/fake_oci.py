@@ -63,6 +63,7 @@ class FakeOCI:
     basic: tuple[str, str] = ("alice", "s3cret")
     drops: dict[str, list[int]] = field(default_factory=dict)  # digest → bytes per request, then drop
     hang_from: int | None = None  # ranges starting at/after this offset hang after half their bytes
+    send_delay: float = 0.0  # seconds between pieces of a blob body (a slow link)
     tampered: set[str] = field(default_factory=set)
     fail_patches: int = 0
     served: Counter = field(default_factory=Counter)
@@ -182,6 +183,8 @@ class FakeOCI:
             if limit is not None:
                 piece = piece[:limit - sent]
             await response.write(bytes(piece))
+            if self.send_delay:
+                await asyncio.sleep(self.send_delay)
             sent += len(piece)
             self.served[name] += len(piece)
             if limit is not None and sent >= limit:

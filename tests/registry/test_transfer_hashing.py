@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
@@ -116,3 +117,28 @@ async def test_a_parallel_part_pull_is_not_read_back_to_be_hashed(
     assert (await pull(service, f"{remote}/library/tiny:v1"))[-1]["status"] == "success"
     assert digest(gguf)[7:] in running_digests and None not in running_digests
     assert not [n for n in blob_files(service) if "partial" in n]
+
+
+async def test_parts_stay_exact_when_every_write_also_saves_state(
+        service, fake, remote, tmp_path, monkeypatch) -> None:
+    # A state save makes a finished write yield before its writer takes it off the books; a
+    # chunk arriving then must not be cut short (that shifted the rest of the part on disk,
+    # caught only by the digest check).
+    import registry.transfer.download as download
+    import tests.registry.fake_oci as fake_oci
+    save_state = download.BlobDownload._save_state
+
+    async def slow_save_state(self, *, force: bool = False) -> None:
+        await asyncio.sleep(0.005)  # a slow disk: the loop reads on meanwhile
+        await save_state(self, force=force)
+
+    monkeypatch.setattr(download.BlobDownload, "_save_state", slow_save_state)
+    monkeypatch.setattr(fake_oci, "SEND_CHUNK", 1000)
+    fake.send_delay = 0.0002  # small chunks keep arriving while a write is in flight
+    monkeypatch.setattr(download, "FLUSH_BYTES", 8192)
+    from tests.registry.transfer_helpers import gguf_file
+    gguf = gguf_file(tmp_path / "model.gguf", WEIGHTS // 4)
+    fake.add_gguf_model("library/tiny", "v1", gguf)
+    assert (await pull(service, f"{remote}/library/tiny:v1"))[-1]["status"] == "success"
+    resolved = await service.store.resolve(f"{remote}/library/tiny:v1")
+    assert resolved.model_path.read_bytes() == gguf

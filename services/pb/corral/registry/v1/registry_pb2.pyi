@@ -59,7 +59,7 @@ class ResolveModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ResolveModelResponse(_message.Message):
-    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token")
+    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token", "adapter_paths")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class ResolveModelResponse(_message.Message):
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     BOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
     EOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_PATHS_FIELD_NUMBER: _ClassVar[int]
     model: ModelSummary
     model_path: str
     template: str
@@ -78,7 +79,8 @@ class ResolveModelResponse(_message.Message):
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     bos_token: str
     eos_token: str
-    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ...) -> None: ...
+    adapter_paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ..., adapter_paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
