@@ -82,7 +82,8 @@ class InferenceService:
                 return
             parser = output_parser(model_template, think, fitted.text)
             request = options.generate_request(fitted.text, context=fitted.context,
-                                               json_schema=p.format)
+                                               json_schema=p.format, logprobs=p.logprobs,
+                                               top_logprobs=p.top_logprobs, shift=p.shift)
             def final(done: pb.Done) -> dict:
                 return final_fields(done, started, lease.load_duration_ns, context=not p.raw)
 
@@ -150,7 +151,8 @@ class InferenceService:
                 return
             parser = output_parser(template, think, fitted.text, tools=p.tools)
             request = options.generate_request(fitted.text, context=fitted.context,
-                                               json_schema=p.format)
+                                               json_schema=p.format, logprobs=p.logprobs,
+                                               top_logprobs=p.top_logprobs, shift=p.shift)
             def final(done: pb.Done) -> dict:
                 return final_fields(done, started, lease.load_duration_ns)
 
@@ -196,15 +198,36 @@ async def _stream(lease: Any, request: pb.GenerateRequest, parser: OutputParser,
                   final: Callable[[pb.Done], dict]) -> AsyncIterator[dict]:
     """The runner's text through ``parser`` as wire objects; the last one carries ``final``."""
     events = lease.generate(request)
+    logprobs: list[dict] = []  # held until an object goes out (the parser may hold text back)
     async with contextlib.aclosing(events):  # a client gone cancels the runner
         async for event in events:
             if event.HasField("chunk"):
+                logprobs += map(wire_logprob, event.chunk.logprobs)
                 if piece := parser.feed(event.chunk.text):
-                    yield {"model": model, "created_at": utc_timestamp(), **shape(piece),
-                           "done": False}
+                    yield _with_logprobs({"model": model, "created_at": utc_timestamp(),
+                                          **shape(piece), "done": False}, logprobs)
+                    logprobs = []
             else:
-                yield {"model": model, "created_at": utc_timestamp(),
-                       **shape(parser.finish()), **final(event.done)}
+                yield _with_logprobs({"model": model, "created_at": utc_timestamp(),
+                                      **shape(parser.finish()), **final(event.done)}, logprobs)
+
+
+def _with_logprobs(obj: dict, logprobs: list[dict]) -> dict:
+    """``logprobs`` goes last, as in Ollama's response structs, and only when there are some."""
+    return {**obj, "logprobs": logprobs} if logprobs else obj
+
+
+def wire_logprob(entry: pb.TokenLogprob) -> dict:
+    """Ollama's ``api.Logprob``: token text, logprob, bytes, then the top alternatives."""
+    obj = _token_logprob(entry)
+    if entry.top:
+        obj["top_logprobs"] = [_token_logprob(top) for top in entry.top]
+    return obj
+
+
+def _token_logprob(entry: pb.TokenLogprob) -> dict:
+    return {"token": entry.piece.decode("utf-8", errors="replace"), "logprob": entry.logprob,
+            "bytes": list(entry.piece)}
 
 def _window(lease: Any, options: ModelOptions) -> tuple[int, fitting.Tokenize]:
     """The prompt token limit — the request's num_ctx, or the leased slot's if smaller, less
@@ -290,7 +313,13 @@ def merge_generate(objects: list[dict]) -> dict:
     final.pop("thinking", None)
     if thinking:
         final = _insert_after(final, "response", "thinking", thinking)
-    return final
+    return _merged_logprobs(final, objects)
+
+
+def _merged_logprobs(final: dict, objects: list[dict]) -> dict:
+    """Every object's ``logprobs``, concatenated into the last one (``stream:false``)."""
+    final.pop("logprobs", None)
+    return _with_logprobs(final, [lp for o in objects for lp in o.get("logprobs", ())])
 
 
 def merge_chat(objects: list[dict]) -> dict:
@@ -306,7 +335,7 @@ def merge_chat(objects: list[dict]) -> dict:
     if calls := [c for m in messages for c in m.get("tool_calls", ())]:
         merged["tool_calls"] = calls
     final["message"] = merged
-    return final
+    return _merged_logprobs(final, objects)
 
 
 def _insert_after(obj: dict, after: str, key: str, value: Any) -> dict:

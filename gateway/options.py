@@ -60,12 +60,14 @@ class ModelOptions:
             sampling.seed = self.values["seed"]
         return sampling
 
-    def generate_request(self, prompt: str, *, context: list[int] = (),
-                         json_schema: str = "") -> pb.GenerateRequest:
+    def generate_request(self, prompt: str, *, context: list[int] = (), json_schema: str = "",
+                         logprobs: bool = False, top_logprobs: int = 0,
+                         shift: bool = True) -> pb.GenerateRequest:
         """A runner request carrying these options (``json_schema`` constrains the output)."""
         request = pb.GenerateRequest(prompt=prompt, context=list(context), sampling=self.sampling(),
                                      stop=self.values.get("stop") or [], parse_special=True,
-                                     num_keep=self.values["num_keep"], json_schema=json_schema)
+                                     num_keep=self.values["num_keep"], json_schema=json_schema,
+                                     logprobs=logprobs, top_logprobs=top_logprobs, shift=shift)
         if self.values["num_predict"] >= 0:  # unlimited: the runner stops when the slot is full
             request.num_predict = self.values["num_predict"]
         return request

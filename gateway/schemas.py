@@ -115,6 +115,9 @@ class GenerateParams:
     think: Think = Think()
     truncate: bool = True
     debug_render_only: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0
+    shift: bool = True
 
     @classmethod
     def parse(cls, body: dict) -> GenerateParams:
@@ -155,6 +158,9 @@ class ChatParams:
     think: Think = Think()
     truncate: bool = True
     debug_render_only: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0
+    shift: bool = True
 
     @classmethod
     def parse(cls, body: dict) -> ChatParams:
@@ -178,9 +184,9 @@ def _common(body: dict, s: str) -> dict[str, Any]:
                   options=field_of(body, s, "options", dict, {}),
                   truncate=field_of(body, s, "truncate", bool, True),
                   debug_render_only=field_of(body, s, "_debug_render_only", bool, False))
-    field_of(body, s, "shift", bool, True)
-    field_of(body, s, "logprobs", bool, False)
-    top_logprobs = field_of(body, s, "top_logprobs", int, 0, "int")
+    fields["shift"] = field_of(body, s, "shift", bool, True)
+    fields["logprobs"] = field_of(body, s, "logprobs", bool, False)
+    top_logprobs = fields["top_logprobs"] = field_of(body, s, "top_logprobs", int, 0, "int")
     fields["think"] = parse_think(body.get("think"))
     fields["keep_alive"] = parse_keep_alive(body.get("keep_alive"))
     if not 0 <= top_logprobs <= 20:

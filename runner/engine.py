@@ -6,8 +6,9 @@ slot plus pending prompt chunks into one ``llama_batch``, calls ``llama_decode``
 each slot whose logits came out. Only this thread touches the llama context.
 
 A slot's context is ``ctx_size`` tokens. A prompt that does not fit is refused
-(``InvalidRequestError``); a generation that fills the slot ends with ``DONE_REASON_LENGTH``
-(no context shift).
+(``InvalidRequestError``). A generation that fills the slot shifts it as Ollama does (keep
+``num_keep`` tokens, drop half of the rest, move the tail down) and goes on; with ``shift``
+off, or a model whose memory cannot shift, it ends with ``DONE_REASON_LENGTH``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import structlog
 
 from runner.grammar import grammar_for
 from runner.llama import Batch, ContextConfig, Model
+from runner.logprobs import token_logprob
 from runner.sampling import Sampler, SamplerConfig
 from runner.settings import RunnerSettings
 from runner.slots import Generation, Slot, pick_slot
@@ -34,6 +36,7 @@ from services.pb.corral.runner.v1 import runner_pb2 as pb
 log = structlog.get_logger()
 
 _STOP = object()
+MAX_TOP_LOGPROBS = 20
 
 
 class Engine:
@@ -116,7 +119,10 @@ class Engine:
                           self.settings.ctx_size, grammar_for(request))
         num_predict = request.num_predict if request.HasField("num_predict") else -1
         return Generation(prompt, sampler, num_predict=num_predict, stops=list(request.stop),
-                          loop=loop)
+                          loop=loop, logprobs=request.logprobs,
+                          top_logprobs=min(max(request.top_logprobs, 0), MAX_TOP_LOGPROBS),
+                          shift=request.shift if request.HasField("shift") else True,
+                          num_keep=request.num_keep if request.HasField("num_keep") else 4)
 
     def _prompt_tokens(self, request: pb.GenerateRequest) -> list[int]:
         vocab = self._ready_model().vocab
@@ -302,17 +308,34 @@ class Engine:
             return
         generation.output.append(token)
         stats.eval_count += 1
+        logprob = (token_logprob(self.model.ctx, slot.logits_index, vocab.n_tokens, token,
+                                 generation.top_logprobs, vocab.piece)
+                   if generation.logprobs else None)
         text, stopped = generation.text.feed(vocab.piece(token))
-        generation.emit(text)
+        generation.emit(text, logprob)
         if stopped:
             self._release(slot, pb.DONE_REASON_STOP, flush=False)
-        elif stats.eval_count == generation.num_predict or self._slot_full(slot):
+        elif stats.eval_count == generation.num_predict or (
+                self._slot_full(slot) and not self._shift(slot)):
             self._release(slot, pb.DONE_REASON_LENGTH)
         else:
             slot.next_token = token
 
     def _slot_full(self, slot: Slot) -> bool:
         return len(slot.cache) >= self.settings.ctx_size
+
+    def _shift(self, slot: Slot) -> bool:
+        """Make room in a full slot (Ollama's ShiftContext); False when it may not or cannot."""
+        generation = slot.generation
+        if not generation.shift or not self.model.can_shift:
+            return False
+        n = len(slot.cache)
+        keep = min(max(generation.num_keep, 0) + int(self.model.vocab.add_bos), n - 2)
+        discard = (n - keep) // 2
+        self.model.shift(slot.seq, keep, discard, n)
+        del slot.cache[keep:keep + discard]
+        log.debug("context_shifted", seq=slot.seq, kept=keep, discarded=discard)
+        return True
 
     def _release(self, slot: Slot, reason: int, *, flush: bool = True) -> None:
         """Finish the slot's generation; its KV cells stay for prefix reuse."""

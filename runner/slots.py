@@ -35,7 +35,8 @@ class Generation:
     """One Generate request: its prompt, sampler, limits and the stream back to the caller."""
 
     def __init__(self, prompt: list[int], sampler: Sampler, *, num_predict: int, stops: list[str],
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, logprobs: bool = False,
+                 top_logprobs: int = 0, shift: bool = True, num_keep: int = 4) -> None:
         self.prompt = prompt
         self.sampler = sampler
         self.num_predict = num_predict
@@ -48,22 +49,31 @@ class Generation:
         self._items: deque = deque()
         self._ready = asyncio.Event()
         self._uncounted = 0
+        self.logprobs = logprobs
+        self.shift = shift
+        self.num_keep = num_keep
+        self.top_logprobs = top_logprobs
+        self._unsent_logprobs: list[pb.TokenLogprob] = []
 
     # -- inference thread ---------------------------------------------------------------------
 
-    def emit(self, text: str) -> None:
-        """Send ``text`` covering the tokens generated since the last emit."""
+    def emit(self, text: str, logprob: pb.TokenLogprob | None = None) -> None:
+        """Send ``text`` covering the tokens generated since the last emit (and their
+        log-probabilities, when asked for)."""
         self._uncounted += 1
+        if logprob is not None:
+            self._unsent_logprobs.append(logprob)
         if text:
             count, self._uncounted = self._uncounted, 0
-            self._post(self._push_chunk, text, count)
+            logprobs, self._unsent_logprobs = self._unsent_logprobs, []
+            self._post(self._push_chunk, text, count, logprobs)
 
     def finish(self, reason: int, *, flush: bool = True) -> None:
         """Send held-back text (when ``flush``), then the done frame; releases the sampler."""
         self.stats.finished_ns = time.perf_counter_ns()
         tail = self.text.finish() if flush else ""
         if tail:
-            self._post(self._push_chunk, tail, self._uncounted)
+            self._post(self._push_chunk, tail, self._uncounted, self._unsent_logprobs)
         self._end(pb.GenerateResponse(done=self._done_frame(reason)))
 
     def fail(self, error: BaseException) -> None:
@@ -92,13 +102,14 @@ class Generation:
 
     # -- event loop ---------------------------------------------------------------------------
 
-    def _push_chunk(self, text: str, count: int) -> None:
+    def _push_chunk(self, text: str, count: int, logprobs: list[pb.TokenLogprob]) -> None:
         last = self._items[-1] if self._items else None
         if isinstance(last, list):
             last[0] += text
             last[1] += count
+            last[2] += logprobs
         else:
-            self._push([text, count])
+            self._push([text, count, logprobs])
 
     def _push(self, item) -> None:
         self._items.append(item)
@@ -112,7 +123,8 @@ class Generation:
             while self._items:
                 item = self._items.popleft()
                 if isinstance(item, list):
-                    yield pb.GenerateResponse(chunk=pb.Chunk(text=item[0], token_count=item[1]))
+                    yield pb.GenerateResponse(chunk=pb.Chunk(text=item[0], token_count=item[1],
+                                                             logprobs=item[2]))
                 elif isinstance(item, BaseException):
                     raise item
                 else:

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.openai.wire import (FINGERPRINT, go_type, include_usage, json_kind, sampling_options,
-                                 typed, usage)
+from gateway.openai.wire import (FINGERPRINT, go_type, include_usage, json_kind, openai_logprobs,
+                                 sampling_options, typed, usage)
 from gateway.streaming import encode_json
 from services.errors import InvalidRequestError
 
@@ -50,6 +50,9 @@ class ChatCompletionRequest:
             native["tools"] = tools
         if (think := reasoning(body)) is not None:
             native["think"] = think
+        if typed(body, STRUCT, "logprobs", "bool", "bool", False):
+            native["logprobs"] = True
+            native["top_logprobs"] = typed(body, STRUCT, "top_logprobs", "int", "int", 0)
         return cls(native=native, stream=stream,
                    include_usage=stream and include_usage(body, STRUCT))
 
@@ -211,8 +214,9 @@ def chat_completion(request_id: str, native: dict) -> dict:
         reply["tool_calls"] = calls
     return {"id": request_id, "object": "chat.completion", "created": int(time.time()),
             "model": native.get("model", ""), "system_fingerprint": FINGERPRINT,
-            "choices": [{"index": 0, "message": reply,
-                         "finish_reason": finish_reason(native.get("done_reason"), bool(calls))}],
+            "choices": [_with_logprobs(
+                {"index": 0, "message": reply,
+                 "finish_reason": finish_reason(native.get("done_reason"), bool(calls))}, native)],
             "usage": usage(native)}
 
 
@@ -250,6 +254,8 @@ class ChatChunks:
             chunks.append(self._chunk(model, [{"index": 0, "delta": {}, "finish_reason": reason}]))
             if self.request.include_usage:
                 chunks.append(self._chunk(model, [], usage=usage(native)))
+        if chunks and chunks[0]["choices"]:  # the tokens of this object, on its first chunk
+            chunks[0]["choices"][0] = _with_logprobs(chunks[0]["choices"][0], native)
         return chunks
 
     def _delta(self, model: str, delta: dict) -> dict:
@@ -260,6 +266,14 @@ class ChatChunks:
     def _chunk(self, model: str, choices: list, **extra: Any) -> dict:
         return {"id": self.request.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": model, "system_fingerprint": FINGERPRINT, "choices": choices, **extra}
+
+
+def _with_logprobs(choice: dict, native: dict) -> dict:
+    """``choice`` with ``logprobs`` before ``finish_reason`` when the native object has some."""
+    if (logprobs := openai_logprobs(native)) is None:
+        return choice
+    reason = choice.pop("finish_reason", None)
+    return {**choice, "logprobs": logprobs, "finish_reason": reason}
 
 
 def _content_delta(content: str, thinking: str, calls: list[dict]) -> dict:

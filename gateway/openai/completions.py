@@ -9,7 +9,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from gateway.openai.wire import FINGERPRINT, include_usage, sampling_options, typed, usage
+from gateway.openai.wire import (
+    FINGERPRINT,
+    include_usage,
+    openai_logprobs,
+    sampling_options,
+    typed,
+    usage,
+)
 
 STRUCT = "CompletionRequest"
 _NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -33,13 +40,17 @@ class CompletionRequest:
                   "options": sampling_options(body, STRUCT, completions=True)}
         if suffix := typed(body, STRUCT, "suffix", "string", "string", ""):
             native["suffix"] = suffix
+        if (top := typed(body, STRUCT, "logprobs", "int", "*int", 0)) > 0:  # legacy: top-N
+            native["logprobs"], native["top_logprobs"] = True, top
         return cls(native=native, stream=stream,
                    include_usage=stream and include_usage(body, STRUCT))
 
 
 def _choice(native: dict) -> dict:
-    return {"text": native.get("response", ""), "index": 0,
-            "finish_reason": native.get("done_reason") or None}
+    choice: dict = {"text": native.get("response", ""), "index": 0}
+    if (logprobs := openai_logprobs(native)) is not None:
+        choice["logprobs"] = logprobs
+    return {**choice, "finish_reason": native.get("done_reason") or None}
 
 
 def completion(request_id: str, native: dict) -> dict:

@@ -200,3 +200,13 @@ def usage(native: dict) -> dict:
     prompt, completion = native.get("prompt_eval_count", 0), native.get("eval_count", 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
+
+
+def openai_logprobs(native: dict) -> dict | None:
+    """A choice's ``logprobs`` (``{"content": [...]}``) from a native object's, if it has any."""
+    entries = native.get("logprobs")
+    if not entries:
+        return None
+    return {"content": [{**entry, "top_logprobs": entry.get("top_logprobs", [])}
+                        for entry in entries]}
+
