@@ -29,7 +29,7 @@ from runner.llama import Batch, ContextConfig, Model
 from runner.logprobs import token_logprob
 from runner.sampling import Sampler, SamplerConfig
 from runner.settings import RunnerSettings
-from runner.slots import Generation, Slot, pick_slot
+from runner.slots import Generation, Outbox, Slot, pick_slot
 from services.errors import CorralError, InvalidRequestError, RunnerUnavailableError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
@@ -51,6 +51,7 @@ class Engine:
         self._slots = [Slot(seq) for seq in range(settings.parallel)]
         self._batch: Batch | None = None
         self._thread: threading.Thread | None = None
+        self._outbox: Outbox | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -58,6 +59,7 @@ class Engine:
         """Start the inference thread and wait until it has loaded the model."""
         loop = asyncio.get_running_loop()
         loaded = loop.create_future()
+        self._outbox = Outbox(loop)
         self._thread = threading.Thread(target=self._main, args=(loop, loaded),
                                         name="inference", daemon=True)
         self._thread.start()
@@ -104,12 +106,11 @@ class Engine:
 
     async def generate(self, request: pb.GenerateRequest) -> Generation:
         """Validate and queue ``request``; read its output from ``Generation.stream()``."""
-        loop = asyncio.get_running_loop()
-        generation = await asyncio.to_thread(self.prepare, request, loop)
+        generation = await asyncio.to_thread(self.prepare, request)
         self._inbox.put(generation)
         return generation
 
-    def prepare(self, request: pb.GenerateRequest, loop: asyncio.AbstractEventLoop) -> Generation:
+    def prepare(self, request: pb.GenerateRequest) -> Generation:
         """Tokenize the prompt and build the sampler; raises ``InvalidRequestError`` when unfit."""
         model = self._ready_model()
         if self.settings.embedding:
@@ -119,7 +120,7 @@ class Engine:
                           self.settings.ctx_size, grammar_for(request))
         num_predict = request.num_predict if request.HasField("num_predict") else -1
         return Generation(prompt, sampler, num_predict=num_predict, stops=list(request.stop),
-                          loop=loop, logprobs=request.logprobs,
+                          outbox=self._outbox, logprobs=request.logprobs,
                           top_logprobs=min(max(request.top_logprobs, 0), MAX_TOP_LOGPROBS),
                           shift=request.shift if request.HasField("shift") else True,
                           num_keep=request.num_keep if request.HasField("num_keep") else 4)
@@ -191,11 +192,13 @@ class Engine:
         while self._drain(block=not self._busy()):
             self._admit()
             self._step()
+            self._outbox.flush()  # one wake-up of the event loop for every slot's output
         for slot in self._slots:
             if slot.generation is not None:
                 self._release(slot, pb.DONE_REASON_CANCELLED)
         while self._waiting:
             self._waiting.popleft().finish(pb.DONE_REASON_CANCELLED)
+        self._outbox.flush()
 
     def _busy(self) -> bool:
         return bool(self._waiting) or any(not slot.idle for slot in self._slots)

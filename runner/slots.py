@@ -1,8 +1,8 @@
 """Requests in flight (``Generation``) and the KV-cache sequences that serve them (``Slot``).
 
 A ``Generation`` is shared by two threads with a strict split: the inference thread calls
-``emit``/``finish``/``fail`` (each hops to the event loop with ``call_soon_threadsafe``), the
-event loop reads ``stream()`` and may call ``cancel()``. Chunks the reader has not taken yet are
+``emit``/``finish``/``fail`` (their hand-offs to the event loop are gathered in the engine's
+``Outbox`` and sent once per step), the event loop reads ``stream()`` and may call ``cancel()``. Chunks the reader has not taken yet are
 merged, so a slow reader costs one growing string, not a queue of tiny items.
 """
 
@@ -35,7 +35,7 @@ class Generation:
     """One Generate request: its prompt, sampler, limits and the stream back to the caller."""
 
     def __init__(self, prompt: list[int], sampler: Sampler, *, num_predict: int, stops: list[str],
-                 loop: asyncio.AbstractEventLoop, logprobs: bool = False,
+                 outbox: Outbox, logprobs: bool = False,
                  top_logprobs: int = 0, shift: bool = True, num_keep: int = 4) -> None:
         self.prompt = prompt
         self.sampler = sampler
@@ -45,7 +45,7 @@ class Generation:
         self.stats = Stats()
         self.cancelled = threading.Event()
         self.finished = False
-        self._loop = loop
+        self._outbox = outbox
         self._items: deque = deque()
         self._ready = asyncio.Event()
         self._uncounted = 0
@@ -86,10 +86,7 @@ class Generation:
         self._post(self._push, item)
 
     def _post(self, callback, *args) -> None:
-        try:
-            self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the reader's loop is closed: nobody is left to read
-            pass
+        self._outbox.post(callback, *args)
 
     def _done_frame(self, reason: int) -> pb.Done:
         s = self.stats
@@ -134,6 +131,36 @@ class Generation:
     def cancel(self) -> None:
         """Ask the inference thread to drop this request at its next step."""
         self.cancelled.set()
+
+
+class Outbox:
+    """Event-loop callbacks from the inference thread, sent with one wake-up per engine step.
+
+    Each ``call_soon_threadsafe`` writes to the loop's self-pipe and wakes its thread; with
+    several slots that was one wake-up per slot per step. Flushed between decodes, never
+    during one: a thread woken while ``llama_decode`` runs takes a core from ggml's threads.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._calls: list[tuple] = []
+
+    def post(self, callback, *args) -> None:
+        self._calls.append((callback, args))
+
+    def flush(self) -> None:
+        if not self._calls:
+            return
+        calls, self._calls = self._calls, []
+        try:
+            self.loop.call_soon_threadsafe(_run_all, calls)
+        except RuntimeError:  # the reader's loop is closed: nobody is left to read
+            pass
+
+
+def _run_all(calls: list[tuple]) -> None:
+    for callback, args in calls:
+        callback(*args)
 
 
 @dataclass
