@@ -18,10 +18,10 @@ from typing import Any
 
 import structlog
 from sqlalchemy import func, select
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry import models as tables
+from registry import queries
 from registry.blobs import BlobStore, digest_of
 from registry.gguf_info import GGUFInfo
 from registry.gguf_kv import read_gguf_info_fast
@@ -124,7 +124,7 @@ class ModelStore:
         async with self._sessions() as session:
             rows = (await session.scalars(
                 select(tables.Model).order_by(tables.Model.modified_at.desc()))).all()
-            facts = await _facts_by_blob(session, _model_layer_digests(rows))
+            facts = await queries.facts_by_blob(session, queries.model_layer_digests(rows))
         return [await self._record(row, facts) for row in rows]
 
     async def resolve(self, text: str) -> ResolvedModel:
@@ -138,8 +138,8 @@ class ModelStore:
             return cached
         generation = self._generation
         async with self._sessions() as session:
-            row = await _find_model(session, text)
-            facts = await _facts_by_blob(session, _model_layer_digests([row]))
+            row = await queries.find_model(session, text)
+            facts = await queries.facts_by_blob(session, queries.model_layer_digests([row]))
         resolved = await self._resolved(row, facts)
         if generation == self._generation:  # no write committed meanwhile
             self._resolved_cache[key] = resolved
@@ -152,7 +152,7 @@ class ModelStore:
     async def manifest_bytes(self, text: str) -> bytes:
         """The stored manifest of model ``text``, byte for byte (its sha256 is the model id)."""
         async with self._sessions() as session:
-            return (await _find_model(session, text)).manifest.content
+            return (await queries.find_model(session, text)).manifest.content
 
     async def import_gguf(self, name: ModelName, source: Path) -> ModelRecord:
         """Register the GGUF file ``source`` as ``name``: weights blob, config, manifest."""
@@ -186,10 +186,10 @@ class ModelStore:
         async with self.write_lock:
             await self._require_files([manifest.config, *manifest.layers])
             async with self._sessions.begin() as session:
-                await _insert_blobs(session, [manifest.config, *manifest.layers])
-                await _insert_manifest(session, digest, manifest, content)
-                await _insert_facts(session, facts or {})
-                row, old = await _upsert_model(session, name, digest)
+                await queries.insert_blobs(session, [manifest.config, *manifest.layers])
+                await queries.insert_manifest(session, digest, manifest, content)
+                await queries.insert_facts(session, facts or {})
+                row, old = await queries.upsert_model(session, name, digest)
                 pruned = (await release_manifest(session, old)
                           if old not in (None, digest) and not self.noprune else [])
             self._models_changed()
@@ -197,7 +197,7 @@ class ModelStore:
         log.info("model_saved", model=row_name(row).display, digest=digest, pruned=len(pruned))
         async with self._sessions() as session:
             row = await session.get_one(tables.Model, row.id)
-            facts_now = await _facts_by_blob(session, _model_layer_digests([row]))
+            facts_now = await queries.facts_by_blob(session, queries.model_layer_digests([row]))
         return await self._record(row, facts_now), pruned
 
     async def copy_model(self, source: str, destination: str) -> ModelRecord:
@@ -250,7 +250,7 @@ class ModelStore:
         async with self._sessions() as session:
             row = await session.get(tables.GGUFFacts, digest)
         if row is not None:
-            return _info_from_row(row)
+            return queries.info_from_row(row)
         return await asyncio.to_thread(read_gguf_info_fast, self.blobs.path(digest))
 
     async def _require_files(self, descriptors: Iterable[Descriptor]) -> None:
@@ -335,69 +335,3 @@ def _details(config: Mapping[str, Any], info: GGUFInfo | None) -> ModelDetails:
         context_length=info.context_length if info else 0,
         embedding_length=info.embedding_length if info else 0,
     )
-
-
-async def _find_model(session: AsyncSession, text: str) -> tables.Model:
-    """The row named ``text``; ``InvalidModelNameError`` / ``ModelNotFoundError`` otherwise."""
-    name = parse_name(text)
-    row = await session.scalar(select(tables.Model).where(tables.Model.name_key == name.key))
-    if row is None:
-        raise ModelNotFoundError(f"model '{text}' not found")
-    return row
-
-
-def _model_layer_digests(rows: Iterable[tables.Model]) -> list[str]:
-    return [layer.blob_digest for row in rows for layer in row.manifest.layers
-            if layer.media_type == MODEL_MEDIA_TYPE]
-
-
-async def _facts_by_blob(session: AsyncSession, digests: list[str]) -> dict[str, GGUFInfo]:
-    if not digests:
-        return {}
-    rows = await session.scalars(
-        select(tables.GGUFFacts).where(tables.GGUFFacts.blob_digest.in_(digests)))
-    return {row.blob_digest: _info_from_row(row) for row in rows}
-
-
-def _info_from_row(row: tables.GGUFFacts) -> GGUFInfo:
-    return GGUFInfo(**{name: getattr(row, name) for name in GGUFInfo.__dataclass_fields__})
-
-
-async def _insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor]) -> None:
-    values = [{"digest": d.digest, "size": d.size, "created_at": tables.utcnow()}
-              for d in descriptors]
-    await session.execute(insert(tables.Blob).values(values).on_conflict_do_nothing())
-
-
-async def _insert_manifest(session: AsyncSession, digest: str, manifest: Manifest,
-                           content: bytes) -> None:
-    if await session.get(tables.Manifest, digest) is not None:
-        return
-    session.add(tables.Manifest(
-        digest=digest, media_type=manifest.media_type, content=content,
-        config_digest=manifest.config.digest,
-        layers=[tables.Layer(position=i, blob_digest=layer.digest, media_type=layer.media_type,
-                             size=layer.size) for i, layer in enumerate(manifest.layers)]))
-
-
-async def _insert_facts(session: AsyncSession, facts: Mapping[str, GGUFInfo]) -> None:
-    for digest, info in facts.items():
-        await session.merge(tables.GGUFFacts(blob_digest=digest, **vars(info)))
-
-
-async def _upsert_model(session: AsyncSession, name: ModelName,
-                        digest: str) -> tuple[tables.Model, str | None]:
-    """Point ``name`` at ``digest``; return the row and the manifest it pointed at before."""
-    row = await session.scalar(select(tables.Model).where(tables.Model.name_key == name.key))
-    now = tables.utcnow()
-    old = None
-    if row is None:
-        row = tables.Model(host=name.host, namespace=name.namespace, model=name.model,
-                           tag=name.tag, name_key=name.key, manifest_digest=digest,
-                           created_at=now, modified_at=now)
-        session.add(row)
-    else:
-        old = row.manifest_digest
-        row.manifest_digest, row.modified_at = digest, now
-    await session.flush()
-    return row, old

@@ -1,0 +1,85 @@
+"""The registry's SQL: finding and writing model rows, manifests, blobs and GGUF facts.
+
+Plain functions over an ``AsyncSession``; ``ModelStore`` owns the transactions and calls these
+inside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry import models as tables
+from registry.gguf_info import GGUFInfo
+from registry.manifests import MODEL_MEDIA_TYPE, Descriptor, Manifest
+from services.errors import ModelNotFoundError
+from services.names import ModelName, parse_name
+
+
+async def find_model(session: AsyncSession, text: str) -> tables.Model:
+    """The row named ``text``; ``InvalidModelNameError`` / ``ModelNotFoundError`` otherwise."""
+    name = parse_name(text)
+    row = await session.scalar(select(tables.Model).where(tables.Model.name_key == name.key))
+    if row is None:
+        raise ModelNotFoundError(f"model '{text}' not found")
+    return row
+
+
+def model_layer_digests(rows: Iterable[tables.Model]) -> list[str]:
+    return [layer.blob_digest for row in rows for layer in row.manifest.layers
+            if layer.media_type == MODEL_MEDIA_TYPE]
+
+
+async def facts_by_blob(session: AsyncSession, digests: list[str]) -> dict[str, GGUFInfo]:
+    if not digests:
+        return {}
+    rows = await session.scalars(
+        select(tables.GGUFFacts).where(tables.GGUFFacts.blob_digest.in_(digests)))
+    return {row.blob_digest: info_from_row(row) for row in rows}
+
+
+def info_from_row(row: tables.GGUFFacts) -> GGUFInfo:
+    return GGUFInfo(**{name: getattr(row, name) for name in GGUFInfo.__dataclass_fields__})
+
+
+async def insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor]) -> None:
+    values = [{"digest": d.digest, "size": d.size, "created_at": tables.utcnow()}
+              for d in descriptors]
+    await session.execute(insert(tables.Blob).values(values).on_conflict_do_nothing())
+
+
+async def insert_manifest(session: AsyncSession, digest: str, manifest: Manifest,
+                           content: bytes) -> None:
+    if await session.get(tables.Manifest, digest) is not None:
+        return
+    session.add(tables.Manifest(
+        digest=digest, media_type=manifest.media_type, content=content,
+        config_digest=manifest.config.digest,
+        layers=[tables.Layer(position=i, blob_digest=layer.digest, media_type=layer.media_type,
+                             size=layer.size) for i, layer in enumerate(manifest.layers)]))
+
+
+async def insert_facts(session: AsyncSession, facts: Mapping[str, GGUFInfo]) -> None:
+    for digest, info in facts.items():
+        await session.merge(tables.GGUFFacts(blob_digest=digest, **vars(info)))
+
+
+async def upsert_model(session: AsyncSession, name: ModelName,
+                        digest: str) -> tuple[tables.Model, str | None]:
+    """Point ``name`` at ``digest``; return the row and the manifest it pointed at before."""
+    row = await session.scalar(select(tables.Model).where(tables.Model.name_key == name.key))
+    now = tables.utcnow()
+    old = None
+    if row is None:
+        row = tables.Model(host=name.host, namespace=name.namespace, model=name.model,
+                           tag=name.tag, name_key=name.key, manifest_digest=digest,
+                           created_at=now, modified_at=now)
+        session.add(row)
+    else:
+        old = row.manifest_digest
+        row.manifest_digest, row.modified_at = digest, now
+    await session.flush()
+    return row, old
