@@ -10,7 +10,8 @@ from aiohttp import web
 from gateway.embeddings import EmbeddingService
 from gateway.generation import merge_chat, merge_generate
 from gateway.keys import INFERENCE, REGISTRY
-from gateway.openai import chat, completions, embeddings, models
+from gateway.openai import (chat, completions, embeddings, models, responses,
+                            responses_stream)
 from gateway.openai.wire import openai_errors, openai_json, read_body, sse_stream
 from gateway.schemas import ChatParams, GenerateParams
 
@@ -50,6 +51,16 @@ async def completions_(request: web.Request) -> web.StreamResponse:
 
 
 @openai_errors
+async def responses_(request: web.Request) -> web.StreamResponse:
+    req = responses.ResponsesRequest.parse(await read_body(request, responses.STRUCT))
+    objects = request.app[INFERENCE].chat(ChatParams.parse(req.native))
+    if req.stream:
+        events = responses_stream.ResponseEvents(req).stream(objects)
+        return await sse_stream(request, events, named=True)
+    return openai_json(responses.response(req, merge_chat(await _gather(objects))))
+
+
+@openai_errors
 async def embeddings_(request: web.Request) -> web.Response:
     req = embeddings.EmbeddingRequest.parse(await read_body(request, embeddings.STRUCT))
     native = await EmbeddingService(request.app[INFERENCE]).embed(req.params)
@@ -71,5 +82,6 @@ def add_openai_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions_)
     app.router.add_post("/v1/embeddings", embeddings_)
+    app.router.add_post("/v1/responses", responses_)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", retrieve_model)

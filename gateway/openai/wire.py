@@ -71,8 +71,10 @@ async def read_body(request: web.Request, struct: str) -> dict[str, Any]:
         raise InvalidRequestError(exc.message.replace(f"api.{struct}", f"openai.{struct}")) from exc
 
 
-async def sse_stream(request: web.Request, events: AsyncIterator[dict]) -> web.StreamResponse:
-    """Send ``events`` as ``data: <json>\\n\\n`` then ``data: [DONE]``.
+async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
+                     named: bool = False) -> web.StreamResponse:
+    """Send ``events`` as ``data: <json>\\n\\n`` then ``data: [DONE]``; with ``named`` (the
+    Responses API) each gets an ``event: <its type>`` line and there is no ``[DONE]``.
 
     A failure before the first event is an ordinary error reply (raised to ``openai_errors``);
     after it, one ``data: {"error": ...}`` event ends the stream, which the OpenAI clients raise.
@@ -83,24 +85,27 @@ async def sse_stream(request: web.Request, events: AsyncIterator[dict]) -> web.S
         await response.prepare(request)
         try:
             if first is not None:
-                await response.write(_event(first))
+                await response.write(_event(first, named))
             async for event in events:
-                await response.write(_event(event))
+                await response.write(_event(event, named))
         except (ConnectionError, web.HTTPException):
             raise
         except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
             status = exc.http_status if isinstance(exc, CorralError) else 500
             message = exc.message if isinstance(exc, CorralError) else str(exc)
             log.warning("stream_failed", error=message, error_type=type(exc).__name__)
-            await response.write(_event(error_body(status, message)))
+            error = error_body(status, message)
+            await response.write(_event({"type": "error", **error} if named else error, named))
         else:
-            await response.write(b"data: [DONE]\n\n")
+            if not named:
+                await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
 
 
-def _event(obj: object) -> bytes:
-    return b"data: " + encode_json(obj) + b"\n\n"
+def _event(obj: dict, named: bool = False) -> bytes:
+    line = b"data: " + encode_json(obj) + b"\n\n"
+    return b"event: " + obj["type"].encode() + b"\n" + line if named else line
 
 
 # -- request fields -------------------------------------------------------------------------------
