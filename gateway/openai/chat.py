@@ -131,11 +131,11 @@ def _part(role: str, part: object) -> dict:
             raise InvalidRequestError("invalid message format")
         return {"role": role, "content": part["text"]}
     if part.get("type") == "image_url":
-        return {"role": role, "content": "", "images": [_image(part.get("image_url"))]}
+        return {"role": role, "content": "", "images": [image_data(part.get("image_url"))]}
     raise InvalidRequestError("invalid message format")
 
 
-def _image(image_url: object) -> str:
+def image_data(image_url: object) -> str:
     """The base64 payload of a ``data:`` URL (remote URLs are refused, as in Ollama)."""
     url = image_url.get("url") if isinstance(image_url, dict) else image_url
     if not isinstance(url, str):

@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.openai.chat import _image, native_tool_calls, openai_tool_calls, reasoning
+from gateway.openai.chat import image_data, native_tool_calls, openai_tool_calls, reasoning
 from gateway.openai.wire import json_kind, typed
 from services.errors import InvalidRequestError
 
 STRUCT = "ResponsesRequest"
 
 
-def _new_id(prefix: str) -> str:
+def new_id(prefix: str) -> str:
     return f"{prefix}_{random.randrange(999)}"
 
 
@@ -32,7 +32,7 @@ class ResponsesRequest:
     native: dict
     stream: bool = False
     echo: dict = field(default_factory=dict)
-    id: str = field(default_factory=lambda: _new_id("resp"))
+    id: str = field(default_factory=lambda: new_id("resp"))
     created_at: int = field(default_factory=lambda: int(time.time()))
 
     @classmethod
@@ -121,7 +121,7 @@ def _message(item: dict) -> dict:
         if kind in ("input_text", "output_text", "text"):
             texts.append(str(part.get("text", "")))
         elif kind == "input_image":
-            images.append(_image(part.get("image_url")))
+            images.append(image_data(part.get("image_url")))
         else:
             raise InvalidRequestError(f"unsupported content part type: {kind!r}")
     message: dict[str, Any] = {"role": role, "content": "".join(texts)}
@@ -174,8 +174,8 @@ def output_text(text: str) -> dict:
 
 
 def function_call_items(native_calls: list[dict]) -> list[dict]:
-    return [{"id": _new_id("fc"), "type": "function_call", "status": "completed",
-             "call_id": call["id"] or _new_id("call"), "name": call["function"]["name"],
+    return [{"id": new_id("fc"), "type": "function_call", "status": "completed",
+             "call_id": call["id"] or new_id("call"), "name": call["function"]["name"],
              "arguments": call["function"]["arguments"]}
             for call in openai_tool_calls(native_calls)]
 
@@ -209,8 +209,8 @@ def response(req: ResponsesRequest, native: dict) -> dict:
     message = native.get("message") or {}
     output = []
     if message.get("thinking"):
-        output.append(reasoning_item(_new_id("rs"), message["thinking"]))
+        output.append(reasoning_item(new_id("rs"), message["thinking"]))
     if message.get("content"):
-        output.append(message_item(_new_id("msg"), message["content"]))
+        output.append(message_item(new_id("msg"), message["content"]))
     output += function_call_items(message.get("tool_calls") or [])
     return response_object(req, final_status(native), output, native)

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.openai.responses import (ResponsesRequest, _new_id, final_status,
+from gateway.openai.responses import (ResponsesRequest, new_id, final_status,
                                       function_call_items, message_item, output_text,
                                       reasoning_item, response_object)
 
@@ -74,8 +74,8 @@ class ResponseEvents:
 
     def _open(self, kind: str) -> list[dict]:
         reasoning = kind == "reasoning"
-        self.open = (reasoning_item(_new_id("rs"), "", "in_progress") if reasoning
-                     else message_item(_new_id("msg"), "", "in_progress"))
+        self.open = (reasoning_item(new_id("rs"), "", "in_progress") if reasoning
+                     else message_item(new_id("msg"), "", "in_progress"))
         added = self._event("response.output_item.added", output_index=len(self.output),
                             item=self.open)
         if reasoning:
