@@ -115,7 +115,6 @@ class Model:
         """Load ``path``; ``on_progress(fraction)`` is called now and then as the weights load."""
         llama_cpp.llama_backend_init()
         self.ctx = None
-        self._adapters: list = []
         params = llama_cpp.llama_model_default_params()
         if on_progress is not None:
             self._progress = _progress_callback(on_progress)  # kept alive while loading
@@ -144,16 +143,20 @@ class Model:
         self.memory = llama_cpp.llama_get_memory(self.ctx)
 
     def _apply_adapters(self, paths: tuple[str, ...]) -> None:
-        """Load each LoRA adapter and set them all on the context at scale 1."""
+        """Load each LoRA adapter and set them all on the context at scale 1.
+
+        The model owns its adapters and frees them with itself; freeing them here too crashes.
+        """
+        loaded = []
         for path in paths:
             adapter = llama_cpp.llama_adapter_lora_init(self._model, path.encode())
             if not adapter:
                 raise CorralError(f"failed to load adapter {path}: it is not a LoRA adapter "
                                   f"for this model")
-            self._adapters.append(adapter)
-        if self._adapters:
-            n = len(self._adapters)
-            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*self._adapters)
+            loaded.append(adapter)
+        if loaded:
+            n = len(loaded)
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*loaded)
             scales = (ctypes.c_float * n)(*[1.0] * n)
             if llama_cpp.llama_set_adapters_lora(self.ctx, adapters, n, scales) != 0:
                 raise CorralError("failed to apply the LoRA adapters")
@@ -211,7 +214,6 @@ class Model:
         if self.ctx:
             llama_cpp.llama_free(self.ctx)
             self.ctx = None
-        self._adapters = []  # owned by the model: freed with it (freeing them here too crashes)
         if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None

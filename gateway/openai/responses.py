@@ -53,17 +53,17 @@ class ResponsesRequest:
             options["num_predict"] = limit
         native: dict[str, Any] = {"model": typed(body, STRUCT, "model", "string", "string", ""),
                                   "messages": messages, "stream": stream, "options": options}
-        tools = [native_tool(t) for t in typed(body, STRUCT, "tools", "array", "[]Tool", [])]
+        tools = typed(body, STRUCT, "tools", "array", "[]Tool", [])
         if tools:
-            native["tools"] = tools
+            native["tools"] = [native_tool(t) for t in tools]
         if (think := reasoning(body)) is not None:
             native["think"] = think
-        if (fmt := text_format(body)) is not None:
-            native["format"] = fmt
+        fmt = format_of(body)
+        if (constraint := output_constraint(fmt)) is not None:
+            native["format"] = constraint
         echo = {"instructions": instructions or None, "temperature": options["temperature"],
                 "top_p": options.get("top_p", 1.0), "max_output_tokens": options.get("num_predict"),
-                "tools": typed(body, STRUCT, "tools", "array", "[]Tool", []),
-                "text": {"format": _echo_format(body)}}
+                "tools": tools, "text": {"format": fmt}}
         return cls(native=native, stream=stream, echo=echo)
 
 
@@ -139,21 +139,20 @@ def native_tool(tool: object) -> dict:
     return {"type": "function", "function": function}
 
 
-def text_format(body: dict) -> object:
-    """``text.format``: ``json_schema`` ⇒ its schema, ``json_object`` ⇒ ``"json"``."""
+def format_of(body: dict) -> dict:
+    """``text.format`` (``{"type": "text"}`` when absent), echoed in the reply as given."""
     text = typed(body, STRUCT, "text", "object", "openai.ResponsesText", {})
-    fmt = text.get("format") if isinstance(text.get("format"), dict) else {}
+    fmt = text.get("format")
+    return fmt if isinstance(fmt, dict) else {"type": "text"}
+
+
+def output_constraint(fmt: dict) -> object:
+    """The native ``format``: ``json_schema`` ⇒ its schema, ``json_object`` ⇒ ``"json"``."""
     if fmt.get("type") == "json_schema":
         return fmt.get("schema")
     if fmt.get("type") == "json_object":
         return "json"
     return None
-
-
-def _echo_format(body: dict) -> dict:
-    text = body.get("text")
-    fmt = text.get("format") if isinstance(text, dict) else None
-    return fmt if isinstance(fmt, dict) else {"type": "text"}
 
 
 # -- reply ----------------------------------------------------------------------------------------
