@@ -63,9 +63,10 @@ class Sampler:
 
     def _build(self, config: SamplerConfig, vocab: Vocab, grammar: str) -> None:
         if config.penalizes:
+            # llama-cpp-python 0.3.36 (pinned) takes n_vocab first, unlike llama.cpp upstream
             self.penalties = llama_cpp.llama_sampler_init_penalties(
-                self.repeat_last_n, config.repeat_penalty, config.frequency_penalty,
-                config.presence_penalty)
+                vocab.n_tokens, self.repeat_last_n, config.repeat_penalty,
+                config.frequency_penalty, config.presence_penalty)
             self._add(self.penalties)
         if grammar:
             self._add(_grammar_sampler(vocab, grammar))
