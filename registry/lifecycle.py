@@ -2,8 +2,9 @@
 
 ``put_blob`` stores an upload only when its bytes hash to the digest it was sent under (a
 mismatch leaves nothing behind). ``prune_at_startup`` is Ollama's ``PruneLayers``: blob files no
-manifest uses, older than an hour (so a create that uploads, then builds its manifest, is never
-raced), are removed unless ``OLLAMA_NOPRUNE``.
+manifest uses (neither a manifest file on disk nor a manifest row), older than an hour (so a
+create that uploads, then builds its manifest, is never raced), are removed unless
+``OLLAMA_NOPRUNE``.
 """
 
 from __future__ import annotations
@@ -67,25 +68,35 @@ async def put_blob(blobs: BlobStore, digest: str,
 
 
 async def prune_at_startup(store: ModelStore, *, grace: float = PRUNE_GRACE_SECONDS) -> list[str]:
-    """Remove blob files older than ``grace`` seconds that no manifest uses; return digests.
+    """Remove blob files older than ``grace`` seconds that nothing uses; return their digests.
 
-    A no-op with ``store.noprune``. Only ``sha256-<hex>`` files are considered: temp files are
-    swept by ``BlobStore.remove_stale_temp_files`` and anything else is not ours to delete.
+    Ollama's rules: a no-op with ``OLLAMA_NOPRUNE``; skipped whole when any manifest file
+    cannot be read (it might name any blob); a blob survives if any manifest file on disk
+    (``manifests/*/*/*/*``, Ollama's models included) or any manifest row uses it. What would
+    go is logged before it goes. Only ``sha256-<hex>`` files are candidates: temp files are
+    swept by ``BlobStore.remove_stale_temp_files`` and partial downloads are kept for resume.
     """
     if store.noprune:
         log.info("startup_prune_skipped", reason="OLLAMA_NOPRUNE")
         return []
     async with store.write_lock:
+        scan = await asyncio.to_thread(store.manifest_files.scan)
+        if scan.errors:
+            log.warning("startup_prune_skipped", reason="unreadable manifest files",
+                        manifests={str(path): error for path, error in scan.errors})
+            return []
         async with store.sessions.begin() as session:
             dropped = await drop_orphan_manifests(session)
-            referenced = await referenced_blobs(session)
+            referenced = await referenced_blobs(session) | scan.referenced()
             old = await asyncio.to_thread(_old_blob_files, store.blobs.root, time.time() - grace)
             unused = sorted(set(old) - referenced)
+            if unused:
+                log.info("startup_prune_planned", blobs=unused, grace_seconds=grace)
             await forget_blobs(session, unused)
-        await store.unlink_blobs(unused)
-    if unused or dropped:
-        log.info("startup_prune_done", blobs=len(unused), manifests=dropped)
-    return unused
+        removed = await store.unlink_blobs(unused)
+    if removed or dropped:
+        log.info("startup_prune_done", blobs=len(removed), manifests=dropped)
+    return removed
 
 
 def _old_blob_files(root: Path, older_than: float) -> list[str]:

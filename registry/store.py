@@ -25,6 +25,7 @@ from registry import queries
 from registry.blobs import BlobStore, digest_of
 from registry.gguf_info import GGUFInfo
 from registry.gguf_kv import read_gguf_info_fast
+from registry.manifest_files import MANIFESTS_DIRNAME, ManifestTree
 from registry.manifests import (
     ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE,
     PARAMS_MEDIA_TYPE, SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
@@ -99,10 +100,12 @@ class ModelStore:
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore, *,
-                 noprune: bool = False) -> None:
+                 noprune: bool = False, manifest_files: ManifestTree | None = None) -> None:
         self._sessions = sessions
         self.blobs = blobs
         self.noprune = noprune
+        # Ollama's manifest files in the same store: their blobs are in use whatever our rows say.
+        self.manifest_files = manifest_files or ManifestTree(blobs.root.parent / MANIFESTS_DIRNAME)
         self.write_lock = asyncio.Lock()
         # Resolve runs on every inference request and costs several queries and blob reads;
         # this process is the only writer of model rows, so its writes invalidate the cache.
@@ -193,7 +196,7 @@ class ModelStore:
                 pruned = (await release_manifest(session, old)
                           if old not in (None, digest) and not self.noprune else [])
             self._models_changed()
-            await self.unlink_blobs(pruned)
+            pruned = await self.unlink_blobs(pruned)
         log.info("model_saved", model=row_name(row).display, digest=digest, pruned=len(pruned))
         async with self._sessions() as session:
             row = await session.get_one(tables.Model, row.id)
@@ -233,15 +236,35 @@ class ModelStore:
                 await session.flush()
                 pruned = await release_manifest(session, digest)
             self._models_changed()
-            await self.unlink_blobs(pruned)
+            pruned = await self.unlink_blobs(pruned)
         log.info("model_deleted", model=name.display, digest=digest, pruned=len(pruned))
         return pruned
 
-    async def unlink_blobs(self, digests: Iterable[str]) -> None:
-        """Delete blob files (whose rows are already gone); a missing file is not an error."""
-        for digest in digests:
+    async def unlink_blobs(self, digests: Iterable[str]) -> list[str]:
+        """Delete blob files whose rows are already gone; return the digests deleted.
+
+        The last check before a file goes: a blob some manifest file on disk still names (an
+        Ollama model sharing the store) is kept, and nothing is deleted while any manifest file
+        cannot be read, since it might name any blob. A missing file is not an error.
+        """
+        digests = sorted(set(digests))
+        if not digests:
+            return []
+        scan = await asyncio.to_thread(self.manifest_files.scan)
+        if scan.errors:
+            log.warning("blob_removal_skipped", reason="unreadable manifest files",
+                        manifests=[str(path) for path, _ in scan.errors], blobs=digests)
+            return []
+        in_use = scan.referenced()
+        if kept := [digest for digest in digests if digest in in_use]:
+            log.info("blob_kept_for_manifest_file", blobs=kept)
+        doomed = [digest for digest in digests if digest not in in_use]
+        if doomed:
+            log.info("blobs_removing", blobs=doomed)
+        for digest in doomed:
             await asyncio.to_thread(self.blobs.path(digest).unlink, missing_ok=True)
             log.info("blob_pruned", digest=digest)
+        return doomed
 
     async def gguf_info(self, digest: str) -> GGUFInfo:
         """Facts for a stored GGUF blob: from the table when known, else read from the file.

@@ -16,6 +16,7 @@ from registry.manifests import Manifest
 from services.errors import (BlobCorruptError, InvalidModelNameError, InvalidRequestError,
                              ModelNotFoundError)
 from services.names import parse_name
+from tests.ollama_store import build_library
 from tests.registry.model_helpers import (blob_files, chunks_of, create, model_store,
                                           sha256_digest)
 
@@ -217,3 +218,50 @@ def test_a_killed_writer_leaves_a_temp_file_that_the_next_start_removes(tmp_path
 
     asyncio.run(start_and_stop())
     assert list((models / "blobs").iterdir()) == []
+
+
+# An Ollama store shared with Corral (OLLAMA_MODELS pointed at ~/.ollama/models).
+async def test_startup_prune_never_touches_blobs_an_ollama_manifest_uses(
+        tmp_path: Path, tiny_gguf: Path) -> None:
+    models = tmp_path / "ollama"
+    ollama = build_library(models, tiny_gguf, small_gguf=tiny_gguf.read_bytes() + b"\0")
+    orphan = ollama.blob(b"nothing names me", "application/vnd.ollama.image.system")
+    ollama.age(3 * 3600)
+    kept = ollama.snapshot([p for p in ollama.files() if orphan["digest"][7:] not in p.name])
+    async with model_store(models) as store:
+        pruned = await prune_at_startup(store)
+    assert pruned == [orphan["digest"]]  # Ollama would prune it too
+    assert ollama.snapshot([models / rel for rel in kept]) == kept
+    assert not ollama.blob_path(orphan["digest"]).exists()
+
+
+async def test_startup_prune_is_skipped_while_any_manifest_file_is_unreadable(
+        tmp_path: Path, tiny_gguf: Path) -> None:
+    models = tmp_path / "ollama"
+    ollama = build_library(models, tiny_gguf)
+    orphan = ollama.blob(b"nothing names me", "application/vnd.ollama.image.system")
+    bad = models / "manifests" / "registry.ollama.ai" / "library" / "broken" / "latest"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b'{"schemaVersion":2,"layers":[')  # torn write
+    ollama.age(3 * 3600)
+    before = ollama.snapshot()
+    async with model_store(models) as store:
+        assert await prune_at_startup(store) == []
+    assert ollama.snapshot([models / rel for rel in before]) == before
+
+
+async def test_deleting_a_corral_model_keeps_blobs_an_ollama_manifest_shares(
+        tmp_path: Path, tiny_gguf: Path) -> None:
+    models = tmp_path / "ollama"
+    ollama = build_library(models, tiny_gguf)
+    before = ollama.snapshot()
+    async with model_store(models) as store:
+        await store.import_gguf(parse_name("mine"), tiny_gguf)  # same weights as smol
+        mine = await _digests(store, "mine")
+        pruned = await store.delete_model("mine")
+        files = blob_files(store)
+    weights = Manifest.parse((models / "manifests/registry.ollama.ai/library/smol/latest")
+                             .read_bytes()).layers[0].digest
+    assert weights in mine and weights not in pruned and weights in files
+    assert set(pruned) == mine - {weights}  # our own config blob went
+    assert ollama.snapshot([models / rel for rel in before]) == before
