@@ -51,6 +51,13 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Blobs this process hashed as it wrote them: digest -> the file's mtime_ns then. The
+        # store records them as verified when a manifest first uses them (``take_fresh``).
+        self._fresh: dict[str, int] = {}
+
+    def take_fresh(self, digest: str, mtime_ns: int) -> bool:
+        """Whether this process wrote and hashed ``digest`` and the file is unchanged since."""
+        return self._fresh.pop(canonical_digest(digest), None) == mtime_ns
 
     def path(self, digest: str) -> Path:
         """Where the blob ``digest`` lives (whether or not it exists); validates first."""
@@ -129,7 +136,10 @@ class BlobStore:
             path.unlink(missing_ok=True)
         target = self.path(expected)
         os.utime(target)  # a resumed download's file may be old: keep it out of the prune window
-        return target.stat().st_size
+        stat = target.stat()
+        if expected in self._fresh:
+            self._fresh[expected] = stat.st_mtime_ns
+        return stat.st_size
 
     def remove_stale_temp_files(self) -> int:
         """Delete temp files left by interrupted writes; call before serving. Blocking."""
@@ -181,6 +191,7 @@ class BlobStore:
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
         _sync_dir(self.root)
+        self._fresh[expected] = target.stat().st_mtime_ns
         log.debug("blob_stored", digest=expected)
 
     def _temp_path(self) -> Path:

@@ -118,21 +118,30 @@ class ManifestTree:
         _sync_dir(target.parent)
         return target
 
-    def remove(self, name: ModelName) -> bool:
-        """Delete ``name``'s manifest file and the directories it leaves empty."""
-        target = self.path(name)
-        try:
-            target.unlink()
-        except FileNotFoundError:
-            return False
-        parent = target.parent
+    def remove(self, name: ModelName) -> int:
+        """Delete every manifest file of ``name`` (names match in any casing, as in Ollama) and
+        the directories that leaves empty; return how many files went."""
+        key = name.key
+        removed = 0
+        for path in self.candidates():
+            try:
+                if self.name_of(path).key != key:
+                    continue
+            except InvalidModelNameError:
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+            self._remove_empty_parents(path)
+        return removed
+
+    def _remove_empty_parents(self, path: Path) -> None:
+        parent = path.parent
         while parent != self.root and parent.is_relative_to(self.root):
             try:
                 parent.rmdir()  # only ever succeeds on an empty directory
             except OSError:
                 break
             parent = parent.parent
-        return True
 
     def remove_stale_temp_files(self) -> int:
         """Delete temp files an interrupted write left at the top of the tree."""

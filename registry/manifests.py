@@ -13,6 +13,7 @@ from typing import Any
 
 from registry.blobs import canonical_digest
 from registry.gguf_info import GGUFInfo
+from services.errors import InvalidRequestError
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -94,7 +95,7 @@ class Manifest:
             return cls(config=Descriptor.from_json(raw["config"]),
                        layers=tuple(Descriptor.from_json(layer) for layer in raw["layers"]),
                        media_type=str(raw.get("mediaType") or MANIFEST_MEDIA_TYPE))
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, InvalidRequestError) as exc:
             raise ValueError(f"malformed manifest: {exc}") from exc
 
 

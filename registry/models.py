@@ -51,6 +51,11 @@ class Blob(Base):
     digest: Mapped[str] = mapped_column(String(71), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # When the file last hashed to ``digest`` (NULL: not yet, e.g. indexed from an Ollama store),
+    # its mtime then, and what it hashed to when it did not (NULL unless found corrupt).
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    corrupt_digest: Mapped[str | None] = mapped_column(String(71), nullable=True)
 
 
 class Manifest(Base):
@@ -95,6 +100,9 @@ class Model(Base):
     manifest_digest: Mapped[str] = mapped_column(ForeignKey("manifests.digest"), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    # The manifest digest last written to / read from this name's Ollama manifest file; NULL
+    # when no file was ever written (rows from before store interop).
+    file_digest: Mapped[str | None] = mapped_column(String(71), nullable=True)
 
     manifest: Mapped[Manifest] = relationship(lazy="selectin")
 

@@ -7,8 +7,9 @@ inside them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,10 +46,25 @@ def info_from_row(row: tables.GGUFFacts) -> GGUFInfo:
     return GGUFInfo(**{name: getattr(row, name) for name in GGUFInfo.__dataclass_fields__})
 
 
-async def insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor]) -> None:
-    values = [{"digest": d.digest, "size": d.size, "created_at": tables.utcnow()}
-              for d in descriptors]
-    await session.execute(insert(tables.Blob).values(values).on_conflict_do_nothing())
+async def insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor],
+                       stats: Mapping[str, tuple[int, bool]]) -> None:
+    """Rows for the blobs of a manifest; ``stats`` maps digest -> (file mtime_ns, fresh).
+
+    A fresh blob (hashed as this process wrote it) is recorded as verified, replacing any
+    earlier state (a re-download of a quarantined blob); any other blob keeps an existing row,
+    or gets one marked unverified (the background verifier hashes it).
+    """
+    now = tables.utcnow()
+    values = {d.digest: {"digest": d.digest, "size": d.size, "created_at": now,
+                         "mtime_ns": stats[d.digest][0],
+                         "verified_at": now if stats[d.digest][1] else None}
+              for d in descriptors}
+    await session.execute(insert(tables.Blob).values(list(values.values()))
+                          .on_conflict_do_nothing())
+    for digest, (mtime_ns, fresh) in stats.items():
+        if fresh:
+            await session.execute(update(tables.Blob).where(tables.Blob.digest == digest).values(
+                verified_at=now, mtime_ns=mtime_ns, corrupt_digest=None))
 
 
 async def insert_manifest(session: AsyncSession, digest: str, manifest: Manifest,
@@ -67,19 +83,29 @@ async def insert_facts(session: AsyncSession, facts: Mapping[str, GGUFInfo]) -> 
         await session.merge(tables.GGUFFacts(blob_digest=digest, **vars(info)))
 
 
-async def upsert_model(session: AsyncSession, name: ModelName,
-                        digest: str) -> tuple[tables.Model, str | None]:
-    """Point ``name`` at ``digest``; return the row and the manifest it pointed at before."""
-    row = await session.scalar(select(tables.Model).where(tables.Model.name_key == name.key))
+async def find_row(session: AsyncSession, name: ModelName) -> tables.Model | None:
+    """The row of ``name`` (any casing), if any."""
+    return await session.scalar(select(tables.Model).where(tables.Model.name_key == name.key))
+
+
+async def upsert_model(session: AsyncSession, name: ModelName, digest: str, *,
+                       file_digest: str | None, modified_at: datetime | None = None
+                       ) -> tuple[tables.Model, str | None]:
+    """Point ``name`` at ``digest``; return the row and the manifest it pointed at before.
+
+    ``file_digest`` is what the name's manifest file now holds; ``modified_at`` defaults to now.
+    """
+    row = await find_row(session, name)
     now = tables.utcnow()
     old = None
     if row is None:
         row = tables.Model(host=name.host, namespace=name.namespace, model=name.model,
                            tag=name.tag, name_key=name.key, manifest_digest=digest,
-                           created_at=now, modified_at=now)
+                           created_at=now, modified_at=modified_at or now)
         session.add(row)
     else:
         old = row.manifest_digest
-        row.manifest_digest, row.modified_at = digest, now
+        row.manifest_digest, row.modified_at = digest, modified_at or now
+    row.file_digest = file_digest
     await session.flush()
     return row, old

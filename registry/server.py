@@ -1,8 +1,9 @@
 """The registry's gRPC servicer and its startup sequence.
 
-Startup order: blobs dir and stale temp files, engine, migrations, store, startup prune (unless
-OLLAMA_NOPRUNE), server bound but NOT_SERVING, embedded model, SERVING. Shutdown runs the same
-steps backwards.
+Startup order: blobs dir and stale temp files, engine, migrations, store, sync with the manifest
+files on disk (an Ollama store's models), startup prune (unless OLLAMA_NOPRUNE), server bound but
+NOT_SERVING, embedded model (only into an empty store), SERVING, then two background tasks: the
+manifest-tree watcher and the blob verifier. Shutdown runs the same steps backwards.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from registry.blobs import BlobStore
 from registry.db import migrate, open_database, session_factory
 from registry.embedded import ensure_embedded_model
+from registry.indexer import ManifestIndexer
+from registry.integrity import BlobVerifier
 from registry.lifecycle import prune_at_startup
 from registry.servicer_models import ModelsServicerMixin
+from registry.servicer_store import StoreServicerMixin
 from registry.store import ModelRecord, ModelStore, ResolvedModel
 from registry.transfer.service import TransferService, options_from_settings
 from registry.transfer.servicer import TransferServicerMixin
@@ -34,18 +38,24 @@ BLOBS_DIRNAME = "blobs"
 log = structlog.get_logger()
 
 
-class RegistryServicer(ModelsServicerMixin, TransferServicerMixin,
+class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, StoreServicerMixin,
                        registry_pb2_grpc.RegistryServicer):
     """Thin translation between protobuf messages and ``ModelStore`` calls."""
 
-    def __init__(self, store: ModelStore, transfers: TransferService | None = None) -> None:
+    def __init__(self, store: ModelStore, transfers: TransferService | None = None, *,
+                 verifier: BlobVerifier | None = None,
+                 indexer: ManifestIndexer | None = None) -> None:
         self._store = store
         self.transfers = transfers or TransferService(store)
+        self.verifier = verifier or BlobVerifier(store)
+        self.indexer = indexer or ManifestIndexer(store, on_indexed=self.verifier.wake)
 
     async def ResolveModel(self, request: pb.ResolveModelRequest,
                            context: grpc.aio.ServicerContext) -> pb.ResolveModelResponse:
-        """The model called ``request.name``; NOT_FOUND / INVALID_ARGUMENT otherwise."""
+        """The model called ``request.name``; NOT_FOUND / INVALID_ARGUMENT otherwise, and
+        DATA_LOSS naming the digest when one of its blobs is missing or corrupt."""
         resolved = await self._store.resolve(request.name)
+        await self.verifier.ensure_loadable(request.name, resolved.manifest)
         log.info("model_resolved", name=request.name, digest=resolved.record.digest[:12])
         return resolve_response(resolved)
 
@@ -65,17 +75,26 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
     async with open_database(settings.models_dir) as engine:
         await migrate(engine)
         store = ModelStore(session_factory(engine), blobs, noprune=settings.noprune)
+        await asyncio.to_thread(store.manifest_files.remove_stale_temp_files)
+        verifier = BlobVerifier(store)
+        indexer = ManifestIndexer(store, on_indexed=verifier.wake)
+        await indexer.sync()
         await prune_at_startup(store)
         service = GrpcService(settings.address, [SERVICE_NAME])
         transfers = TransferService(store, options_from_settings(settings))
-        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(store, transfers),
-                                                         service.server)
+        registry_pb2_grpc.add_RegistryServicer_to_server(
+            RegistryServicer(store, transfers, verifier=verifier, indexer=indexer),
+            service.server)
         await service.start()
+        background = [asyncio.create_task(indexer.watch()), asyncio.create_task(verifier.run())]
         try:
             await ensure_embedded_model(store, enabled=settings.embedded_model)
             await service.set_serving(True)
             yield service
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await service.stop()
             await transfers.close()
 

@@ -148,7 +148,8 @@ class ModelStore:
             self._resolved_cache[key] = resolved
         return resolved
 
-    def _models_changed(self) -> None:
+    def models_changed(self) -> None:
+        """Forget cached resolves: call after any change to model rows."""
         self._generation += 1
         self._resolved_cache.clear()
 
@@ -186,16 +187,22 @@ class ModelStore:
         missing (e.g. pruned by a concurrent delete) and nothing changes then."""
         manifest = Manifest.parse(content)
         digest = digest_of(content)
+        descriptors = [manifest.config, *manifest.layers]
         async with self.write_lock:
-            await self._require_files([manifest.config, *manifest.layers])
+            stats = await self._file_stats(descriptors)
+            async with self._sessions() as session:
+                existing = await queries.find_row(session, name)
+            # The file first: a crash before the commit leaves a file the next rescan indexes.
+            await asyncio.to_thread(self.manifest_files.write,
+                                    row_name(existing) if existing else name, content)
             async with self._sessions.begin() as session:
-                await queries.insert_blobs(session, [manifest.config, *manifest.layers])
+                await queries.insert_blobs(session, descriptors, stats)
                 await queries.insert_manifest(session, digest, manifest, content)
                 await queries.insert_facts(session, facts or {})
-                row, old = await queries.upsert_model(session, name, digest)
+                row, old = await queries.upsert_model(session, name, digest, file_digest=digest)
                 pruned = (await release_manifest(session, old)
                           if old not in (None, digest) and not self.noprune else [])
-            self._models_changed()
+            self.models_changed()
             pruned = await self.unlink_blobs(pruned)
         log.info("model_saved", model=row_name(row).display, digest=digest, pruned=len(pruned))
         async with self._sessions() as session:
@@ -226,16 +233,21 @@ class ModelStore:
         """
         name = _parse_or(text, f"name {go_quote(text)} is invalid")
         async with self.write_lock:
+            async with self._sessions() as session:
+                if await queries.find_row(session, name) is None:
+                    raise ModelNotFoundError(f"model '{text}' not found")
+            # The file first: a crash before the commit leaves a row whose file is gone, which
+            # the next rescan drops; the other order could bring a deleted model back.
+            await asyncio.to_thread(self.manifest_files.remove, name)
             async with self._sessions.begin() as session:
-                row = await session.scalar(
-                    select(tables.Model).where(tables.Model.name_key == name.key))
+                row = await queries.find_row(session, name)
                 if row is None:
                     raise ModelNotFoundError(f"model '{text}' not found")
                 digest = row.manifest_digest
                 await session.delete(row)
                 await session.flush()
                 pruned = await release_manifest(session, digest)
-            self._models_changed()
+            self.models_changed()
             pruned = await self.unlink_blobs(pruned)
         log.info("model_deleted", model=name.display, digest=digest, pruned=len(pruned))
         return pruned
@@ -276,10 +288,23 @@ class ModelStore:
             return queries.info_from_row(row)
         return await asyncio.to_thread(read_gguf_info_fast, self.blobs.path(digest))
 
-    async def _require_files(self, descriptors: Iterable[Descriptor]) -> None:
-        for descriptor in descriptors:
-            if await self.blobs.size(descriptor.digest) is None:
-                raise CorralError(f"blob {descriptor.digest} is missing from the store")
+    async def _file_stats(self, descriptors: Iterable[Descriptor]) -> dict[str, tuple[int, bool]]:
+        """Digest -> (mtime_ns, hashed by this process as it wrote it) of every blob file;
+        ``CorralError`` when one is missing (e.g. pruned by a concurrent delete)."""
+        def stat_all() -> dict[str, tuple[int, bool]]:
+            found: dict[str, tuple[int, bool]] = {}
+            for descriptor in descriptors:
+                if descriptor.digest in found:
+                    continue
+                try:
+                    mtime_ns = self.blobs.path(descriptor.digest).stat().st_mtime_ns
+                except FileNotFoundError:
+                    raise CorralError(
+                        f"blob {descriptor.digest} is missing from the store") from None
+                found[descriptor.digest] = (mtime_ns,
+                                            self.blobs.take_fresh(descriptor.digest, mtime_ns))
+            return found
+        return await asyncio.to_thread(stat_all)
 
     async def _record(self, row: tables.Model, facts: Mapping[str, GGUFInfo]) -> ModelRecord:
         manifest = Manifest.parse(row.manifest.content)

@@ -8,7 +8,8 @@
     ├── RunnerUnavailableError       503 / UNAVAILABLE
     ├── RunnerCrashedError           500 / INTERNAL   (the runner process died mid-request)
     ├── RequestCancelledError        499 / CANCELLED
-    └── BlobCorruptError             400 / DATA_LOSS
+    ├── BlobCorruptError             400 / DATA_LOSS  (uploaded bytes do not match their digest)
+    └── StoredBlobCorruptError       500 / DATA_LOSS  (a stored blob no longer matches its digest)
 
 Each class declares its gRPC code and HTTP status. Translation happens once per boundary:
 servers turn exceptions into statuses (``services.grpc_server``), clients turn statuses back into
@@ -91,12 +92,20 @@ class BlobCorruptError(CorralError):
     http_status = 400
 
 
+class StoredBlobCorruptError(CorralError):
+    """A blob in the store no longer hashes to its digest (or is gone): the server's fault, and
+    the message names the digest so the user can repair it."""
+
+    grpc_code = grpc.StatusCode.DATA_LOSS
+    http_status = 500
+
+
 _BY_NAME: dict[str, type[CorralError]] = {
     cls.__name__: cls
     for cls in (
         CorralError, InvalidRequestError, InvalidModelNameError, ModelNotFoundError,
         ServerBusyError, RunnerUnavailableError, RunnerCrashedError, RequestCancelledError,
-        BlobCorruptError,
+        BlobCorruptError, StoredBlobCorruptError,
     )
 }
 _BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {

@@ -84,7 +84,13 @@ class OllamaStore:
             os.utime(path, (when, when))
 
     def files(self) -> list[Path]:
-        return sorted(p for p in self.root.rglob("*") if p.is_file())
+        """Ollama's files: everything under ``blobs/`` and ``manifests/``."""
+        return sorted(p for sub in ("blobs", "manifests") for p in (self.root / sub).rglob("*")
+                      if p.is_file())
+
+    def same_as(self, before: dict[str, tuple[str, int, int]]) -> dict[str, tuple[str, int, int]]:
+        """A new snapshot of exactly the files in ``before`` (raises if one is gone)."""
+        return self.snapshot([self.root / rel for rel in before])
 
     def snapshot(self, paths: list[Path] | None = None) -> dict[str, tuple[str, int, int]]:
         """Every given file (default: all) → (sha256, mode, mtime_ns): what must not change."""

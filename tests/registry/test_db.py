@@ -6,9 +6,10 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from registry.db import DB_FILENAME, migrate, open_database
+from registry.db import DB_FILENAME, alembic_config, migrate, open_database
 from registry.models import Base
 
 TABLES = {"alembic_version", "blobs", "manifests", "layers", "models", "gguf_info"}
@@ -22,7 +23,7 @@ async def test_migration_creates_schema_and_is_idempotent(tmp_path: Path) -> Non
                 tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
                 version = (await conn.execute(text("select version_num from alembic_version"))).all()
         assert tables == TABLES
-        assert version == [("0001",)]
+        assert version == [(ScriptDirectory.from_config(alembic_config("")).get_current_head(),)]
     assert (tmp_path / DB_FILENAME).is_file()
 
 

@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -246,14 +247,16 @@ class PushModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., insecure: _Optional[bool] = ...) -> None: ...
 
 class GetManifestRequest(_message.Message):
-    __slots__ = ("repository", "reference", "host")
+    __slots__ = ("repository", "reference", "host", "name")
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     repository: str
     reference: str
     host: str
-    def __init__(self, repository: _Optional[str] = ..., reference: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
+    name: str
+    def __init__(self, repository: _Optional[str] = ..., reference: _Optional[str] = ..., host: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class GetManifestResponse(_message.Message):
     __slots__ = ("content", "media_type", "digest")
@@ -266,19 +269,80 @@ class GetManifestResponse(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., media_type: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class PutManifestRequest(_message.Message):
-    __slots__ = ("repository", "reference", "content", "host")
+    __slots__ = ("repository", "reference", "content", "host", "name")
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     repository: str
     reference: str
     content: bytes
     host: str
-    def __init__(self, repository: _Optional[str] = ..., reference: _Optional[str] = ..., content: _Optional[bytes] = ..., host: _Optional[str] = ...) -> None: ...
+    name: str
+    def __init__(self, repository: _Optional[str] = ..., reference: _Optional[str] = ..., content: _Optional[bytes] = ..., host: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class PutManifestResponse(_message.Message):
     __slots__ = ("digest",)
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     digest: str
     def __init__(self, digest: _Optional[str] = ...) -> None: ...
+
+class RescanRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RescanResponse(_message.Message):
+    __slots__ = ("indexed", "removed", "exported", "skipped")
+    class SkippedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    INDEXED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    EXPORTED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    indexed: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    exported: _containers.RepeatedScalarFieldContainer[str]
+    skipped: _containers.ScalarMap[str, str]
+    def __init__(self, indexed: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., exported: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class VerifyBlobsRequest(_message.Message):
+    __slots__ = ("name", "repair")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REPAIR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    repair: bool
+    def __init__(self, name: _Optional[str] = ..., repair: _Optional[bool] = ...) -> None: ...
+
+class BlobVerification(_message.Message):
+    __slots__ = ("digest", "state", "size", "actual_digest", "models", "quarantined")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[BlobVerification.State]
+        STATE_HASHING: _ClassVar[BlobVerification.State]
+        STATE_SOUND: _ClassVar[BlobVerification.State]
+        STATE_CORRUPT: _ClassVar[BlobVerification.State]
+        STATE_MISSING: _ClassVar[BlobVerification.State]
+    STATE_UNSPECIFIED: BlobVerification.State
+    STATE_HASHING: BlobVerification.State
+    STATE_SOUND: BlobVerification.State
+    STATE_CORRUPT: BlobVerification.State
+    STATE_MISSING: BlobVerification.State
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    state: BlobVerification.State
+    size: int
+    actual_digest: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    quarantined: bool
+    def __init__(self, digest: _Optional[str] = ..., state: _Optional[_Union[BlobVerification.State, str]] = ..., size: _Optional[int] = ..., actual_digest: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., quarantined: _Optional[bool] = ...) -> None: ...

@@ -95,6 +95,16 @@ class RegistryStub:
                 request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestRequest.SerializeToString,
                 response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestResponse.FromString,
                 _registered_method=True)
+        self.Rescan = channel.unary_unary(
+                '/corral.registry.v1.Registry/Rescan',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.RescanRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.RescanResponse.FromString,
+                _registered_method=True)
+        self.VerifyBlobs = channel.unary_stream(
+                '/corral.registry.v1.Registry/VerifyBlobs',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.VerifyBlobsRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.BlobVerification.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -185,6 +195,22 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rescan(self, request, context):
+        """Rescan syncs the database with the Ollama manifest files under manifests/ (also done at
+        start and whenever the tree changes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyBlobs(self, request, context):
+        """VerifyBlobs re-hashes one model's blobs, or every blob, streaming one event before and one
+        after each; with repair, corrupt blobs are moved to quarantine/.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +273,16 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.PutManifest,
                     request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestRequest.FromString,
                     response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestResponse.SerializeToString,
+            ),
+            'Rescan': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rescan,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.RescanRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.RescanResponse.SerializeToString,
+            ),
+            'VerifyBlobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.VerifyBlobs,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.VerifyBlobsRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.BlobVerification.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -574,6 +610,60 @@ class Registry:
             '/corral.registry.v1.Registry/PutManifest',
             corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestRequest.SerializeToString,
             corral_dot_registry_dot_v1_dot_registry__pb2.PutManifestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rescan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/Rescan',
+            corral_dot_registry_dot_v1_dot_registry__pb2.RescanRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.RescanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/corral.registry.v1.Registry/VerifyBlobs',
+            corral_dot_registry_dot_v1_dot_registry__pb2.VerifyBlobsRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.BlobVerification.FromString,
             options,
             channel_credentials,
             insecure,
