@@ -16,6 +16,7 @@ from gateway.preload import start_preload
 from gateway.routes import add_routes
 from gateway.routes_embed import add_embed_routes
 from gateway.routes_models import add_model_routes
+from gateway.routes_store import add_store_routes
 from gateway.routes_transfer import add_transfer_routes
 from gateway.routes_v2 import add_v2_routes
 from gateway.scheduler import Scheduler
@@ -42,6 +43,7 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     add_model_routes(app)
     add_openai_routes(app)
     add_transfer_routes(app)
+    add_store_routes(app)
     add_v2_routes(app)
     return app
 

@@ -3,8 +3,8 @@
 Read side (always): ``GET /v2/`` → ``{}``; ``GET|HEAD /v2/<ns>/<model>/manifests/<ref>`` with
 the stored bytes, their media type and ``Docker-Content-Digest``; ``GET|HEAD
 /v2/<ns>/<model>/blobs/<digest>`` served from the blob store's file (the registry's
-``StatBlob`` gives the path; the gateway shares the models volume), with ``Range`` → 206 and
-``Content-Length`` on HEAD. A blob GET also carries ``Location: <its own URL>`` so that real
+``StatBlob`` gives the path; the gateway shares the models volume) and checked against its
+digest as it goes (``gateway.blob_serving``), with ``Range`` → 206 and ``Content-Length`` on HEAD. A blob GET also carries ``Location: <its own URL>`` so that real
 Ollama clients — which insist on a Location for a 200 blob answer (ollama#7244) — can pull
 from Corral too.
 
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.blob_serving import init_blob_serving, serve_blob
 from gateway.keys import REGISTRY, SETTINGS
 from services.errors import (
     BlobCorruptError, CorralError, InvalidModelNameError, InvalidRequestError, ModelNotFoundError,
@@ -110,7 +111,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
                **_API_HEADER}
     if request.method == "GET":
         headers["Location"] = str(request.url)
-    return web.FileResponse(stat.path, headers=headers)
+    return await serve_blob(request, Path(stat.path), digest, headers,
+                            lambda message: oci_error(500, "UNKNOWN", message, digest))
 
 
 def _writable(handler):
@@ -265,6 +267,7 @@ async def _upload_dir(app: web.Application) -> AsyncIterator[None]:
 
 def add_v2_routes(app: web.Application) -> None:
     app[UPLOADS] = {}
+    init_blob_serving(app)
     app.cleanup_ctx.append(_upload_dir)
     repo = "/v2/{namespace}/{model}"
     uploads = repo + "/blobs/uploads/{upload}"

@@ -54,8 +54,7 @@ class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, StoreServicer
                            context: grpc.aio.ServicerContext) -> pb.ResolveModelResponse:
         """The model called ``request.name``; NOT_FOUND / INVALID_ARGUMENT otherwise, and
         DATA_LOSS naming the digest when one of its blobs is missing or corrupt."""
-        resolved = await self._store.resolve(request.name)
-        await self.verifier.ensure_loadable(request.name, resolved.manifest)
+        resolved = await self._store.resolve(request.name, check=self.verifier.ensure_loadable)
         log.info("model_resolved", name=request.name, digest=resolved.record.digest[:12])
         return resolve_response(resolved)
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,66 +28,20 @@ from registry.manifests import (
     ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE,
     PARAMS_MEDIA_TYPE, SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
 )
+from registry.records import ModelDetails, ModelRecord, ResolvedModel, details_of
 from registry.refs import release_manifest
-from services.errors import CorralError, InvalidModelNameError, ModelNotFoundError
+from services.errors import (
+    CorralError, InvalidModelNameError, ModelNotFoundError, StoredBlobCorruptError,
+)
 from services.gofmt import go_quote
 from services.names import ModelName, parse_name
 
 log = structlog.get_logger()
 
+ManifestCheck = Callable[[str, Manifest], Awaitable[None]]
 
-@dataclass(frozen=True)
-class ModelDetails:
-    """Ollama's ``details`` object."""
-
-    format: str = "gguf"
-    family: str = ""
-    families: tuple[str, ...] = ()
-    parameter_size: str = ""
-    quantization_level: str = ""
-    context_length: int = 0
-    embedding_length: int = 0
-    parent_model: str = ""
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """One local model as ``/api/tags`` lists it."""
-
-    name: ModelName
-    digest: str
-    size: int
-    modified_at: datetime
-    details: ModelDetails
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """A model plus everything a runner and the prompt builder need."""
-
-    record: ModelRecord
-    model_path: Path
-    template: str = ""
-    chat_template: str = ""
-    system: str = ""
-    parameters: dict[str, Any] = field(default_factory=dict)
-    messages: list[dict[str, str]] = field(default_factory=list)
-    bos_token: str = ""
-    eos_token: str = ""
-    manifest: Manifest | None = None
-    licenses: list[str] = field(default_factory=list)
-    adapter_paths: list[Path] = field(default_factory=list)
-
-    @property
-    def parent_model(self) -> str:
-        """Ollama's ``details.parent_model``: the ``from`` of the weights layer."""
-        layer = self.manifest.layer(MODEL_MEDIA_TYPE) if self.manifest else None
-        return layer.from_ if layer else ""
-
-    def layer_digests(self, media_type: str) -> list[str]:
-        """Digests of every layer of ``media_type`` (adapters, projectors), in order."""
-        layers = self.manifest.layers if self.manifest else ()
-        return [layer.digest for layer in layers if layer.media_type == media_type]
+# The record types moved to registry.records; importing them from here keeps working.
+__all__ = ["ModelDetails", "ModelRecord", "ModelStore", "ResolvedModel", "row_name"]
 
 
 class ModelStore:
@@ -130,19 +82,24 @@ class ModelStore:
             facts = await queries.facts_by_blob(session, queries.model_layer_digests(rows))
         return [await self._record(row, facts) for row in rows]
 
-    async def resolve(self, text: str) -> ResolvedModel:
+    async def resolve(self, text: str, *, check: ManifestCheck | None = None) -> ResolvedModel:
         """The model called ``text`` (any casing, any accepted spelling).
 
         Raises ``InvalidModelNameError`` for a malformed name and ``ModelNotFoundError``
         (``model 'TEXT' not found``, ``TEXT`` as given) when there is no such model.
+        ``check(text, manifest)`` runs before any blob is read, cached or not (integrity).
         """
         key = parse_name(text).key
         if (cached := self._resolved_cache.get(key)) is not None:
+            if check is not None:
+                await check(text, cached.manifest)
             return cached
         generation = self._generation
         async with self._sessions() as session:
             row = await queries.find_model(session, text)
             facts = await queries.facts_by_blob(session, queries.model_layer_digests([row]))
+        if check is not None:
+            await check(text, Manifest.parse(row.manifest.content))
         resolved = await self._resolved(row, facts)
         if generation == self._generation:  # no write committed meanwhile
             self._resolved_cache[key] = resolved
@@ -313,7 +270,7 @@ class ModelStore:
         info = facts.get(model_layer.digest) if model_layer else None
         return ModelRecord(name=row_name(row), digest=row.manifest_digest.removeprefix("sha256:"),
                            size=manifest.size, modified_at=row.modified_at,
-                           details=_details(config, info))
+                           details=details_of(config, info))
 
     async def _resolved(self, row: tables.Model, facts: Mapping[str, GGUFInfo]) -> ResolvedModel:
         record = await self._record(row, facts)
@@ -349,13 +306,24 @@ class ModelStore:
     async def _text(self, layer: Descriptor | None) -> str:
         if layer is None:
             return ""
-        return (await self.blobs.read(layer.digest)).decode("utf-8", errors="replace")
+        return (await self._read(layer.digest)).decode("utf-8", errors="replace")
 
     async def _json(self, layer: Descriptor | None, default: Any) -> Any:
         if layer is None:
             return default
-        value = json.loads(await self.blobs.read(layer.digest))
+        try:
+            value = json.loads(await self._read(layer.digest))
+        except ValueError:
+            raise StoredBlobCorruptError(f"blob {layer.digest} does not hold JSON; run "
+                                         f"`corral verify` to check the store") from None
         return value if isinstance(value, type(default)) else default
+
+    async def _read(self, digest: str) -> bytes:
+        try:
+            return await self.blobs.read(digest)
+        except FileNotFoundError:
+            raise StoredBlobCorruptError(f"blob {digest} is missing from the store; pull the "
+                                         f"model again to restore it") from None
 
 
 def row_name(row: tables.Model) -> ModelName:
@@ -369,17 +337,3 @@ def _parse_or(text: str, message: str) -> ModelName:
         return parse_name(text)
     except InvalidModelNameError:
         raise InvalidModelNameError(message) from None
-
-
-def _details(config: Mapping[str, Any], info: GGUFInfo | None) -> ModelDetails:
-    """Ollama's details: the config blob first (it travels with pulls), GGUF facts for the rest."""
-    families = config.get("model_families") or ([info.architecture] if info else [])
-    return ModelDetails(
-        format=config.get("model_format") or "gguf",
-        family=config.get("model_family") or (info.architecture if info else ""),
-        families=tuple(families),
-        parameter_size=config.get("model_type") or (info.parameter_size if info else ""),
-        quantization_level=config.get("file_type") or (info.quantization if info else ""),
-        context_length=info.context_length if info else 0,
-        embedding_length=info.embedding_length if info else 0,
-    )

@@ -8,6 +8,11 @@ if ! command -v docker-registry >/dev/null 2>&1 && command -v apt-get >/dev/null
     { apt-get update -qq && apt-get install -y -qq docker-registry; } >/dev/null || \
         echo "docker-registry unavailable: its tests will be skipped" >&2
 fi
+# Debian's tinyproxy: the real HTTP proxy a pull goes through in the proxy test.
+if ! command -v tinyproxy >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && apt-get install -y -qq tinyproxy; } >/dev/null || \
+        echo "tinyproxy unavailable: its test will be skipped" >&2
+fi
 .venv/bin/python scripts/gen_protos.py --check
 status=0
 .venv/bin/python -m pytest "$@" || status=$?

@@ -85,6 +85,13 @@ class ApiClient:
         finally:
             conn.close()
 
+    def open(self, method: str, path: str, *, raw: Any = None,
+             headers: dict[str, str] | None = None
+             ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send one request and hand back the open response, for bodies that are not JSON
+        (blobs, manifests); the caller reads it and closes the connection."""
+        return self._send(method, path, raw=raw, headers=headers)
+
     def head(self, path: str) -> int:
         """The status of a HEAD request (404 and other errors included, not raised)."""
         try:

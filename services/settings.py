@@ -127,6 +127,9 @@ class RegistrySettings:
         "env": "CORRAL_REGISTRY_AUTH", "doc": "JSON file of registry host -> {username, password} or {token} (Docker config.json works)"})
     registry_key: Path | None = field(default=None, metadata={
         "env": "CORRAL_REGISTRY_KEY", "doc": "ed25519 key for Ollama registry auth (default $OLLAMA_MODELS/id_ed25519)"})
+    https_proxy: str = field(default="", metadata={"env": "HTTPS_PROXY", "doc": "HTTPS proxy for pulls and pushes"})
+    http_proxy: str = field(default="", metadata={"env": "HTTP_PROXY", "doc": "HTTP proxy for pulls and pushes"})
+    no_proxy: str = field(default="", metadata={"env": "NO_PROXY", "doc": "hosts never proxied (loopback never is)"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RegistrySettings:
@@ -138,6 +141,9 @@ class RegistrySettings:
             embedded_model=parse_bool(env.get("CORRAL_EMBEDDED_MODEL", "1")),
             registry_auth=_path(env, "CORRAL_REGISTRY_AUTH"),
             registry_key=_path(env, "CORRAL_REGISTRY_KEY"),
+            https_proxy=_first(env, "HTTPS_PROXY", "https_proxy"),
+            http_proxy=_first(env, "HTTP_PROXY", "http_proxy"),
+            no_proxy=_first(env, "NO_PROXY", "no_proxy"),
         )
 
 
@@ -181,6 +187,11 @@ class GatewaySettings:
             preload=tuple(m.strip() for m in env.get("CORRAL_PRELOAD", "").split(",") if m.strip()),
             registry_write=parse_bool(env.get("CORRAL_REGISTRY_WRITE")),
         )
+
+
+def _first(env: Mapping[str, str], *names: str) -> str:
+    """The first of ``names`` set to something non-blank (Go's ``getEnvAny``)."""
+    return next((env[n].strip() for n in names if env.get(n, "").strip()), "")
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -20,6 +20,7 @@ import structlog
 from yarl import URL
 
 from registry.transfer.auth import Credentials, OllamaKey, parse_challenge, token_url
+from registry.transfer.proxy import ProxyConfig
 from registry.transfer.remote import USER_AGENT, RemoteRef
 from services.errors import CorralError
 
@@ -65,8 +66,10 @@ class RegistrySession:
     """Auth state for one pull or push against one registry; safe for concurrent requests."""
 
     def __init__(self, http: aiohttp.ClientSession, ref: RemoteRef, *, credentials: Credentials,
-                 key: OllamaKey | None, actions: str, stall_timeout_s: float) -> None:
+                 key: OllamaKey | None, actions: str, stall_timeout_s: float,
+                 proxies: ProxyConfig | None = None) -> None:
         self.ref = ref
+        self._proxies = proxies or ProxyConfig()
         self._http = http
         self._credentials = credentials
         self._key = key
@@ -112,7 +115,8 @@ class RegistrySession:
             data = body() if callable(body) else body
             try:
                 response = await self._http.request(method, current, headers=sent, data=data,
-                                                    allow_redirects=False, timeout=self._timeout)
+                                                    allow_redirects=False, timeout=self._timeout,
+                                                    proxy=self._proxies.for_url(current))
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 raise TransferError(f"{method} {current}: {exc or type(exc).__name__}",
                                     transient=True) from exc
@@ -159,8 +163,9 @@ class RegistrySession:
         elif self._key is not None and _origin(URL(url)) == _origin(URL(self.ref.base)):
             headers["Authorization"] = await asyncio.to_thread(self._key.authorization, url)
         try:
-            async with self._http.get(URL(url, encoded=True), headers=headers,
-                                      timeout=self._timeout) as response:
+            target = URL(url, encoded=True)
+            async with self._http.get(target, headers=headers, timeout=self._timeout,
+                                      proxy=self._proxies.for_url(target)) as response:
                 await raise_for_status(response, "unauthorized: token request")
                 reply = await response.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:

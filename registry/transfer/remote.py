@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.transfer.proxy import ProxyConfig
 from services.errors import CorralError
 from services.names import ModelName, parse_name
 
@@ -31,6 +32,7 @@ class TransferOptions:
     progress_interval_s: float = 0.06
     auth_file: Path | None = None
     key_file: Path | None = None
+    proxies: ProxyConfig = ProxyConfig()
 
     def part_size(self, total: int) -> int:
         """Ollama's part size: total/16 clamped to [min, max] (a small blob is one part)."""

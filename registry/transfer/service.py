@@ -2,8 +2,8 @@
 
 One process-wide HTTP client and download manager. Credentials are re-read from the
 ``CORRAL_REGISTRY_AUTH`` file at the start of every pull or push, so editing the file needs no
-restart. The HTTP client ignores proxy variables: loopback registries (tests, a LAN Corral)
-must never be sent to a proxy, and Go's exemption of localhost has no aiohttp equivalent.
+restart. Proxies follow Go's ``ProxyFromEnvironment`` (``registry.transfer.proxy``), chosen per
+request, since aiohttp's ``trust_env`` would also proxy loopback registries.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from registry.store import ModelStore
 from registry.transfer.auth import OllamaKey, credentials_for, load_credentials
 from registry.transfer.download import DownloadManager
 from registry.transfer.http import RegistrySession
+from registry.transfer.proxy import ProxyConfig
 from registry.transfer.pull import pull_model
 from registry.transfer.push import push_model
 from registry.transfer.remote import RemoteRef, TransferOptions, resolve_remote
@@ -48,7 +49,8 @@ class TransferService:
         table = await asyncio.to_thread(load_credentials, self.options.auth_file)
         credentials = credentials_for(table, ref.host)
         return RegistrySession(self._client(), ref, credentials=credentials, key=self._key,
-                               actions=actions, stall_timeout_s=self.options.stall_timeout_s)
+                               actions=actions, stall_timeout_s=self.options.stall_timeout_s,
+                               proxies=self.options.proxies)
 
     async def pull(self, name: str, *, insecure: bool) -> AsyncIterator[pb.Progress]:
         """Progress of pulling ``name``; errors before the first line are bad requests."""
@@ -75,4 +77,6 @@ def options_from_settings(settings: RegistrySettings) -> TransferOptions:
     """The registry process's transfer options: Ollama's sizes, the configured credentials and
     key (``$OLLAMA_MODELS/id_ed25519`` unless ``CORRAL_REGISTRY_KEY`` says otherwise)."""
     return TransferOptions(auth_file=settings.registry_auth,
-                           key_file=settings.registry_key or settings.models_dir / "id_ed25519")
+                           key_file=settings.registry_key or settings.models_dir / "id_ed25519",
+                           proxies=ProxyConfig(http=settings.http_proxy, https=settings.https_proxy,
+                                               no_proxy=settings.no_proxy))

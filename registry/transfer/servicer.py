@@ -40,12 +40,14 @@ class TransferServicerMixin:
                           context: grpc.aio.ServicerContext) -> pb.GetManifestResponse:
         """A stored manifest's exact bytes for ``/v2/<repository>/manifests/<reference>``."""
         content, media_type, digest = await serving.get_manifest(
-            self.transfers.store, request.repository, request.reference, request.host)
+            self.transfers.store, request.repository, request.reference, request.host,
+            request.name)
         return pb.GetManifestResponse(content=content, media_type=media_type, digest=digest)
 
     async def PutManifest(self, request: pb.PutManifestRequest,
                           context: grpc.aio.ServicerContext) -> pb.PutManifestResponse:
         """Store a manifest received on the ``/v2/`` write side."""
         digest = await serving.put_manifest(self.transfers.store, request.repository,
-                                            request.reference, request.content, request.host)
+                                            request.reference, request.content, request.host,
+                                            request.name)
         return pb.PutManifestResponse(digest=digest)

@@ -30,9 +30,14 @@ def repository_name(repository: str, reference: str, host: str = "") -> ModelNam
 
 
 async def get_manifest(store: ModelStore, repository: str, reference: str,
-                       host: str = "") -> tuple[bytes, str, str]:
-    """``(content, media type, digest)`` of a stored manifest; ``ModelNotFoundError`` if none."""
-    if is_digest(reference):
+                       host: str = "", name: str = "") -> tuple[bytes, str, str]:
+    """``(content, media type, digest)`` of a stored manifest; ``ModelNotFoundError`` if none.
+
+    ``name``, when given, is an exact local model name and the only thing looked up.
+    """
+    if name:
+        content = await store.manifest_bytes(name)
+    elif is_digest(reference):
         content = await _manifest_by_digest(store, reference.replace("-", ":", 1))
     else:
         content = await _manifest_by_name(store, repository, reference, host)
@@ -57,14 +62,17 @@ async def _manifest_by_digest(store: ModelStore, digest: str) -> bytes:
 
 
 async def put_manifest(store: ModelStore, repository: str, reference: str, content: bytes,
-                       host: str = "") -> str:
-    """Store a received manifest under the name it was pushed to; return its digest.
-
-    Every referenced blob must already be stored with the declared size.
+                       host: str = "", model: str = "") -> str:
+    """Store a received manifest under the name it was pushed to (or ``model``, an exact
+    local name); return its digest. Every referenced blob must already be stored with the
+    declared size.
     """
-    if is_digest(reference):
+    if model:
+        name = parse_name(model)
+    elif is_digest(reference):
         raise InvalidRequestError("manifests can only be pushed to a tag")
-    name = repository_name(repository, reference, host)
+    else:
+        name = repository_name(repository, reference, host)
     try:
         manifest = Manifest.parse(content)
     except ValueError as exc:

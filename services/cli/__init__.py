@@ -17,6 +17,7 @@ from services.cli.autostart import ClientSettings, connect
 from services.cli.create import cmd_create
 from services.cli.parser import Command, Flag, HelpRequested, Invocation, UsageError, resolve
 from services.cli.run import cmd_run
+from services.cli.store import cmd_load, cmd_rescan, cmd_save, cmd_verify
 from services.errors import CorralError
 from services.settings import GatewaySettings, RegistrySettings, documented_variables
 
@@ -91,6 +92,16 @@ COMMANDS: tuple[Command, ...] = (
             env=CLIENT_ENV),
     Command("rm MODEL [MODEL...]", "Remove a model", _client_command(commands.cmd_delete),
             args=(1, None), env=CLIENT_ENV),
+    Command("rescan", "Index the Ollama manifest files in the model store now",
+            _client_command(cmd_rescan), env=CLIENT_ENV),
+    Command("verify [MODEL]", "Re-hash stored blobs and report corrupt ones",
+            _client_command(cmd_verify), args=(0, 1), env=CLIENT_ENV,
+            flags=(Flag("repair", "Move corrupt blobs to quarantine/ (pull their models again)"),)),
+    Command("save MODEL [MODEL...]", "Save models to an OCI image layout tar",
+            _client_command(cmd_save), args=(1, None), env=CLIENT_ENV,
+            flags=(Flag("output", "Write the archive to this file", "string", "o"),)),
+    Command("load FILE", "Load models from a tar written by 'corral save'",
+            _client_command(cmd_load), args=(1, 1), env=CLIENT_ENV),
 )
 
 

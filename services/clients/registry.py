@@ -47,19 +47,32 @@ class RegistryClient:
         return translated_stream(self._stub.PushModel(request, metadata=metadata()))
 
     @translating
-    async def get_manifest(self, repository: str, reference: str,
-                           host: str = "") -> pb.GetManifestResponse:
-        """A stored manifest's exact bytes (``ModelNotFoundError`` when unknown)."""
-        request = pb.GetManifestRequest(repository=repository, reference=reference, host=host)
+    async def get_manifest(self, repository: str = "", reference: str = "",
+                           host: str = "", *, name: str = "") -> pb.GetManifestResponse:
+        """A stored manifest's exact bytes (``ModelNotFoundError`` when unknown); ``name`` looks
+        up one exact local model instead of a ``/v2/`` repository and reference."""
+        request = pb.GetManifestRequest(repository=repository, reference=reference, host=host,
+                                        name=name)
         return await self._stub.GetManifest(request, metadata=metadata())
 
     @translating
     async def put_manifest(self, repository: str, reference: str, content: bytes,
-                           host: str = "") -> str:
+                           host: str = "", *, name: str = "") -> str:
         """Store a manifest whose blobs are all stored; returns its ``sha256:`` digest."""
         request = pb.PutManifestRequest(repository=repository, reference=reference,
-                                        content=content, host=host)
+                                        content=content, host=host, name=name)
         return (await self._stub.PutManifest(request, metadata=metadata())).digest
+
+    @translating
+    async def rescan(self) -> pb.RescanResponse:
+        """Sync the registry's database with the manifest files on disk now."""
+        return await self._stub.Rescan(pb.RescanRequest(), metadata=metadata())
+
+    def verify_blobs(self, name: str = "", *, repair: bool = False
+                     ) -> AsyncIterator[pb.BlobVerification]:
+        """Re-hash one model's blobs (or all): an event before and after each blob."""
+        request = pb.VerifyBlobsRequest(name=name, repair=repair)
+        return translated_stream(self._stub.VerifyBlobs(request, metadata=metadata()))
 
     # -- model management (create/show/copy/delete/blobs) --------------------------------------
 

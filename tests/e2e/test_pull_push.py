@@ -8,18 +8,14 @@ back, and generates exactly what it generated before.
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
-import subprocess
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import CorralServer, free_port
+from tests.e2e import peers
+from tests.e2e.server import CorralServer
 
 pytestmark = pytest.mark.e2e
 
@@ -27,41 +23,10 @@ OPTIONS = {"temperature": 0, "seed": 7, "num_predict": 8, "num_ctx": 512}
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 
-def registry_config(root: Path, port: int) -> Path:
-    """A config with no ``auth:`` section (Debian's default one turns Basic auth on)."""
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: {secrets.token_hex(16)}\n")
-    return config
-
-
 @pytest.fixture
 def docker_registry(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.skip("Debian's docker-registry is not installed (scripts/test.sh installs it)")
-    port = free_port()
-    log = open(tmp_path / "docker-registry.log", "wb")
-    process = subprocess.Popen([binary, "serve", str(registry_config(tmp_path, port))],
-                               stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
-                    break
-            except (OSError, urllib.error.URLError):
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError((tmp_path / "docker-registry.log").read_text())
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+    with peers.docker_registry(tmp_path / "docker-registry") as address:
+        yield address
 
 
 def start_empty(server: CorralServer, timeout: float = 120.0) -> CorralServer:

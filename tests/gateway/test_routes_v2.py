@@ -154,3 +154,28 @@ async def test_push_to_and_pull_from_a_corral(writable, registry, tmp_path):
         tiny = await store.resolve(f"{host}/library/tiny:v1")
         assert tiny.model_path.read_bytes() == (tmp_path / "tiny.gguf").read_bytes()
         await service.close()
+
+
+async def test_a_blob_changed_on_disk_is_never_served_whole_under_its_digest(client, registry,
+                                                                           tmp_path):
+    import aiohttp
+
+    layer = json.loads((await registry.get_manifest("library/tiny", "v1")).content)["layers"][0]
+    path = Path((await registry.stat_blob(layer["digest"])).path)
+    url = f"/v2/library/tiny/blobs/{layer['digest']}"
+    good = path.read_bytes()
+    part = await client.get(url, headers={"Range": "bytes=0-9"})  # verifies the whole file once
+    assert part.status == 206 and await part.read() == good[:10]
+    rotten = good[:300] + bytes([good[300] ^ 1]) + good[301:]
+    path.write_bytes(rotten)
+    response = await client.get(url)
+    assert response.status == 200 and int(response.headers["Content-Length"]) == len(good)
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await response.read()  # cut short: never the complete wrong bytes
+    ranged = await client.get(url, headers={"Range": "bytes=0-9"})  # size/mtime changed: re-hash
+    assert ranged.status == 500 and layer["digest"] in (await ranged.json())["errors"][0]["message"]
+    path.write_bytes(good)
+    again = await client.get(url, headers={"Range": "bytes=5-"})
+    assert again.status == 206 and await again.read() == good[5:]
+    beyond = await client.get(url, headers={"Range": f"bytes={len(good)}-"})
+    assert beyond.status == 416

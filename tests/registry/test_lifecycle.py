@@ -248,6 +248,7 @@ async def test_startup_prune_is_skipped_while_any_manifest_file_is_unreadable(
     async with model_store(models) as store:
         assert await prune_at_startup(store) == []
     assert ollama.same_as(before) == before
+    assert ollama.blob_path(orphan["digest"]).exists()  # even what a full prune would remove
 
 
 async def test_deleting_a_corral_model_keeps_blobs_an_ollama_manifest_shares(

@@ -1,0 +1,105 @@
+"""Real peers the end-to-end tests start themselves: Debian's docker-registry and tinyproxy."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import free_port
+
+
+def registry_config(root: Path, port: int, host: str = "127.0.0.1") -> Path:
+    """A config with no ``auth:`` section (Debian's default one turns Basic auth on)."""
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: {host}:{port}\n  secret: {secrets.token_hex(16)}\n")
+    return config
+
+
+@contextmanager
+def docker_registry(root: Path, host: str = "127.0.0.1") -> Iterator[str]:
+    """``docker-registry serve`` on ``host``; yields ``host:port``."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.skip("Debian's docker-registry is not installed (scripts/test.sh installs it)")
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = open(root / "docker-registry.log", "wb")
+    process = subprocess.Popen([binary, "serve", str(registry_config(root, port, host))],
+                               stdout=log, stderr=subprocess.STDOUT)
+    address = f"{host}:{port}"
+    try:
+        _wait_until_up(f"http://{address}/v2/", process, root / "docker-registry.log")
+        yield address
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@contextmanager
+def tinyproxy(root: Path) -> Iterator[tuple[str, Path]]:
+    """Debian's tinyproxy on loopback, logging every request; yields (proxy URL, log path)."""
+    binary = shutil.which("tinyproxy")
+    if binary is None:
+        pytest.skip("Debian's tinyproxy is not installed (scripts/test.sh installs it)")
+    root.mkdir(parents=True, exist_ok=True)
+    port, log_path = free_port(), root / "tinyproxy.log"
+    config = root / "tinyproxy.conf"
+    config.write_text(f'Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile "{log_path}"\n'
+                      "LogLevel Info\nMaxClients 50\nAllow 127.0.0.1\n")
+    output = open(root / "tinyproxy.out", "wb")
+    process = subprocess.Popen([binary, "-d", "-c", str(config)], stdout=output,
+                               stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError((root / "tinyproxy.out").read_text()) from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", log_path
+    finally:
+        process.terminate()
+        process.wait(10)
+        output.close()
+
+
+def non_loopback_address() -> str:
+    """An address of this machine that is not loopback (Go, and so Ollama and Corral, never
+    proxy loopback); ``0.0.0.0`` when there is none, which is not loopback either."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+            address = probe.getsockname()[0]
+        except OSError:
+            return "0.0.0.0"
+    return "0.0.0.0" if address.startswith("127.") else address
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (OSError, urllib.error.URLError):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(log.read_text()) from None
+            time.sleep(0.1)
