@@ -7,7 +7,10 @@ Two steps, in Ollama's order:
    stay (``server/prompt.go`` ``chatPrompt``).
 2. ``fit_tokens`` (every prompt): if it is still too long, keep the first ``num_keep`` tokens,
    drop the tokens after them so half of the rest of the window is free (the runner's shift),
-   and send token ids instead of text. With ``truncate: false`` a too-long prompt is a 400.
+   and send token ids instead of text. As in Ollama since 0.30.9 (``llm/llama_server.go``
+   ``completionPromptForRequest``), that trim is a context shift, so with ``shift: false`` a
+   prompt that still does not fit is a 400 (``PROMPT_TOO_LONG``); so is any too-long prompt with
+   ``truncate: false``, which Ollama hands to llama-server untrimmed to be refused there.
 
 Token counts come from the runner's tokenizer; a prompt whose UTF-8 length is well below the
 window cannot exceed it (every token covers at least one byte), so short prompts cost no call.
@@ -26,7 +29,10 @@ from services.errors import InvalidRequestError
 log = structlog.get_logger()
 
 Tokenize = Callable[[str, bool], Awaitable[list[int]]]  # (text, add_special) -> ids
-TOO_LONG = "the input length exceeds the context length"
+TOO_LONG = "the input length exceeds the context length"  # embeddings (and Ollama's embed)
+PROMPT_TOO_LONG = ("the prompt is longer than the context length currently available to the "
+                   "model; shorten the prompt, adjust the context length in settings, or use a "
+                   "model with a longer context length")
 _SPECIAL_SLACK = 4  # BOS and a tokenizer's dummy-prefix space can add tokens beyond the bytes
 
 
@@ -65,15 +71,16 @@ async def fit_messages(messages: Sequence[dict], render: Callable[[list[dict]], 
 
 
 async def fit_tokens(text: str, context: Sequence[int], tokenize: Tokenize, *, limit: int,
-                     num_keep: int, truncate: bool) -> Fitted:
-    """Keep ``num_keep`` leading tokens (plus BOS) and the latest ones when over ``limit``."""
+                     num_keep: int, truncate: bool, shift: bool = True) -> Fitted:
+    """Keep ``num_keep`` leading tokens (plus BOS) and the latest ones when over ``limit``;
+    ``InvalidRequestError(PROMPT_TOO_LONG)`` instead unless both ``truncate`` and ``shift``."""
     if surely_fits(text, context, limit):
         return Fitted(text, list(context))
     tokens = list(context) + await tokenize(text, not context)
     if len(tokens) <= limit:
         return Fitted(text, list(context))
-    if not truncate:
-        raise InvalidRequestError(TOO_LONG)
+    if not (truncate and shift):
+        raise InvalidRequestError(PROMPT_TOO_LONG)
     bos = 0 if context else len(tokens) - len(await tokenize(text, False))
     keep = max(0, min(num_keep + bos, limit - 1))
     tail = max(1, (limit - keep) // 2)

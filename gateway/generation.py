@@ -105,7 +105,8 @@ class InferenceService:
             text, dropped = await self._fit_messages(template, messages, (), think, limit,
                                                      tokenize, p.truncate and not p.template)
         fitted = await fitting.fit_tokens(text, p.context, tokenize, limit=limit,
-                                          num_keep=options.num_keep, truncate=p.truncate)
+                                          num_keep=options.num_keep, truncate=p.truncate,
+                                          shift=p.shift)
         fitted.dropped_messages = dropped
         fitting.log_truncation(p.model, fitted, limit)
         return fitted
@@ -141,7 +142,8 @@ class InferenceService:
             text, dropped = await self._fit_messages(template, messages, p.tools, think, limit,
                                                      tokenize, p.truncate)
             fitted = await fitting.fit_tokens(text, (), tokenize, limit=limit,
-                                              num_keep=options.num_keep, truncate=p.truncate)
+                                              num_keep=options.num_keep, truncate=p.truncate,
+                                              shift=p.shift)
             fitted.dropped_messages = dropped
             fitting.log_truncation(p.model, fitted, limit)
             if p.debug_render_only:

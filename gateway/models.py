@@ -34,9 +34,12 @@ def _modified_at(summary: Any) -> dt.datetime:
 
 def tag_dict(summary: Any) -> dict:
     """One ``/api/tags`` entry."""
-    return {"name": summary.name, "model": summary.name,
-            "modified_at": local_timestamp(_modified_at(summary)), "size": summary.size,
-            "digest": summary.digest, "details": details_dict(summary.details)}
+    out = {"name": summary.name, "model": summary.name,
+           "modified_at": local_timestamp(_modified_at(summary)), "size": summary.size,
+           "digest": summary.digest, "details": details_dict(summary.details)}
+    if summary.capabilities:  # omitempty, as in Ollama's ListModelResponse
+        out["capabilities"] = list(summary.capabilities)
+    return out
 
 
 async def tags(registry: Any) -> dict:

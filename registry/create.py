@@ -31,6 +31,7 @@ from registry.manifests import (
     TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, go_json, gguf_config,
 )
 from registry.quantize import check_source, quantize_progress, quantize_target
+from registry.create_base import Puller, pull_missing_base
 from registry.store import ModelStore
 from services.errors import InvalidRequestError, ModelNotFoundError
 from services.names import parse_name
@@ -79,11 +80,16 @@ class _Plan:
 
 
 class ModelCreator:
-    """Builds models in a ``ModelStore``; ``create`` yields Ollama's progress objects."""
+    """Builds models in a ``ModelStore``; ``create`` yields Ollama's progress objects.
 
-    def __init__(self, store: ModelStore) -> None:
+    ``pull(name)`` (the registry's pull: progress messages) fetches a ``from`` model that is
+    not local first, as Ollama's ``parseFromModel`` does, its progress inside the create stream.
+    """
+
+    def __init__(self, store: ModelStore, pull: Puller | None = None) -> None:
         self._store = store
         self._blobs = store.blobs
+        self._pull = pull
 
     async def create(self, request: CreateRequest) -> AsyncIterator[dict]:
         """Validate, then build and save the model, yielding ``{"status", ...}`` objects.
@@ -94,6 +100,9 @@ class ModelCreator:
         name = parse_name(request.name)
         for files in (request.files, request.adapters):
             await self._check_files(files)
+        if self._pull is not None:
+            async for progress in pull_missing_base(self._store, self._pull, request.from_):
+                yield progress
         plan = await self._base(request)
         if request.adapters:
             plan.layers += await self._adapter_layers(request.adapters)

@@ -27,6 +27,7 @@ from registry.servicer_store import StoreServicerMixin
 from registry.store import ModelRecord, ModelStore, ResolvedModel
 from registry.transfer.service import TransferService, options_from_settings
 from registry.transfer.servicer import TransferServicerMixin
+from services.errors import CorralError
 from services.grpc_server import GrpcService
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 from services.pb.corral.registry.v1 import registry_pb2_grpc
@@ -60,9 +61,17 @@ class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, StoreServicer
 
     async def ListModels(self, request: pb.ListModelsRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
-        """Every local model, newest first."""
-        records = await self._store.list_models()
-        return pb.ListModelsResponse(models=[model_summary(r) for r in records])
+        """Every local model, newest first, with its capabilities (as ``/api/tags`` has them)."""
+        summaries = []
+        for record in await self._store.list_models():
+            summary = model_summary(record)
+            try:
+                summary.capabilities.extend(
+                    await self._shower.capabilities(record.name.full, record.digest))
+            except (CorralError, OSError, ValueError) as exc:  # a broken model is still listed
+                log.warning("capabilities_unknown", model=record.name.display, error=str(exc))
+            summaries.append(summary)
+        return pb.ListModelsResponse(models=summaries)
 
 
 @asynccontextmanager

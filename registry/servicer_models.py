@@ -35,7 +35,9 @@ class ModelsServicerMixin:
 
     @functools.cached_property
     def _creator(self) -> ModelCreator:
-        return ModelCreator(self._store)
+        transfers = getattr(self, "transfers", None)  # set by RegistryServicer
+        pull = (lambda name: transfers.pull(name, insecure=False)) if transfers else None
+        return ModelCreator(self._store, pull)
 
     async def ShowModel(self, request: pb.ShowModelRequest,
                         context: grpc.aio.ServicerContext) -> pb.ShowModelResponse:

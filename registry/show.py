@@ -46,6 +46,14 @@ class ModelShower:
     def __init__(self, store: ModelStore) -> None:
         self._store = store
         self._headers: OrderedDict[Path, GGUFHeader] = OrderedDict()
+        self._capabilities: dict[str, list[str]] = {}  # by manifest digest: never changes
+
+    async def capabilities(self, text: str, manifest_digest: str) -> list[str]:
+        """``/api/tags``' capabilities of model ``text``; computed once per manifest."""
+        if (known := self._capabilities.get(manifest_digest)) is None:
+            known = (await self.show(text)).capabilities
+            self._capabilities[manifest_digest] = known
+        return known
 
     async def show(self, text: str) -> ShownModel:
         """The model ``text``; ``ModelNotFoundError`` says ``model 'NAME:TAG' not found`` with

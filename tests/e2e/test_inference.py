@@ -238,8 +238,13 @@ def test_long_raw_prompt_keeps_num_keep_or_is_refused_without_truncate(corral):
                "options": {"num_ctx": 256, "num_predict": 2, "num_keep": 8}}
     status, body = corral.post("/api/generate", request)
     assert status == 200 and body["prompt_eval_count"] < 256
-    assert error(corral, "/api/generate", {**request, "truncate": False}) == (
-        400, "the input length exceeds the context length")
+    too_long = error(corral, "/api/generate", {**request, "truncate": False})
+    assert too_long == (400, "the prompt is longer than the context length currently available "
+                             "to the model; shorten the prompt, adjust the context length in "
+                             "settings, or use a model with a longer context length")
+    assert error(corral, "/api/chat", {  # Ollama >= 0.30.9: no shift, no trimming: a 400
+        "model": MODEL, "messages": [{"role": "user", "content": text}], "shift": False,
+        "stream": False, "options": request["options"]}) == too_long
 
 
 # -- compatibility traps (ollama-api.md §9) -------------------------------------------------------

@@ -78,6 +78,7 @@ def test_ollama_models_are_listed_shown_run_copied_and_deleted(ollama_store: Oll
         assert tags["smol:latest"]["digest"] == hashlib.sha256(
             (root / SMOL_FILE).read_bytes()).hexdigest()
         assert tags["smol:latest"]["details"]["parameter_size"] == "134.52M"
+        assert tags["smol:latest"]["capabilities"] == ["completion"]
         status, shown = server.post("/api/show", {"model": CODER})
         assert status == 200 and shown["system"] == "You are a terse coding assistant."
         status, answer = generate(server, "smol")

@@ -111,3 +111,37 @@ def test_corral_pulls_from_corral_and_round_trips_through_docker_registry(tmp_pa
         assert generate(a, remote) == before
     finally:
         a.stop()
+
+
+def test_create_from_a_model_that_is_not_local_pulls_it_first(tmp_path):
+    """Ollama's ``/api/create`` pulls a missing ``from`` model (over HTTPS, as Ollama only
+    does: a TLS docker-registry whose certificate both Corrals trust via SSL_CERT_FILE)."""
+    cert, key = peers.self_signed_certificate(tmp_path)
+    trust = {"SSL_CERT_FILE": str(cert)}
+    with peers.docker_registry(tmp_path / "registry", tls=(cert, key)) as registry:
+        base = f"{registry}/library/base:v1"
+        a = CorralServer(tmp_path / "a", tmp_path / "a.log", **trust).start()
+        try:
+            status, body, _ = a.request("POST", "/api/copy", {"source": "smollm2:135m",
+                                                              "destination": base})
+            assert status == 200, body
+            pushed = list(a.stream("/api/push", {"model": base}))
+            assert pushed[-1] == {"status": "success"}, pushed
+        finally:
+            a.stop()
+        b = start_empty(CorralServer(tmp_path / "b", tmp_path / "b.log",
+                                     CORRAL_EMBEDDED_MODEL="0", **trust))
+        try:
+            lines = list(b.stream("/api/create", {"model": "derived", "from": base,
+                                                  "system": "Pulled before it was built on."}))
+            statuses = [line.get("status") for line in lines]
+            assert statuses[0] == "pulling manifest" and statuses[-1] == "success", lines
+            assert statuses.count("success") == 1
+            assert {"derived:latest", base} <= {m["name"] for m in b.get("/api/tags")["models"]}
+            status, shown = b.post("/api/show", {"model": "derived"})
+            assert status == 200 and shown["system"] == "Pulled before it was built on."
+            status, body = b.post("/api/create", {"model": "x", "from": f"{registry}/library/nope",
+                                                  "stream": False})
+            assert (status, body) == (404, {"error": f"model '{registry}/library/nope' not found"})
+        finally:
+            b.stop()

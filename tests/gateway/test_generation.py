@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from gateway.fitting import PROMPT_TOO_LONG
 from tests.gateway.fakes import resolved_model
 from tests.gateway.test_prompt import LLAMA31, QWEN3_THINKING, WEATHER
 
@@ -169,7 +170,7 @@ async def test_long_raw_prompt_is_cut_keeping_num_keep(client, spawner):
                                          "stream": False, "options": {"num_ctx": 100}})
     request = spawner.spawned[0].client.requests[0]
     assert request.prompt == "" and len(request.context) == 5 + (99 - 5) // 2
-    status, body = await post(client, "/api/generate", {
-        "model": MODEL, "prompt": text, "raw": True, "truncate": False,
-        "options": {"num_ctx": 100}})
-    assert (status, body) == (400, {"error": "the input length exceeds the context length"})
+    for refusal in ({"truncate": False}, {"shift": False}):
+        status, body = await post(client, "/api/generate", {
+            "model": MODEL, "prompt": text, "raw": True, "options": {"num_ctx": 100}, **refusal})
+        assert (status, body) == (400, {"error": PROMPT_TOO_LONG})

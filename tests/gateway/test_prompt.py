@@ -293,9 +293,12 @@ async def test_fit_tokens_keeps_num_keep_and_the_latest_tokens():
     short = await fitting.fit_tokens("hi", [5, 6], word_tokenize, limit=20, num_keep=4,
                                      truncate=True)
     assert (short.text, short.context) == ("hi", [5, 6])
-    with pytest.raises(InvalidRequestError, match="the input length exceeds the context length"):
-        await fitting.fit_tokens(long_text, (), word_tokenize, limit=20, num_keep=4,
-                                 truncate=False)
+    for truncate, shift in ((False, True), (True, False)):  # Ollama >= 0.30.9
+        with pytest.raises(InvalidRequestError) as excinfo:
+            await fitting.fit_tokens(long_text, (), word_tokenize, limit=20, num_keep=4,
+                                     truncate=truncate, shift=shift)
+        assert excinfo.value.message == fitting.PROMPT_TOO_LONG
+        assert excinfo.value.message.startswith("the prompt is longer than the context length")
 
 
 # -- request fields --------------------------------------------------------------------------------

@@ -221,3 +221,25 @@ async def test_validation_errors_come_before_any_progress_and_change_nothing(
             await anext(stream)
         assert excinfo.value.message == message
         assert (await store.list_models(), blob_files(store)) == before
+
+
+# -- a `from` model that is not local is pulled first (Ollama's parseFromModel) ---------------
+
+async def test_create_from_a_model_that_is_not_local_pulls_it_first(service, fake, remote,
+                                                                    tiny_gguf: Path) -> None:
+    fake.add_gguf_model("library/base", "v1", tiny_gguf.read_bytes())
+    store = service.store
+    creator = ModelCreator(store, pull=lambda name: service.pull(name, insecure=True))
+    lines = [p async for p in creator.create(CreateRequest(
+        name="derived", from_=f"{remote}/library/base:v1", system="pulled first"))]
+    statuses = [line["status"] for line in lines]
+    assert statuses[0] == "pulling manifest" and "writing manifest" in statuses
+    assert statuses.count("success") == 1 and statuses[-1] == "success"  # the pull's is dropped
+    assert any(line.get("digest") and line.get("completed") for line in lines)
+    assert (await store.resolve("derived")).system == "pulled first"
+    assert (await store.resolve(f"{remote}/library/base:v1")).model_path.is_file()
+
+    with pytest.raises(ModelNotFoundError) as excinfo:  # the registry has no such model
+        async for _ in creator.create(CreateRequest(name="x", from_=f"{remote}/library/nope:v1")):
+            pass
+    assert excinfo.value.message == f"model '{remote}/library/nope:v1' not found"
