@@ -108,6 +108,13 @@ class ArchiveWriter:
         self._add_bytes("index.json", json.dumps(index, indent=2).encode())
         self._tar.close()
 
+    def abort(self) -> None:
+        """Give up: end the tar stream without an index (the caller deletes the file)."""
+        try:
+            self._tar.close()
+        except (OSError, ValueError, tarfile.TarError):
+            pass
+
     def _add_bytes(self, path: str, data: bytes) -> None:
         info = tarfile.TarInfo(path)
         info.size, info.mode = len(data), 0o644

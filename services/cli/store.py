@@ -85,9 +85,13 @@ def cmd_save(inv: Invocation, client: ApiClient) -> int:
     try:
         with open(partial, "wb") as f, ProgressDisplay(verb="saving") as display:
             writer = ArchiveWriter(f)
-            for name in names:
-                _save_model(client, writer, name, display)
-            writer.close()
+            try:
+                for name in names:
+                    _save_model(client, writer, name, display)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, target)

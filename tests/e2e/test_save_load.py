@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -81,6 +82,21 @@ def test_save_then_load_moves_models_byte_for_byte_and_refuses_damaged_archives(
             "model": CODER, "prompt": "Say hi.", "stream": False, "keep_alive": 0,
             "options": {"temperature": 0, "seed": 7, "num_predict": 4}})
         assert status == 200 and answer["eval_count"] > 0, answer
+
+        weights = json.loads((tmp_path / "a/manifests/registry.ollama.ai/library/smol/latest")
+                             .read_bytes())["layers"][0]["digest"]
+        rotten = tmp_path / "a/blobs" / weights.replace(":", "-")
+        stat = rotten.stat()
+        with open(rotten, "r+b") as f:  # bit rot: size and mtime unchanged
+            f.seek(stat.st_size // 2)
+            byte = f.read(1)
+            f.seek(stat.st_size // 2)
+            f.write(bytes([byte[0] ^ 1]))
+        os.utime(rotten, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        failed = corral_cli("save", "smol", "-o", str(tmp_path / "rotten.tar"),
+                            host=f"127.0.0.1:{a.port}")
+        assert "no archive written" in one_error_line(failed)
+        assert not [p for p in tmp_path.iterdir() if "rotten.tar" in p.name]
     finally:
         b.stop()
         a.stop()
