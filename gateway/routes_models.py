@@ -26,7 +26,7 @@ from gateway.routes_transfer import progress_dict
 from gateway.schemas import field_of, read_json
 from gateway.streaming import encode_json, local_timestamp, ndjson_stream
 from services.errors import InvalidRequestError
-from services.gofmt import parameters_text
+from services.gofmt import json_kind, parameters_text
 from services.modelfile import DEFAULT_TEMPLATE, show_modelfile
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
@@ -152,7 +152,7 @@ def _string_map(body: dict, struct: str, name: str) -> dict[str, str]:
     value = field_of(body, struct, name, dict, {}, "map[string]string")
     for item in value.values():
         if not isinstance(item, str):
-            raise InvalidRequestError(f"json: cannot unmarshal {_kind(item)} into Go struct field "
+            raise InvalidRequestError(f"json: cannot unmarshal {json_kind(item)} into Go struct field "
                                       f"{struct}.{name} of type string")
     return value
 
@@ -170,14 +170,10 @@ def _licenses(value: Any) -> list[str]:
 def _message(raw: Any) -> pb.Message:
     s = "CreateRequest.messages"
     if not isinstance(raw, dict):
-        raise InvalidRequestError(f"json: cannot unmarshal {_kind(raw)} into Go struct field "
+        raise InvalidRequestError(f"json: cannot unmarshal {json_kind(raw)} into Go struct field "
                                   f"CreateRequest.messages of type api.Message")
     return pb.Message(role=field_of(raw, s, "role", str, ""),
                       content=field_of(raw, s, "content", str, ""))
-
-
-def _kind(value: Any) -> str:
-    return {bool: "bool", str: "string", list: "array", dict: "object"}.get(type(value), "number")
 
 
 async def _progress(progress: AsyncIterator[Any]) -> AsyncIterator[dict]:

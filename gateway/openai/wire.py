@@ -19,6 +19,7 @@ from aiohttp import web
 from gateway.schemas import read_json
 from gateway.streaming import encode_json
 from services.errors import CorralError, InvalidRequestError
+from services.gofmt import go_type_name, json_kind
 
 log = structlog.get_logger()
 
@@ -63,12 +64,11 @@ def openai_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-async def read_body(request: web.Request, struct: str) -> dict[str, Any]:
-    """The JSON body, with Go's errors naming the ``openai.<struct>`` type."""
-    try:
-        return await read_json(request, struct)
-    except InvalidRequestError as exc:
-        raise InvalidRequestError(exc.message.replace(f"api.{struct}", f"openai.{struct}")) from exc
+async def read_body(request: web.Request, struct: str,
+                    parse: Callable[[dict], Any] | None = None) -> Any:
+    """The JSON body through the validation layer, as Go type ``openai.<struct>`` (and what
+    ``parse`` makes of it, computed off the event loop for a large body)."""
+    return await read_json(request, struct, package="openai", parse=parse)
 
 
 async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
@@ -110,25 +110,6 @@ def _event(obj: dict, named: bool = False) -> bytes:
 
 # -- request fields -------------------------------------------------------------------------------
 
-def go_type(value: object) -> str:
-    """Go's ``%T`` of a decoded JSON value."""
-    if value is None:
-        return "<nil>"
-    for types, name in ((bool, "bool"), (str, "string"), ((int, float), "float64"),
-                        (list, "[]interface {}"), (dict, "map[string]interface {}")):
-        if isinstance(value, types):
-            return name
-    return type(value).__name__
-
-
-def json_kind(value: object) -> str:
-    for types, name in ((bool, "bool"), (str, "string"), ((int, float), "number"),
-                        (list, "array"), (dict, "object")):
-        if isinstance(value, types):
-            return name
-    return "value"
-
-
 _CHECKS: dict[str, Callable[[object], bool]] = {
     "string": lambda v: isinstance(v, str),
     "bool": lambda v: isinstance(v, bool),
@@ -161,7 +142,7 @@ def stop_sequences(raw: object, *, strict: bool) -> list[str] | None:
         return None
     bad = [item for item in raw if not isinstance(item, str)]
     if bad and strict:
-        raise InvalidRequestError(f"invalid type for 'stop' field: {go_type(bad[0])}")
+        raise InvalidRequestError(f"invalid type for 'stop' field: {go_type_name(bad[0])}")
     return [item for item in raw if isinstance(item, str)]
 
 

@@ -9,7 +9,7 @@ import pytest
 from gateway import fitting, inference_fields, prompt
 from gateway.output import OutputParser
 from gateway.prompt import PromptTemplate, Think
-from gateway.schemas import decode_error
+from gateway.validation import decode_error
 from gateway.streaming import encode_json, utc_timestamp
 from gateway.thinking import ThinkingParser
 from gateway.tools import ToolCallParser, find_arguments, tool_call_id
