@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ from google.protobuf.json_format import MessageToDict
 from gateway.gotemplate import Template, TemplateError
 from gateway.keys import REGISTRY
 from gateway.models import details_dict
+from gateway.prompt import PromptTemplate
 from gateway.routes_transfer import progress_dict
 from gateway.schemas import field_of, read_json
 from gateway.streaming import encode_json, local_timestamp, ndjson_stream
-from services.errors import InvalidRequestError
+from services.errors import CorralError, InvalidRequestError
 from services.gofmt import json_kind, parameters_text
 from services.modelfile import DEFAULT_TEMPLATE, show_modelfile
 from services.pb.corral.registry.v1 import registry_pb2 as pb
@@ -86,10 +88,22 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
     if reply.messages:
         out["messages"] = [{"role": m.role, "content": m.content} for m in reply.messages]
     out["model_info"] = _plain(MessageToDict(reply.model_info))
-    if reply.capabilities:
-        out["capabilities"] = list(reply.capabilities)
+    if capabilities := show_capabilities(reply):
+        out["capabilities"] = capabilities
     out["modified_at"] = local_timestamp(reply.model.modified_at.ToDatetime(tzinfo=dt.timezone.utc))
     return out
+
+
+def show_capabilities(reply: pb.ShowModelResponse) -> list[str]:
+    """The registry's (from the weights) plus the template's, decided by the same
+    ``PromptTemplate`` that generate and chat check requests against."""
+    try:
+        template = PromptTemplate.for_model(types.SimpleNamespace(
+            template=reply.template, chat_template=reply.chat_template, bos_token="",
+            eos_token=""))
+    except CorralError:  # a stored template that no longer parses: it offers nothing
+        return list(reply.capabilities)
+    return [*reply.capabilities, *template.capabilities]
 
 
 def _plain(value: Any) -> Any:

@@ -192,7 +192,6 @@ class Integer(Spec):
 INT32 = Integer("int", -(2**31), 2**31 - 1, "int32")
 
 
-
 @dataclass(frozen=True)
 class Float(Spec):
     """A JSON number that a C ``float`` holds (every sampling knob ends up as one); ``go`` is

@@ -80,7 +80,8 @@ def parse_env_duration(text: str, default: float) -> float:
             seconds = parse_go_duration(text)
         except ValueError:
             return default
-    return FOREVER if seconds < 0 else seconds
+    # negative is forever; so is more than Go's Duration holds (Ollama would overflow)
+    return FOREVER if seconds < 0 or seconds > MAX_DURATION_S else seconds
 
 
 def parse_bool(text: str | None) -> bool:

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.schemas import read_json
 from gateway.streaming import encode_json
-from services.errors import CorralError, InvalidRequestError
+from services.errors import CorralError, InvalidRequestError, internal_error
 from services.gofmt import go_type_name, json_kind
 
 log = structlog.get_logger()
@@ -59,8 +59,8 @@ def openai_errors(handler: Handler) -> Handler:
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
             log.exception("request_crashed")
-            message = str(exc) or type(exc).__name__
-            return openai_json(error_body(500, message), 500)
+            error = internal_error(exc)  # no class name, path or stack text for the client
+            return openai_json(error_body(error.http_status, error.message), error.http_status)
     return wrapped
 
 
@@ -91,8 +91,10 @@ async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
         except (ConnectionError, web.HTTPException):
             raise
         except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
-            status = exc.http_status if isinstance(exc, CorralError) else 500
-            message = exc.message if isinstance(exc, CorralError) else str(exc)
+            if not isinstance(exc, CorralError):
+                log.exception("stream_failed")
+                exc = internal_error(exc)
+            status, message = exc.http_status, exc.message
             log.warning("stream_failed", error=message, error_type=type(exc).__name__)
             error = error_body(status, message)
             await response.write(_event({"type": "error", **error} if named else error, named))

@@ -36,6 +36,7 @@ def test_env_duration_accepts_bare_seconds_and_negative_forever():
     assert parse_env_duration("10", 300) == 10
     assert parse_env_duration("2m", 300) == 120
     assert parse_env_duration("-1", 300) == FOREVER
+    assert parse_env_duration("99999999999999", 300) == FOREVER  # beyond Go's Duration
     assert parse_env_duration("", 300) == 300
     assert parse_env_duration("junk", 300) == 300
 
