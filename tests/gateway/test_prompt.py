@@ -11,9 +11,9 @@ from gateway import fitting, inference_fields, prompt
 from gateway.output import OutputParser
 from gateway.prompt import PromptTemplate, Think
 from gateway.streaming import encode_json, utc_timestamp
-from gateway.validation import decode_error
 from gateway.thinking import ThinkingParser
 from gateway.tools import ToolCallParser, find_arguments, tool_call_id
+from gateway.validation import decode_error
 from services.errors import CorralError, InvalidRequestError
 from tests.gateway.fakes import SMOLLM2_TEMPLATE, resolved_model
 
