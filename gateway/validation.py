@@ -28,7 +28,7 @@ from services.gofmt import json_kind, unmarshal_error_text
 from services.options_table import fits_float32
 
 MAX_DEPTH = 100
-DEPTH_ERROR = "invalid character: exceeded max depth (JSON may nest 100 levels)"
+DEPTH_ERROR = "exceeded max depth: JSON may nest at most 100 levels"
 _CONSTANTS = {"NaN": "invalid character 'N' looking for beginning of value",
               "Infinity": "invalid character 'I' looking for beginning of value",
               "-Infinity": "invalid character 'I' in numeric literal"}
