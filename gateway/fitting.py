@@ -114,7 +114,7 @@ async def fit_tokens(text: str, context: Sequence[int], tokenize: Tokenize, *, l
         return Fitted(text, list(context))
     if not truncate:
         raise InvalidRequestError(TOO_LONG)
-    bos = 0 if context else len(tokens) - len(await tokenize(text, False))
+    bos = 0 if context else len(await tokenize("", True))  # BOS (and EOS) the text got
     keep = max(0, min(num_keep + bos, limit - 1))
     tail = max(1, (limit - keep) // 2)
     return Fitted("", tokens[:keep] + tokens[-tail:], dropped_tokens=len(tokens) - keep - tail)

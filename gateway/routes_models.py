@@ -9,8 +9,10 @@ answer ``invalid digest format``. A blob upload streams the request body to the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import functools
 import re
 import types
 from collections.abc import AsyncIterator
@@ -25,7 +27,7 @@ from gateway.keys import REGISTRY
 from gateway.models import details_dict
 from gateway.prompt import PromptTemplate
 from gateway.routes_transfer import progress_dict
-from gateway.schemas import field_of, read_json
+from gateway.schemas import OFF_LOOP_BYTES, field_of, read_json
 from gateway.streaming import encode_json, local_timestamp, ndjson_stream
 from services.errors import CorralError, InvalidRequestError
 from services.gofmt import json_kind, parameters_text
@@ -49,7 +51,9 @@ async def show(request: web.Request) -> web.Response:
     options = field_of(body, s, "options", dict, {}, "map[string]interface {}")
     field_of(body, s, "verbose", bool, False)
     reply = await request.app[REGISTRY].show(name)
-    return _json(show_payload(reply, system=system, options=options))
+    build = functools.partial(show_payload, reply, system=system, options=options)
+    # A model with megabytes of template or system prompt: quoting it is worth a thread.
+    return _json(await asyncio.to_thread(build) if reply.ByteSize() > OFF_LOOP_BYTES else build())
 
 
 def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
@@ -120,8 +124,7 @@ def _plain(value: Any) -> Any:
 # -- create -----------------------------------------------------------------------------------
 
 async def create(request: web.Request) -> web.StreamResponse:
-    create_request, stream = parse_create(await read_json(request, "CreateRequest"))
-    check_template(create_request.template)
+    create_request, stream = await read_json(request, "CreateRequest", parse=_checked_create)
     objects = _progress(request.app[REGISTRY].create(create_request))
     if stream:
         return await ndjson_stream(request, objects)
@@ -150,6 +153,13 @@ def parse_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
     if parameters:
         request.parameters.update(parameters)
     return request, field_of(body, s, "stream", bool, True)
+
+
+def _checked_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
+    """``parse_create`` and the template check (off the event loop for a big body)."""
+    create_request, stream = parse_create(body)
+    check_template(create_request.template)
+    return create_request, stream
 
 
 def check_template(source: str) -> None:
