@@ -25,8 +25,15 @@ log = structlog.get_logger()
 # (64 MiB, gateway/limits.py) times the few bytes a token or a template adds per byte; gRPC's own
 # limit (4 MiB by default) must never be the one that fires, so channels and servers allow this.
 MAX_MESSAGE_BYTES = 1024 * 1024 * 1024
+# An error's text travels in the grpc-message trailer, which gRPC limits like all metadata (8 KiB
+# by default): an error quoting a 20,000-character name came back as RESOURCE_EXHAUSTED. Texts
+# are cut to MAX_ERROR_CHARS and metadata may take 1 MiB, far above that even percent-encoded.
+MAX_ERROR_CHARS = 8 * 1024
+MAX_METADATA_BYTES = 1024 * 1024
 MESSAGE_SIZE_OPTIONS = (("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES))
+                        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                        ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+                        ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES))
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -61,7 +68,10 @@ def _bind(context: grpc.aio.ServicerContext) -> None:
 
 async def _abort(context: grpc.aio.ServicerContext, exc: CorralError) -> None:
     context.set_trailing_metadata(((ERROR_METADATA_KEY, type(exc).__name__),))
-    await context.abort(exc.grpc_code, exc.message)
+    message = exc.message
+    if len(message) > MAX_ERROR_CHARS:  # keep both ends: "name "xx…xx" is invalid"
+        message = message[:MAX_ERROR_CHARS - 512] + "…" + message[-512:]
+    await context.abort(exc.grpc_code, message)
 
 
 def _unexpected(method: str, exc: Exception) -> CorralError:

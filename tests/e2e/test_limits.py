@@ -155,3 +155,14 @@ def test_an_embed_batch_within_the_limit_is_answered(corral):
     status, body = corral.post("/api/embed", {"model": MODEL,
                                               "input": [f"item {i}" for i in range(8)]})
     assert status == 200 and len(body["embeddings"]) == 8
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", "/api/generate", {"prompt": "hi"}), ("POST", "/api/show", {}),
+    ("POST", "/api/pull", {}), ("POST", "/api/create", {"from": MODEL}),
+    ("DELETE", "/api/delete", {}), ("POST", "/api/embed", {"input": "x"}),
+])
+def test_a_20000_character_model_name_is_a_400_not_a_503(corral, method, path, body):
+    status, raw, _ = corral.request(method, path, {"model": "x" * 20_000, **body})
+    assert status == 400, raw[:200]
+    assert "invalid" in json.loads(raw)["error"]

@@ -7,9 +7,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import errno
 import sqlite3
 
-from services.clients.base import translating
+from services.clients.base import local_channel, translating
 from services.clients.registry import RegistryClient
 from services.errors import (BlobCorruptError, CorralError, DiskFullError, InvalidModelNameError,
+                             InvalidRequestError,
                              ModelNotFoundError, RunnerUnavailableError, ServerBusyError,
                              from_rpc_error, internal_error, is_disk_full)
 from services.grpc_server import ErrorInterceptor, GrpcService, wait_for_serving
@@ -23,7 +24,8 @@ class _RaisingHealth(health_pb2_grpc.HealthServicer):
               "corrupt": BlobCorruptError("digest mismatch"),
               "bug": TypeError("this function takes at least 5 arguments (4 given)"),
               "full": OSError(errno.ENOSPC, "No space left on device: '/srv/models/blobs/x'"),
-              "sqlite": RuntimeError("wrapped")}
+              "sqlite": RuntimeError("wrapped"),
+              "long": InvalidRequestError('name "' + "x" * 100_000 + '" is invalid')}
 
     async def Check(self, request, context):
         if request.service == "sqlite":
@@ -98,6 +100,21 @@ def test_unknown_status_maps_to_base_error():
 
     err = from_rpc_error(FakeRpcError())
     assert type(err) is CorralError and err.http_status == 500
+
+
+async def test_a_long_error_text_is_cut_not_turned_into_a_metadata_overflow(raising_server):
+    async with local_channel(raising_server) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        @translating
+        async def call():
+            return await stub.Check(health_pb2.HealthCheckRequest(service="long"))
+
+        with pytest.raises(InvalidRequestError) as info:
+            await call()
+    message = info.value.message
+    assert message.startswith('name "xxx') and message.endswith('x" is invalid')
+    assert "…" in message and len(message) <= 8 * 1024 + 1
 
 
 async def test_a_status_grpc_made_itself_names_the_service_not_its_socket(tmp_path):
