@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.generation import InferenceService
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
+from gateway.limits import LARGEST_BODY_BYTES
 from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
 from gateway.openai.routes import add_openai_routes
 from gateway.preload import start_preload
@@ -24,7 +25,9 @@ from services.settings import GatewaySettings
 
 log = structlog.get_logger()
 
-MAX_BODY_BYTES = 256 * 1024 * 1024  # images travel base64 in JSON bodies
+# A backstop only: JSON bodies are read by gateway.limits.read_body with per-route limits, and
+# blob uploads stream without one.
+MAX_BODY_BYTES = LARGEST_BODY_BYTES
 
 
 def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler) -> web.Application:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.generation import InferenceService
+from gateway.inference_fields import embed_inputs
 from gateway.options import parse_keep_alive
 from gateway.schemas import field_of
 from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
@@ -65,17 +66,6 @@ class EmbeddingsParams:
                    keep_alive=parse_keep_alive(body.get("keep_alive")))
 
 
-def embed_inputs(raw: object) -> list[str]:
-    """``input`` as a list: a string (``""`` means none) or a list of strings; else 400."""
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        return [raw] if raw else []
-    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
-        return list(raw)
-    raise InvalidRequestError("invalid input type")
-
-
 class EmbeddingService:
     """Embeddings over the InferenceService's registry, options and scheduler."""
 
@@ -118,8 +108,10 @@ class EmbeddingService:
         async with scheduler.acquire(resolved, num_ctx, keep_alive, embedding=True) as lease:
             if not inputs:
                 return None, lease.load_duration_ns
-            inputs = await fit_inputs(lease.client, inputs, num_ctx, truncate=truncate)
-            reply = await lease.client.embed(pb.EmbedRequest(inputs=inputs, truncate=truncate))
+            # The runner cuts (or refuses) inputs longer than the request's num_ctx, which may be
+            # smaller than a shared runner's context.
+            reply = await lease.client.embed(pb.EmbedRequest(inputs=inputs, truncate=truncate,
+                                                             num_ctx=num_ctx))
             return reply, lease.load_duration_ns
 
     async def _resolve(self, name: str, empty: CorralError) -> Any:
@@ -131,23 +123,6 @@ class EmbeddingService:
             # embed/embeddings word it as Ollama's scheduler does (%q quoting)
             quoted = json.dumps(name, ensure_ascii=False)
             raise ModelNotFoundError(f"model {quoted} not found, try pulling it first") from exc
-
-
-async def fit_inputs(client: Any, inputs: list[str], limit: int, *, truncate: bool) -> list[str]:
-    """Ollama's truncation, against the request's ``num_ctx`` (``limit``): an input longer than
-    ``limit`` tokens is refused without ``truncate``, else cut to its first tokens and
-    detokenized. Done here because a shared runner's context may be larger than ``limit``."""
-    specials = len(await client.tokenize("", add_special=True))  # BOS/EOS the runner adds
-    fitted = []
-    for text in inputs:
-        tokens = await client.tokenize(text, add_special=False, parse_special=True)
-        if len(tokens) + specials <= limit:
-            fitted.append(text)
-        elif not truncate:
-            raise InvalidRequestError("the input length exceeds the context length")
-        else:
-            fitted.append(await client.detokenize(tokens[:max(limit - specials, 1)]))
-    return fitted
 
 
 # -- vectors --------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Two steps, in Ollama's order:
 
 1. ``fit_messages`` (chat, and generate's message form): render, count tokens, and while the
    prompt is too long drop the oldest messages — system messages and the last message always
-   stay (``server/prompt.go`` ``chatPrompt``).
+   stay (``server/prompt.go`` ``chatPrompt``). Ollama tries one start after another (a render
+   per message dropped); this binary-searches the first start that fits, so a long history
+   costs a few renders, and a big history renders in a worker thread, off the event loop.
 2. ``fit_tokens`` (every prompt): if it is still too long, keep the first ``num_keep`` tokens,
    drop the tokens after them so half of the rest of the window is free (the runner's shift),
    and send token ids instead of text. As in Ollama since 0.30.9 (``llm/llama_server.go``
@@ -19,6 +21,7 @@ Truncation is logged (``prompt_truncated``) with what was dropped.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +37,10 @@ PROMPT_TOO_LONG = ("the prompt is longer than the context length currently avail
                    "model; shorten the prompt, adjust the context length in settings, or use a "
                    "model with a longer context length")
 _SPECIAL_SLACK = 4  # BOS and a tokenizer's dummy-prefix space can add tokens beyond the bytes
+# Rendering is pure Python: beyond this much history it goes to a worker thread (a thread hop
+# costs more than rendering a short chat, which stays on the loop for time to first token).
+HEAVY_MESSAGES = 64
+HEAVY_CHARS = 256 * 1024
 
 
 @dataclass
@@ -58,16 +65,49 @@ async def count(text: str, context: Sequence[int], tokenize: Tokenize, limit: in
     return len(context) + len(await tokenize(text, not context))
 
 
+def is_heavy(messages: Sequence[dict]) -> bool:
+    """Whether rendering ``messages`` is worth a worker thread."""
+    if len(messages) > HEAVY_MESSAGES:
+        return True
+    return sum(len(m.get("content") or "") for m in messages) > HEAVY_CHARS
+
+
+async def render_messages(render: Callable[[list[dict]], str], selected: list[dict],
+                          heavy: bool) -> str:
+    """``render(selected)``, in a worker thread when ``heavy``."""
+    return await asyncio.to_thread(render, selected) if heavy else render(selected)
+
+
 async def fit_messages(messages: Sequence[dict], render: Callable[[list[dict]], str],
                        tokenize: Tokenize, limit: int) -> tuple[str, int]:
     """(prompt, messages dropped): the most recent messages whose rendering fits ``limit``."""
     messages = list(messages)
-    for start in range(len(messages)):
-        system = [m for m in messages[:start] if m.get("role") == "system"]
-        text = render(system + messages[start:])
-        if start == len(messages) - 1 or await count(text, (), tokenize, limit) <= limit:
-            return text, start - len(system) if start else 0
-    return render(messages), 0  # no messages at all
+    heavy = is_heavy(messages)
+    rendered: dict[int, tuple[str, int]] = {}
+
+    async def attempt(start: int) -> tuple[str, int]:
+        """The prompt from ``start`` on (system messages before it kept), and how many of the
+        messages before ``start`` were system messages."""
+        if start not in rendered:
+            system = [m for m in messages[:start] if m.get("role") == "system"]
+            text = await render_messages(render, system + messages[start:], heavy)
+            rendered[start] = (text, len(system))
+        return rendered[start]
+
+    async def fits(start: int) -> bool:
+        return await count((await attempt(start))[0], (), tokenize, limit) <= limit
+
+    if len(messages) <= 1 or await fits(0):
+        return (await attempt(0))[0], 0
+    low, high = 1, len(messages) - 1  # the last message alone is always the answer
+    while low < high:  # fewer messages never make a longer prompt: the first fit is found
+        middle = (low + high) // 2
+        if await fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    text, kept_system = await attempt(low)
+    return text, low - kept_system
 
 
 async def fit_tokens(text: str, context: Sequence[int], tokenize: Tokenize, *, limit: int,
@@ -81,7 +121,7 @@ async def fit_tokens(text: str, context: Sequence[int], tokenize: Tokenize, *, l
         return Fitted(text, list(context))
     if not (truncate and shift):
         raise InvalidRequestError(PROMPT_TOO_LONG)
-    bos = 0 if context else len(tokens) - len(await tokenize(text, False))
+    bos = 0 if context else len(await tokenize("", True))  # BOS (and EOS) the text got
     keep = max(0, min(num_keep + bos, limit - 1))
     tail = max(1, (limit - keep) // 2)
     return Fitted("", tokens[:keep] + tokens[-tail:], dropped_tokens=len(tokens) - keep - tail)

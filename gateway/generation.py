@@ -182,7 +182,7 @@ class InferenceService:
             return template.render(selected, tools=tools, think=think)
 
         if not truncate:
-            return render(messages), 0
+            return await fitting.render_messages(render, messages, fitting.is_heavy(messages)), 0
         return await fitting.fit_messages(messages, render, tokenize, limit)
 
     async def _load_or_unload(self, resolved: Any, p: GenerateParams | ChatParams) -> str:

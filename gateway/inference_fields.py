@@ -12,21 +12,15 @@ from typing import Any
 from gateway.gotemplate.funcs import go_quote
 from gateway.prompt import THINK_LEVELS, Think
 from services.errors import InvalidRequestError
+from services.gofmt import unmarshal_error_text
 
 # format "json" is Ollama's JSON-object grammar; as a schema the runner's converter makes it.
 JSON_OBJECT_SCHEMA = '{"type":"object"}'
 _B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-_KINDS = ((bool, "bool"), (str, "string"), ((int, float), "number"), (list, "array"),
-          (dict, "object"))
-
-
-def json_kind(value: object) -> str:
-    return next(name for types, name in _KINDS if isinstance(value, types))
 
 
 def unmarshal_error(value: object, where: str, go_type: str) -> InvalidRequestError:
-    return InvalidRequestError(
-        f"json: cannot unmarshal {json_kind(value)} into Go struct field {where} of type {go_type}")
+    return InvalidRequestError(unmarshal_error_text(value, where, go_type))
 
 
 def parse_format(value: Any) -> str:
@@ -137,3 +131,14 @@ def _list(value: Any, where: str, go_type: str) -> list:
     if not isinstance(value, list):
         raise unmarshal_error(value, where, go_type)
     return value
+
+
+def embed_inputs(raw: object) -> list[str]:
+    """Embed ``input`` as a list: a string (``""`` means none) or a list of strings; else 400."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [raw] if raw else []
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        return list(raw)
+    raise InvalidRequestError("invalid input type")

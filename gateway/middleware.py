@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.streaming import error_response
 from services.context import REQUEST_ID_HEADER, bind_request_id, new_request_id
-from services.errors import CorralError
+from services.errors import CorralError, internal_error
 
 log = structlog.get_logger()
 
@@ -63,4 +63,5 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
         log.exception("request_crashed")
-        return error_response(str(exc) or type(exc).__name__, 500)
+        error = internal_error(exc)  # no class name, path or stack text for the client
+        return error_response(error.message, error.http_status)

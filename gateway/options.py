@@ -18,7 +18,8 @@ from typing import Any
 from services.errors import InvalidRequestError
 from services.options_table import DEFAULTS, coerce_api_options
 from services.pb.corral.runner.v1 import runner_pb2 as pb
-from services.settings import FOREVER, parse_go_duration
+from services.gofmt import go_type_name
+from services.settings import FOREVER, MAX_DURATION_S, parse_go_duration
 
 _SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalty",
                     "repeat_last_n", "presence_penalty", "frequency_penalty")
@@ -56,8 +57,8 @@ class ModelOptions:
 
     def sampling(self) -> pb.SamplingOptions:
         sampling = pb.SamplingOptions(**{f: self.values[f] for f in _SAMPLING_FIELDS})
-        if self.values["seed"] >= 0:  # -1 (the default) means "random": leave unset
-            sampling.seed = self.values["seed"]
+        if self.values["seed"] != -1:  # -1 (the default) means "random": leave unset
+            sampling.seed = self.values["seed"]  # the runner takes it mod 2**32
         return sampling
 
     def generate_request(self, prompt: str, *, context: list[int] = (), json_schema: str = "",
@@ -74,25 +75,26 @@ class ModelOptions:
 
 
 def parse_keep_alive(value: object) -> float | None:
-    """Seconds from a JSON ``keep_alive`` (§1.14); ``None`` when absent, ``FOREVER`` if negative."""
+    """Seconds from a JSON ``keep_alive`` (§1.14); ``None`` when absent, ``FOREVER`` if negative.
+
+    Ollama decodes it into a Go ``time.Duration`` (int64 nanoseconds): a string beyond that
+    range is Go's ``time: invalid duration`` and a number beyond it is a 400 here too (Go's
+    float-to-int conversion would make it garbage), so no value can overflow a timer later.
+    """
     if value is None:
         return None
     if _is_number(value):
         seconds = float(value)
+        if seconds > MAX_DURATION_S:
+            raise InvalidRequestError(
+                f"keep_alive {value} is out of range: a duration is at most "
+                "2562047h47m16.854775807s (a negative keep_alive keeps the model loaded forever)")
     elif isinstance(value, str):
         try:
             seconds = parse_go_duration(value)
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from exc
     else:
-        raise InvalidRequestError(f"Unsupported type: '{_go_type_name(value)}'")
+        raise InvalidRequestError(f"Unsupported type: '{go_type_name(value)}'")
     return FOREVER if seconds < 0 else seconds
 
-
-def _go_type_name(value: object) -> str:
-    """The name Go's ``reflect.TypeOf`` gives a decoded JSON value."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, list):
-        return "[]interface {}"
-    return "map[string]interface {}"

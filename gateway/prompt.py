@@ -89,14 +89,21 @@ class PromptTemplate:
     def supports_thinking(self) -> bool:
         return self.thinking_tags() != ("", "")
 
+    @property
+    def capabilities(self) -> list[str]:
+        """What the template makes the model able to do, in Ollama's order. The one rule: both
+        ``/api/show`` and the checks of generate/chat read it from here."""
+        return [name for name, present in (("tools", self.supports_tools),
+                                           ("insert", self.supports_insert),
+                                           ("thinking", self.supports_thinking)) if present]
+
     @functools.cached_property
     def _tags(self) -> tuple[str, str]:
         if self.go is not None:
+            # Ollama's rule (thinking.InferTags): the text around .Thinking inside a range over
+            # .Messages gives both tags; a template that only switches on .Think does not think.
             tags = self.go.thinking_tags()
-            if tags[0] and tags[1]:
-                return tags
-            # A template that switches on .Think thinks with the conventional tags.
-            return ("<think>", "</think>") if "think" in self.go.vars else ("", "")
+            return tags if tags[0] and tags[1] else ("", "")
         source = self.jinja
         if ("<think>" in source and "</think>" in source) or "enable_thinking" in source or (
                 "content.split('</think>')" in source or 'content.split("</think>")' in source):

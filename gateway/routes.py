@@ -32,7 +32,7 @@ async def ps(request: web.Request) -> web.Response:
 
 
 async def generate(request: web.Request) -> web.StreamResponse:
-    params = GenerateParams.parse(await read_json(request, "GenerateRequest"))
+    params = await read_json(request, "GenerateRequest", parse=GenerateParams.parse)
     service = request.app[INFERENCE]
     if params.is_load:
         return json_response(await service.load_generate(params))
@@ -43,7 +43,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
-    params = ChatParams.parse(await read_json(request, "ChatRequest"))
+    params = await read_json(request, "ChatRequest", parse=ChatParams.parse)
     service = request.app[INFERENCE]
     if params.is_load:
         return json_response(await service.load_chat(params))

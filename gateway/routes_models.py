@@ -9,9 +9,12 @@ answer ``invalid digest format``. A blob upload streams the request body to the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import functools
 import re
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +25,12 @@ from google.protobuf.json_format import MessageToDict
 from gateway.gotemplate import Template, TemplateError
 from gateway.keys import REGISTRY
 from gateway.models import details_dict
+from gateway.prompt import PromptTemplate
 from gateway.routes_transfer import progress_dict
-from gateway.schemas import field_of, read_json
+from gateway.schemas import OFF_LOOP_BYTES, field_of, read_json
 from gateway.streaming import encode_json, local_timestamp, ndjson_stream
-from services.errors import InvalidRequestError
-from services.gofmt import parameters_text
+from services.errors import CorralError, InvalidRequestError
+from services.gofmt import json_kind, parameters_text
 from services.modelfile import DEFAULT_TEMPLATE, show_modelfile
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
@@ -47,7 +51,9 @@ async def show(request: web.Request) -> web.Response:
     options = field_of(body, s, "options", dict, {}, "map[string]interface {}")
     field_of(body, s, "verbose", bool, False)
     reply = await request.app[REGISTRY].show(name)
-    return _json(show_payload(reply, system=system, options=options))
+    build = functools.partial(show_payload, reply, system=system, options=options)
+    # A model with megabytes of template or system prompt: quoting it is worth a thread.
+    return _json(await asyncio.to_thread(build) if reply.ByteSize() > OFF_LOOP_BYTES else build())
 
 
 def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
@@ -86,10 +92,22 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
     if reply.messages:
         out["messages"] = [{"role": m.role, "content": m.content} for m in reply.messages]
     out["model_info"] = _plain(MessageToDict(reply.model_info))
-    if reply.capabilities:
-        out["capabilities"] = list(reply.capabilities)
+    if capabilities := show_capabilities(reply):
+        out["capabilities"] = capabilities
     out["modified_at"] = local_timestamp(reply.model.modified_at.ToDatetime(tzinfo=dt.timezone.utc))
     return out
+
+
+def show_capabilities(reply: pb.ShowModelResponse) -> list[str]:
+    """The registry's (from the weights) plus the template's, decided by the same
+    ``PromptTemplate`` that generate and chat check requests against."""
+    try:
+        template = PromptTemplate.for_model(types.SimpleNamespace(
+            template=reply.template, chat_template=reply.chat_template, bos_token="",
+            eos_token=""))
+    except CorralError:  # a stored template that no longer parses: it offers nothing
+        return list(reply.capabilities)
+    return [*reply.capabilities, *template.capabilities]
 
 
 def _plain(value: Any) -> Any:
@@ -106,8 +124,7 @@ def _plain(value: Any) -> Any:
 # -- create -----------------------------------------------------------------------------------
 
 async def create(request: web.Request) -> web.StreamResponse:
-    create_request, stream = parse_create(await read_json(request, "CreateRequest"))
-    check_template(create_request.template)
+    create_request, stream = await read_json(request, "CreateRequest", parse=_checked_create)
     objects = _progress(request.app[REGISTRY].create(create_request))
     if stream:
         return await ndjson_stream(request, objects)
@@ -138,6 +155,13 @@ def parse_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
     return request, field_of(body, s, "stream", bool, True)
 
 
+def _checked_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
+    """``parse_create`` and the template check (off the event loop for a big body)."""
+    create_request, stream = parse_create(body)
+    check_template(create_request.template)
+    return create_request, stream
+
+
 def check_template(source: str) -> None:
     """Parse a TEMPLATE as Ollama does before storing it: 400 ``template error: ...``."""
     if not source:
@@ -152,7 +176,7 @@ def _string_map(body: dict, struct: str, name: str) -> dict[str, str]:
     value = field_of(body, struct, name, dict, {}, "map[string]string")
     for item in value.values():
         if not isinstance(item, str):
-            raise InvalidRequestError(f"json: cannot unmarshal {_kind(item)} into Go struct field "
+            raise InvalidRequestError(f"json: cannot unmarshal {json_kind(item)} into Go struct field "
                                       f"{struct}.{name} of type string")
     return value
 
@@ -170,14 +194,10 @@ def _licenses(value: Any) -> list[str]:
 def _message(raw: Any) -> pb.Message:
     s = "CreateRequest.messages"
     if not isinstance(raw, dict):
-        raise InvalidRequestError(f"json: cannot unmarshal {_kind(raw)} into Go struct field "
+        raise InvalidRequestError(f"json: cannot unmarshal {json_kind(raw)} into Go struct field "
                                   f"CreateRequest.messages of type api.Message")
     return pb.Message(role=field_of(raw, s, "role", str, ""),
                       content=field_of(raw, s, "content", str, ""))
-
-
-def _kind(value: Any) -> str:
-    return {bool: "bool", str: "string", list: "array", dict: "object"}.get(type(value), "number")
 
 
 async def _progress(progress: AsyncIterator[Any]) -> AsyncIterator[dict]:

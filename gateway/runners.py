@@ -181,7 +181,14 @@ class RunnerProcess:
     async def _relay_stderr(self) -> None:
         """Re-emit the runner's JSON log lines as gateway events tagged with its pid and model."""
         bound = log.bind(runner_pid=self.pid, model=self.spec.model_name)
-        while line := await self.process.stderr.readline():
+        while True:
+            try:
+                line = await self.process.stderr.readline()
+            except ValueError:  # a line over the reader's limit (dropped): keep draining
+                bound.warning("runner_output_dropped", reason="line too long", process="runner")
+                continue
+            if not line:
+                return
             self.last_output = time.monotonic()
             text = line.decode("utf-8", "replace").rstrip()
             if text:

@@ -41,7 +41,7 @@ from gateway.loaded import (BACKOFF_BASE_S, BACKOFF_MAX_S, FOREVER_DELTA, CrashH
 from gateway.memory import Footprint, SystemMemory, shortfall
 from gateway.runners import RunnerSpec, SpecMaker, describe_returncode, spawn_runner
 from services.errors import CorralError, RunnerUnavailableError, ServerBusyError
-from services.settings import FOREVER, GatewaySettings
+from services.settings import FOREVER, MAX_DURATION_S, GatewaySettings
 
 __all__ = ["FOREVER_DELTA", "QUEUE_FULL", "Lease", "LoadedRunner", "RunnerState", "Scheduler"]
 
@@ -223,7 +223,7 @@ class Scheduler:
         if pin:
             entry.pinned, entry.keep_alive = True, FOREVER
         elif keep_alive is not None and not entry.pinned:
-            entry.keep_alive = keep_alive
+            entry.keep_alive = keep_alive if keep_alive <= MAX_DURATION_S else FOREVER  # Go's max
 
     def _detach(self, entry: LoadedRunner) -> None:
         entry.refcount -= 1

@@ -1,13 +1,16 @@
-"""Request bodies: JSON decoding with Go-like error messages, and the typed request records.
+"""Request bodies: reading one through the validation layer, and the typed request records.
 
-Ollama binds bodies with Go's encoding/json, so clients see its wording: ``invalid character 'x'
-looking for beginning of value`` or ``json: cannot unmarshal number into Go struct field
-GenerateRequest.prompt of type string``. Unknown fields are ignored, ``null`` means absent.
+``read_json`` is the only way a handler gets a JSON body: size limit (``gateway.limits``), strict
+JSON and every field's type and range (``gateway.validation`` with ``gateway.request_specs``),
+all before the handler sees it, in Go's wording (``json: cannot unmarshal number into Go struct
+field GenerateRequest.prompt of type string``). The records below then only pick fields out.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,64 +18,35 @@ from aiohttp import web
 
 from gateway.inference_fields import (parse_format, parse_images, parse_message, parse_think,
                                      parse_tools)
+from gateway.limits import read_body
 from gateway.options import parse_keep_alive
 from gateway.prompt import Think
+from gateway.request_specs import SPECS
+from gateway.validation import check_body, decode_strict
 from services.errors import InvalidRequestError
+from services.gofmt import json_kind
 
-_JSON_KINDS = ((bool, "bool"), (str, "string"), ((int, float), "number"), (list, "array"),
-               (dict, "object"))
-
-
-def _json_kind(value: object) -> str:
-    return next(name for types, name in _JSON_KINDS if isinstance(value, types))
+OFF_LOOP_BYTES = 256 * 1024  # bigger bodies are decoded and checked in a worker thread
 
 
-def decode_error(exc: json.JSONDecodeError) -> str:
-    """Go's decoder message for the place Python's decoder stopped."""
-    if exc.pos >= len(exc.doc.rstrip()):
-        return "unexpected EOF"
-    char = exc.doc[exc.pos]
-    where = {
-        "Expecting property name enclosed in double quotes": "looking for beginning of object key string",
-        "Expecting ':' delimiter": "after object key",
-        "Extra data": "after top-level value",
-    }.get(exc.msg)
-    if exc.msg == "Expecting ',' delimiter":
-        where = "after array element" if _innermost_open(exc.doc, exc.pos) == "[" else \
-            "after object key:value pair"
-    return f"invalid character {char!r} {where or 'looking for beginning of value'}"
+async def read_json(request: web.Request, struct: str, *, package: str = "api",
+                    parse: Callable[[dict], Any] | None = None) -> Any:
+    """The body as a JSON object of Go type ``<package>.<struct>``, through the validation layer
+    (size limit, strict JSON, every field's type and range: ``gateway.validation``); with
+    ``parse``, what ``parse(body)`` returns. A large body is decoded, checked and parsed off the
+    event loop, so one huge request does not stall every other client."""
+    raw = await read_body(request)
+    job = functools.partial(decode_request, raw, f"{package}.{struct}", parse)
+    if len(raw) > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(job)
+    return job()
 
 
-def _innermost_open(doc: str, pos: int) -> str:
-    depth: list[str] = []
-    in_string = escaped = False
-    for char in doc[:pos]:
-        if in_string:
-            escaped, in_string = (not escaped and char == "\\"), in_string and (escaped or char != '"')
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth.append(char)
-        elif char in "]}" and depth:
-            depth.pop()
-    return depth[-1] if depth else ""
-
-
-async def read_json(request: web.Request, struct: str) -> dict[str, Any]:
-    """The body as a JSON object; 400 ``missing request body`` / decoder errors otherwise."""
-    raw = await request.read()
-    if not raw.strip():
-        raise InvalidRequestError("missing request body")
-    try:
-        body = json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise InvalidRequestError("invalid character in request body") from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(decode_error(exc)) from exc
-    if not isinstance(body, dict):
-        raise InvalidRequestError(
-            f"json: cannot unmarshal {_json_kind(body)} into Go value of type api.{struct}")
-    return body
+def decode_request(raw: bytes, type_name: str, parse: Callable[[dict], Any] | None = None) -> Any:
+    """``raw`` decoded strictly and checked against the spec of ``type_name``."""
+    package = type_name.partition(".")[0]
+    body = check_body(decode_strict(raw), SPECS[type_name], package)
+    return parse(body) if parse is not None else body
 
 
 _GO_TYPES = {str: "string", bool: "bool", list: "[]", dict: "map[string]interface {}"}
@@ -87,7 +61,7 @@ def field_of(body: dict, struct: str, name: str, kind: type, default: Any = None
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if not ok:
         raise InvalidRequestError(
-            f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+            f"json: cannot unmarshal {json_kind(value)} into Go struct field "
             f"{struct}.{name} of type {go_type or _GO_TYPES.get(kind, kind.__name__)}")
     return value
 
@@ -123,10 +97,6 @@ class GenerateParams:
     def parse(cls, body: dict) -> GenerateParams:
         s = "GenerateRequest"
         context = field_of(body, s, "context", list, [], "[]int")
-        for token in context:
-            if not isinstance(token, int) or isinstance(token, bool):
-                raise InvalidRequestError(f"json: cannot unmarshal {_json_kind(token)} into Go "
-                                          f"struct field {s}.context of type int")
         fields = _common(body, s)
         return cls(prompt=field_of(body, s, "prompt", str, ""),
                    suffix=field_of(body, s, "suffix", str, ""),

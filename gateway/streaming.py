@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from aiohttp import web
 
-from services.errors import CorralError
+from services.errors import CorralError, internal_error
 
 log = structlog.get_logger()
 
@@ -80,7 +80,7 @@ async def ndjson_stream(request: web.Request, objects: AsyncIterator[dict]) -> w
             raise
         except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
             log.exception("stream_failed")
-            await response.write(encode_json({"error": str(exc)}) + b"\n")
+            await response.write(encode_json({"error": internal_error(exc).message}) + b"\n")
         await response.write_eof()
         return response
 

@@ -8,7 +8,6 @@ model. Header scans are cached per weights blob: a blob's content never changes.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,6 @@ from services.errors import ModelNotFoundError
 from services.names import parse_name
 
 _CACHE_SIZE = 16
-_GO_VAR = r"\{\{[^}]*\.{name}\b"
-_TOOLS = re.compile(_GO_VAR.replace("{name}", "Tools"))
-_SUFFIX = re.compile(_GO_VAR.replace("{name}", "Suffix"))
-_THINKING = re.compile(_GO_VAR.replace("{name}", "Thinking"))
 
 
 @dataclass(frozen=True)
@@ -65,8 +60,7 @@ class ModelShower:
         header = await self._header(resolved.model_path)
         has_projector = bool(resolved.layer_digests(PROJECTOR_MEDIA_TYPE))
         return ShownModel(resolved=resolved, model_info=model_info(header),
-                          capabilities=capabilities(header.kv, resolved.template,
-                                                    resolved.chat_template, has_projector))
+                          capabilities=capabilities(header.kv, has_projector))
 
     async def _header(self, path: Path) -> GGUFHeader:
         if path in self._headers:
@@ -79,29 +73,15 @@ class ModelShower:
         return header
 
 
-def capabilities(kv: dict[str, Any], template: str, chat_template: str,
-                 has_projector: bool) -> list[str]:
-    """Ollama's ``Model.Capabilities`` rules, in its order.
-
-    ``embedding`` when the GGUF declares ``<arch>.pooling_type``, else ``completion``;
-    ``vision`` for ``<arch>.vision.block_count`` or a projector layer; ``tools`` / ``insert``
-    when the Go TEMPLATE uses ``.Tools`` / ``.Suffix``; ``thinking`` when it uses
-    ``.Thinking``. A model without a TEMPLATE is judged by its GGUF Jinja chat template
-    (which is what Corral renders): ``tools`` if it mentions ``tools``, ``thinking`` if it
-    writes ``<think>`` … ``</think>``.
+def capabilities(kv: dict[str, Any], has_projector: bool) -> list[str]:
+    """The capabilities the weights decide, with Ollama's rules and order: ``embedding`` when
+    the GGUF declares ``<arch>.pooling_type``, else ``completion``; ``vision`` for
+    ``<arch>.vision.block_count`` or a projector layer. What the template decides (``tools``,
+    ``insert``, ``thinking``) the gateway adds, with the same code that checks requests
+    (``gateway.prompt.PromptTemplate.capabilities``), so show and chat cannot disagree.
     """
     arch = str(kv.get("general.architecture", ""))
     found = ["embedding" if f"{arch}.pooling_type" in kv else "completion"]
-    if f"{arch}.vision.block_count" in kv:
+    if f"{arch}.vision.block_count" in kv or has_projector:
         found.append("vision")
-    if template:
-        tools, insert = bool(_TOOLS.search(template)), bool(_SUFFIX.search(template))
-        thinking = bool(_THINKING.search(template))
-    else:
-        tools, insert = "tools" in chat_template, False
-        thinking = "<think>" in chat_template and "</think>" in chat_template
-    found += ["tools"] * tools + ["insert"] * insert
-    if has_projector and "vision" not in found:
-        found.append("vision")
-    found += ["thinking"] * thinking
     return found

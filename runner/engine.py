@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from runner.embedding import embed_all, embedding_tokens
 from runner.grammar import grammar_for
 from runner.llama import Batch, ContextConfig, Model
 from runner.logprobs import token_logprob
@@ -144,20 +145,14 @@ class Engine:
         model = self._ready_model()
         if not self.settings.embedding:
             raise InvalidRequestError("this model does not support embeddings")
-        inputs = [self._embed_tokens(model, text, request.truncate) for text in request.inputs]
-        vectors = await self._call(self._embed_all, inputs)
+        limit = self.settings.ctx_size
+        if request.HasField("num_ctx") and request.num_ctx > 0:
+            limit = min(limit, request.num_ctx)  # a shared runner may have a larger context
+        inputs = await asyncio.to_thread(embedding_tokens, model.vocab, list(request.inputs),
+                                         request.truncate, limit)
+        vectors = await self._call(embed_all, model, self._batch, inputs)
         return pb.EmbedResponse(embeddings=[pb.Embedding(values=v) for v in vectors],
                                 prompt_eval_count=sum(len(t) for t in inputs))
-
-    def _embed_tokens(self, model: Model, text: str, truncate: bool) -> list[int]:
-        tokens = model.vocab.tokenize(text, add_special=True, parse_special=True)
-        if not tokens:
-            raise InvalidRequestError("cannot embed an empty input")
-        if len(tokens) > self.settings.ctx_size:
-            if not truncate:
-                raise InvalidRequestError("the input length exceeds the context length")
-            tokens = tokens[:self.settings.ctx_size]
-        return tokens
 
     async def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
         vocab = self._ready_model().vocab
@@ -246,7 +241,10 @@ class Engine:
         slot.todo = prompt[reused:]
         slot.generation = generation
         generation.stats.started_ns = time.perf_counter_ns()
-        generation.stats.prompt_eval_count = len(slot.todo)
+        # The whole prompt, cached prefix included (Ollama's cache_n + prompt_n): clients track
+        # usage and context fill with it. prompt_eval_duration stays the time actually spent.
+        generation.stats.prompt_eval_count = len(prompt)
+        generation.stats.reused_tokens = reused
         generation.sampler.prime(prompt)
         log.debug("slot_assigned", seq=slot.seq, prompt_tokens=len(prompt), reused_tokens=reused)
 
@@ -362,22 +360,6 @@ class Engine:
     def _forget(self, slot: Slot) -> None:
         self.model.forget(slot.seq, 0)
         slot.cache.clear()
-
-    def _embed_all(self, inputs: list[list[int]]) -> list[list[float]]:
-        """Embed each input alone as sequence 0, clearing the memory around each."""
-        model, batch = self.model, self._batch
-        vectors = []
-        try:
-            for tokens in inputs:
-                model.clear()
-                batch.clear()
-                for pos, token in enumerate(tokens):
-                    batch.add(token, pos, 0, True)
-                model.decode(batch)
-                vectors.append(model.sequence_embedding(0))
-        finally:
-            model.clear()
-        return vectors
 
 
 def _log_progress(progress: float) -> None:

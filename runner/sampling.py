@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from llama_cpp import llama_cpp
 
@@ -33,7 +34,17 @@ class SamplerConfig:
         defaults = cls()
         values = {name: getattr(options if options.HasField(name) else defaults, name)
                   for name in cls.__dataclass_fields__}
-        return cls(**values)
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Refuse non-finite floats: an infinite temperature or NaN probability makes llama.cpp's
+        samplers spin forever (the gateway already refuses them; this guards the runner)."""
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidRequestError(f"sampling option {spec.name} must be finite")
 
     @property
     def penalizes(self) -> bool:
@@ -42,8 +53,10 @@ class SamplerConfig:
             or self.frequency_penalty != 0.0)
 
     def resolved_seed(self) -> int:
-        """The seed as llama.cpp takes it: a fixed uint32, or a random one for unset / -1."""
-        return random.getrandbits(32) if self.seed < 0 else self.seed & 0xFFFFFFFF
+        """The seed as llama.cpp takes it: the value mod 2**32 (a uint32, as llama-server casts
+        Ollama's int seed), where 0xFFFFFFFF (so -1, the default) means a random one."""
+        seed = self.seed & 0xFFFFFFFF
+        return random.getrandbits(32) if seed == 0xFFFFFFFF else seed
 
 
 class Sampler:

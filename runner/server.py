@@ -33,7 +33,7 @@ class RunnerServicer(runner_pb2_grpc.RunnerServicer):
         try:
             async for response in generation.stream():
                 if response.HasField("done"):
-                    _log_finished(response.done)
+                    _log_finished(response.done, generation.stats.reused_tokens)
                 yield response
         except (asyncio.CancelledError, GeneratorExit):
             generation.cancel()
@@ -61,9 +61,10 @@ class RunnerServicer(runner_pb2_grpc.RunnerServicer):
         return self.engine.info()
 
 
-def _log_finished(done: pb.Done) -> None:
+def _log_finished(done: pb.Done, reused_tokens: int) -> None:
     log.info("generation_finished", done_reason=pb.DoneReason.Name(done.done_reason),
-             prompt_eval_count=done.prompt_eval_count, eval_count=done.eval_count,
+             prompt_eval_count=done.prompt_eval_count, reused_tokens=reused_tokens,
+             eval_count=done.eval_count,
              eval_ms=round(done.eval_duration_ns / 1e6, 1))
 
 

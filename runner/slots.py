@@ -25,6 +25,7 @@ class Stats:
     """Counters and timestamps (``perf_counter_ns``) for one request's done frame."""
 
     prompt_eval_count: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV cells were already in the slot
     eval_count: int = 0
     started_ns: int = 0
     first_token_ns: int = 0

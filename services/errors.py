@@ -9,7 +9,13 @@
     ├── RunnerCrashedError           500 / INTERNAL   (the runner process died mid-request)
     ├── RequestCancelledError        499 / CANCELLED
     ├── BlobCorruptError             400 / DATA_LOSS  (uploaded bytes do not match their digest)
-    └── StoredBlobCorruptError       500 / DATA_LOSS  (a stored blob no longer matches its digest)
+    ├── StoredBlobCorruptError       500 / DATA_LOSS  (a stored blob no longer matches its digest)
+    ├── RequestTooLargeError         413 / INVALID_ARGUMENT
+    └── DiskFullError                507 / RESOURCE_EXHAUSTED
+
+Anything else a process raises is a bug: ``internal_error`` turns it into a ``CorralError`` with a
+generic message (the traceback goes to the log, never to a client), except a full disk, which
+is the user's to fix and so says ``no space left on device``.
 
 Each class declares its gRPC code and HTTP status. Translation happens once per boundary:
 servers turn exceptions into statuses (``services.grpc_server``), clients turn statuses back into
@@ -20,9 +26,17 @@ guess a type from a message string.
 
 from __future__ import annotations
 
+import errno
+
 import grpc
+import structlog
 
 ERROR_METADATA_KEY = "corral-error"
+INTERNAL_MESSAGE = "internal server error; the server log has the details"
+DISK_FULL_MESSAGE = "no space left on device"
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+log = structlog.get_logger()
 
 
 class CorralError(Exception):
@@ -100,12 +114,27 @@ class StoredBlobCorruptError(CorralError):
     http_status = 500
 
 
+class RequestTooLargeError(CorralError):
+    """A request body is larger than its route accepts (checked before it is read)."""
+
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    http_status = 413
+
+
+class DiskFullError(CorralError):
+    """The model store's filesystem is full. 507 (Insufficient Storage) where Ollama answers 500
+    with the OS text: the same words, and a status that tells a client retrying will not help."""
+
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    http_status = 507
+
+
 _BY_NAME: dict[str, type[CorralError]] = {
     cls.__name__: cls
     for cls in (
         CorralError, InvalidRequestError, InvalidModelNameError, ModelNotFoundError,
         ServerBusyError, RunnerUnavailableError, RunnerCrashedError, RequestCancelledError,
-        BlobCorruptError, StoredBlobCorruptError,
+        BlobCorruptError, StoredBlobCorruptError, RequestTooLargeError, DiskFullError,
     )
 }
 _BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {
@@ -123,8 +152,47 @@ def error_class_named(name: str | None) -> type[CorralError] | None:
     return _BY_NAME.get(name or "")
 
 
-def from_rpc_error(exc: grpc.aio.AioRpcError) -> CorralError:
-    """Rebuild the domain exception a server raised from its gRPC status."""
+def from_rpc_error(exc: grpc.aio.AioRpcError, peer: str = "server") -> CorralError:
+    """Rebuild the domain exception a server raised from its gRPC status.
+
+    A status without our ``corral-error`` key was made by gRPC itself (peer unreachable, message
+    limits, deadlines): its details name addresses and socket paths, so the client gets a
+    generic message about ``peer`` and the details go to the log.
+    """
     trailing = dict(exc.trailing_metadata() or ())
-    cls = error_class_named(trailing.get(ERROR_METADATA_KEY)) or _BY_CODE.get(exc.code(), CorralError)
-    return cls(exc.details() or exc.code().name.lower())
+    code = exc.code()
+    if ERROR_METADATA_KEY in trailing:  # raised on purpose by our server: its words stand
+        cls = error_class_named(trailing[ERROR_METADATA_KEY]) or _BY_CODE.get(code, CorralError)
+        return cls(exc.details() or code.name.lower())
+    log.warning("rpc_failed", peer=peer, code=code.name, details=exc.details())
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return RunnerUnavailableError(f"the {peer} is unavailable")
+    if code is grpc.StatusCode.CANCELLED:
+        return RequestCancelledError("request canceled")
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return RequestTooLargeError(f"the request is too large for the {peer}")
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return CorralError(f"the {peer} did not answer in time")
+    return CorralError(f"internal error in the {peer}")
+
+
+def internal_error(exc: BaseException) -> CorralError:
+    """What a client is told about an exception no code meant to raise (log it yourself)."""
+    if is_disk_full(exc):
+        return DiskFullError(DISK_FULL_MESSAGE)
+    return CorralError(INTERNAL_MESSAGE)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the disk is full: ENOSPC,
+    EDQUOT, or SQLite's ``database or disk is full``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS:
+            return True
+        if "database or disk is full" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,7 +1,8 @@
 """gRPC server bootstrap shared by the registry and the runner.
 
 One shape everywhere: an interceptor binds the caller's request id and translates domain
-exceptions into statuses; the standard health service reports readiness; SIGINT/SIGTERM set an
+exceptions into statuses (anything else is logged with its traceback and leaves as a generic
+``CorralError``: no class name, path or stack text reaches a client); the standard health service reports readiness; SIGINT/SIGTERM set an
 event, health flips to NOT_SERVING and the server stops with a grace period.
 """
 
@@ -16,29 +17,44 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.context import REQUEST_ID_HEADER, bind_request_id
-from services.errors import ERROR_METADATA_KEY, CorralError
+from services.errors import ERROR_METADATA_KEY, CorralError, internal_error
 
 log = structlog.get_logger()
 
+# Every message we send or accept is bounded by the largest request body the gateway accepts
+# (64 MiB, gateway/limits.py) times the few bytes a token or a template adds per byte; gRPC's own
+# limit (4 MiB by default) must never be the one that fires, so channels and servers allow this.
+MAX_MESSAGE_BYTES = 1024 * 1024 * 1024
+# An error's text travels in the grpc-message trailer, which gRPC limits like all metadata (8 KiB
+# by default): an error quoting a 20,000-character name came back as RESOURCE_EXHAUSTED. Texts
+# are cut to MAX_ERROR_CHARS and metadata may take 1 MiB, far above that even percent-encoded.
+MAX_ERROR_CHARS = 8 * 1024
+MAX_METADATA_BYTES = 1024 * 1024
+MESSAGE_SIZE_OPTIONS = (("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                        ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+                        ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES))
+
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Binds ``x-request-id`` into the log context and turns ``CorralError`` into a status."""
+    """Binds ``x-request-id`` into the log context and turns every exception into a status."""
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
+        method = handler_call_details.method
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary), handler.request_deserializer,
+                _wrap_unary(handler.unary_unary, method), handler.request_deserializer,
                 handler.response_serializer)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream), handler.request_deserializer,
+                _wrap_stream(handler.unary_stream, method), handler.request_deserializer,
                 handler.response_serializer)
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary), handler.request_deserializer,
+                _wrap_unary(handler.stream_unary, method), handler.request_deserializer,
                 handler.response_serializer)
         return handler
 
@@ -52,28 +68,45 @@ def _bind(context: grpc.aio.ServicerContext) -> None:
 
 async def _abort(context: grpc.aio.ServicerContext, exc: CorralError) -> None:
     context.set_trailing_metadata(((ERROR_METADATA_KEY, type(exc).__name__),))
-    await context.abort(exc.grpc_code, exc.message)
+    message = exc.message
+    if len(message) > MAX_ERROR_CHARS:  # keep both ends: "name "xx…xx" is invalid"
+        message = message[:MAX_ERROR_CHARS - 512] + "…" + message[-512:]
+    await context.abort(exc.grpc_code, message)
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable]):
+def _unexpected(method: str, exc: Exception) -> CorralError:
+    """Log a bug with its traceback; the caller gets the taxonomy's generic error."""
+    log.error("rpc_crashed", method=method, exc_info=exc)
+    return internal_error(exc)
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable], method: str = ""):
     async def wrapper(request, context):
         _bind(context)
         try:
             return await behavior(request, context)
+        except grpc.aio.AbortError:
+            raise
         except CorralError as exc:
             await _abort(context, exc)
+        except Exception as exc:  # noqa: BLE001 - the boundary: nothing untranslated leaves
+            await _abort(context, _unexpected(method, exc))
 
     return wrapper
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator]):
+def _wrap_stream(behavior: Callable[..., AsyncIterator], method: str = ""):
     async def wrapper(request, context):
         _bind(context)
         try:
             async for response in behavior(request, context):
                 yield response
+        except grpc.aio.AbortError:
+            raise
         except CorralError as exc:
             await _abort(context, exc)
+        except Exception as exc:  # noqa: BLE001 - the boundary: nothing untranslated leaves
+            await _abort(context, _unexpected(method, exc))
 
     return wrapper
 
@@ -83,7 +116,8 @@ class GrpcService:
 
     def __init__(self, address: str, service_names: Iterable[str]) -> None:
         self.address = address
-        self.server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+        self.server = grpc.aio.server(interceptors=[ErrorInterceptor()],
+                                      options=MESSAGE_SIZE_OPTIONS)
         self.health = health.aio.HealthServicer()
         self._service_names = [*service_names, ""]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -247,18 +247,37 @@ class _Lexer:
         """Read a value; it ends at the first line break where the trimmed text so far
         is complete (unquoted, or with its closing quote)."""
         buffer: list[str] = []
+        first: int | None = None  # index of the first character that is not white space
         while (char := self._next()) is not None:
             if char in _NEWLINES:
-                value, done = _unquote("".join(buffer).strip(_SPACES + _NEWLINES))
-                if done:
-                    return value
+                if _complete(buffer, first):
+                    return _unquote("".join(buffer).strip(_SPACES + _NEWLINES))[0]
                 buffer.append(char)
             elif char in _SPACES or char.isprintable():
+                if first is None and char not in _SPACES:
+                    first = len(buffer)
                 buffer.append(char)
         value, done = _unquote("".join(buffer).strip(_SPACES + _NEWLINES))
         if not done:
             raise InvalidRequestError("unexpected EOF")
         return value
+
+
+def _complete(buffer: list[str], first: int | None) -> bool:
+    """``_unquote(trimmed buffer)[1]`` without joining the buffer at every line break (a long
+    multi-line value would make that quadratic)."""
+    if first is None:
+        return True
+    last = len(buffer) - 1
+    while buffer[last] in _SPACES or buffer[last] in _NEWLINES:
+        last -= 1
+    head = "".join(buffer[first:min(first + 3, last + 1)])
+    length = last - first + 1
+    if head.startswith('"""'):
+        return length >= 6 and "".join(buffer[last - 2:last + 1]) == '"""'
+    if head.startswith('"'):
+        return length >= 2 and buffer[last] == '"'
+    return True
 
 
 def ollama_quote(value: str) -> str:
@@ -269,11 +288,25 @@ def ollama_quote(value: str) -> str:
 
 
 def _reads_back(written: str, value: str) -> bool:
+    if _plainly_reads_back(written, value):
+        return True
     lexer = _Lexer(written + "\n")
     try:
         return lexer.read_value() == value and lexer.pos == len(lexer.text)
     except InvalidRequestError:
         return False
+
+
+def _plainly_reads_back(written: str, value: str) -> bool:
+    """The common cases, decided without running the lexer over a possibly huge value: printable
+    text (tabs and line feeds allowed) written bare on one line without edge white space and
+    not starting with a quote, or in ``"..."`` without a quote inside."""
+    if "\r" in value or not value.replace("\t", " ").replace("\n", " ").isprintable():
+        return False
+    if written == value:
+        return ("\n" not in value and value == value.strip(_SPACES) and value != ""
+                and not value.startswith('"'))
+    return written == f'"{value}"' and '"' not in value
 
 
 def quote_value(value: str, *, raw: bool = False, strict: bool = False) -> str:

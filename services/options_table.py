@@ -108,7 +108,27 @@ _HEX_FLOAT_RE = re.compile(r"[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F
 _SPECIAL_FLOAT_RE = re.compile(r"[+-]?(inf|infinity|nan)", re.IGNORECASE)
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+_INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
+# The C field each integer option ends up in: llama.cpp's and the runner proto's int32s (n_ctx,
+# n_batch, top_k, n_predict, n_keep, penalty_last_n, ...). Only ``seed`` is wider: a Go int64,
+# reduced mod 2**32 to llama.cpp's uint32 seed as llama-server does (0xFFFFFFFF = random).
+_WIDE_INTS = frozenset({"seed"})
+
+
+def int_bounds(name: str) -> tuple[int, int]:
+    """The smallest and largest value integer option ``name`` may take."""
+    return _INT64 if name in _WIDE_INTS else _INT32
+
+
+def fits_float32(value: float) -> bool:
+    """Whether ``value`` is finite and stays finite as a C float (every float option is one)."""
+    if not math.isfinite(value):
+        return False
+    try:
+        return math.isfinite(struct.unpack("f", struct.pack("f", value))[0])
+    except OverflowError:
+        return False
 
 
 def spec_for(name: str) -> OptionSpec | None:
@@ -150,9 +170,16 @@ def parse_parameter(name: str, values: str | Sequence[str]) -> Any:
         return vals
     first = vals[0] if vals else ""
     parsed = _PARSERS[kind](first)
+    if kind == INT and parsed is not None and not _in_bounds(name, parsed):
+        parsed = None
     if parsed is None:
         raise InvalidRequestError(f"invalid {kind} value [{' '.join(vals)}]")
     return parsed
+
+
+def _in_bounds(name: str, value: int) -> bool:
+    low, high = int_bounds(name)
+    return low <= value <= high
 
 
 def _parse_int(text: str) -> int | None:
@@ -179,9 +206,11 @@ def _parse_float(text: str) -> float | None:
 
 
 def _to_float32(value: float) -> float | None:
-    """Round like Go's ``float32(x)``; None when that overflows (Go's ErrRange)."""
+    """Round like Go's ``float32(x)``; None when that overflows (Go's ErrRange), and for
+    ``inf``/``nan``, which Go parses but which no sampler can use (an infinite temperature
+    never ends a generation)."""
     if not math.isfinite(value):
-        return value
+        return None
     try:
         single = struct.unpack("f", struct.pack("f", value))[0]
     except OverflowError:  # some Python builds raise, others round to inf
@@ -206,7 +235,9 @@ def coerce_api_option(name: str, value: Any) -> Any:
     or a JSON null. Ints accept any JSON number (floats truncate toward zero); floats need a
     number; bools need a bool; ``stop`` needs an array of strings.
     Raises InvalidRequestError: ``option "K" must be of type integer|float32|boolean|array``
-    or ``option "stop" must be of an array of strings``.
+    or ``option "stop" must be of an array of strings``; and, beyond Ollama (where these reach
+    C as garbage or a 500), ``option "K" must be an integer between LOW and HIGH`` for an int
+    that does not fit its C field and ``option "K" must be a finite float32``.
     """
     if value is None or not is_current(name):
         return IGNORED
@@ -220,7 +251,13 @@ def coerce_api_option(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _type_error(name, "integer" if kind == INT else "float32")
     if kind == INT:
-        return int(value) if math.isfinite(value) else 0
+        number = int(value) if math.isfinite(value) else None
+        if number is None or not _in_bounds(name, number):
+            low, high = int_bounds(name)
+            raise InvalidRequestError(f'option "{name}" must be an integer between {low} and {high}')
+        return number
+    if not fits_float32(float(value)):
+        raise InvalidRequestError(f'option "{name}" must be a finite float32')
     return float(value)
 
 

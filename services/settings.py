@@ -18,33 +18,54 @@ DEFAULT_PORT = 11434
 DEFAULT_REGISTRY_ADDR = "127.0.0.1:11435"
 FOREVER = math.inf
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-                 "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?(ns|us|µs|μs|ms|s|m|h)?")
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+            "m": 60_000_000_000, "h": 3_600_000_000_000}
+MAX_DURATION_NS = 2**63 - 1  # Go's time.Duration is an int64 of nanoseconds (about 292 years)
+MAX_DURATION_S = MAX_DURATION_NS / 1e9
 
 
 def parse_go_duration(text: str) -> float:
     """Seconds in a Go duration string such as ``5m``, ``1h30m`` or ``-300ms``.
 
-    Raises ``ValueError`` with Go's wording, which Ollama returns to clients verbatim.
+    Follows ``time.ParseDuration``: integer nanoseconds, so a duration beyond Go's range
+    (``99999999999h``) is invalid rather than rounded. Raises ``ValueError`` with Go's wording,
+    which Ollama returns to clients verbatim.
     """
-    raw = text
-    sign = -1.0 if text.startswith("-") else 1.0
-    text = text.lstrip("+-")
+    raw, invalid = text, ValueError(f'time: invalid duration "{text}"')
+    negative = text.startswith("-")
+    text = text[1:] if text[:1] in "+-" else text
     if text == "0":
         return 0.0
     if not text:
-        raise ValueError(f'time: invalid duration "{raw}"')
-    total, pos = 0.0, 0
+        raise invalid
+    total, pos = 0, 0
     while pos < len(text):
         match = _DURATION_PART.match(text, pos)
-        if not match:
-            if re.fullmatch(r"[\d.]+", text[pos:]):
+        whole, fraction, unit = match.groups()
+        if not whole and not fraction:
+            raise invalid  # no digits (".s", "h", or a stray character)
+        if unit is None:
+            if match.end() == len(text):
                 raise ValueError(f'time: missing unit in duration "{raw}"')
-            raise ValueError(f'time: invalid duration "{raw}"')
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            raise ValueError(f'time: unknown unit "{_unit_text(text, match.end())}" in duration '
+                             f'"{raw}"') if text[match.end()].isalpha() else invalid
+        scale = _UNIT_NS[unit]
+        value = int(whole or "0") * scale
+        if fraction:  # Go truncates the fraction's contribution to whole nanoseconds
+            value += int(int(fraction) * scale // 10 ** len(fraction))
+        total += value
+        if total > MAX_DURATION_NS + negative:
+            raise invalid
         pos = match.end()
-    return sign * total
+    return (-total if negative else total) / 1e9
+
+
+def _unit_text(text: str, start: int) -> str:
+    end = start
+    while end < len(text) and not (text[end].isdigit() or text[end] == "."):
+        end += 1
+    return text[start:end]
 
 
 def parse_env_duration(text: str, default: float) -> float:
@@ -59,7 +80,8 @@ def parse_env_duration(text: str, default: float) -> float:
             seconds = parse_go_duration(text)
         except ValueError:
             return default
-    return FOREVER if seconds < 0 else seconds
+    # negative is forever; so is more than Go's Duration holds (Ollama would overflow)
+    return FOREVER if seconds < 0 or seconds > MAX_DURATION_S else seconds
 
 
 def parse_bool(text: str | None) -> bool:

@@ -28,6 +28,11 @@ class _Continue(Exception):
     pass
 
 
+# A template that repeats a big value ({{ .Prompt }}{{ .Prompt }}...) could otherwise build a
+# prompt far past any context window (and gRPC's message limit) before anything measured it.
+MAX_OUTPUT_CHARS = 256 * 1024 * 1024
+
+
 class _ExecError(Exception):
     """An execution failure not yet tagged with its position."""
 
@@ -39,6 +44,7 @@ class Executor:
         self.defined = defined
         self.name = name
         self.out: list[str] = []
+        self.size = 0
         self.vars: list[tuple[str, Any]] = []
         self.depth = 0
         self.at: tuple[int, str] = (0, "")
@@ -56,9 +62,15 @@ class Executor:
 
     # -- statements ---------------------------------------------------------------------------
 
+    def emit(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > MAX_OUTPUT_CHARS:
+            raise _ExecError(f"the output is over {MAX_OUTPUT_CHARS} characters")
+        self.out.append(text)
+
     def walk(self, dot: Any, node: n.Node) -> None:
         if isinstance(node, n.TextNode):
-            self.out.append(node.text)
+            self.emit(node.text)
         elif isinstance(node, n.ListNode):
             for child in node.nodes:
                 self.walk(dot, child)
@@ -66,7 +78,7 @@ class Executor:
             self.at = (node.line, node.source)
             value = self.pipeline(dot, node.pipe)
             if not node.pipe.decl:
-                self.out.append(sprint_value(value))
+                self.emit(sprint_value(value))
         elif isinstance(node, n.BranchNode):
             self.branch(dot, node)
         elif isinstance(node, n.TemplateNode):

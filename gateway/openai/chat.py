@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.openai.wire import (FINGERPRINT, go_type, include_usage, json_kind, openai_logprobs,
-                                 sampling_options, typed, usage)
+from gateway.openai.wire import (FINGERPRINT, include_usage, openai_logprobs, sampling_options,
+                                 typed, usage)
 from gateway.streaming import encode_json
 from services.errors import InvalidRequestError
+from services.gofmt import go_type_name, json_kind
 
 STRUCT = "ChatCompletionRequest"
 _IMAGE_PREFIXES = ("data:;base64,", *(f"data:image/{kind};base64,"
@@ -119,7 +120,7 @@ def _translate(msg: dict, history: list) -> list[dict]:
             parts[-1].update(extra)
         return parts
     if calls is None:  # content may only be missing next to tool calls
-        raise InvalidRequestError(f"invalid message content type: {go_type(content)}")
+        raise InvalidRequestError(f"invalid message content type: {go_type_name(content)}")
     return [{"role": role, "content": "", **extra}]
 
 

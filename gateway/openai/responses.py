@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.openai.chat import image_data, native_tool_calls, openai_tool_calls, reasoning
-from gateway.openai.wire import json_kind, typed
+from gateway.openai.wire import typed
 from services.errors import InvalidRequestError
+from services.gofmt import json_kind
 
 STRUCT = "ResponsesRequest"
 

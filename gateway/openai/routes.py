@@ -27,7 +27,7 @@ async def _one(obj: dict) -> AsyncIterator[dict]:
 
 @openai_errors
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    req = chat.ChatCompletionRequest.parse(await read_body(request, chat.STRUCT))
+    req = await read_body(request, chat.STRUCT, parse=chat.ChatCompletionRequest.parse)
     params = ChatParams.parse(req.native)
     service = request.app[INFERENCE]
     # a request whose messages are all empty content arrays only loads, as natively

@@ -18,7 +18,8 @@ from aiohttp import web
 
 from gateway.schemas import read_json
 from gateway.streaming import encode_json
-from services.errors import CorralError, InvalidRequestError
+from services.errors import CorralError, InvalidRequestError, internal_error
+from services.gofmt import go_type_name, json_kind
 
 log = structlog.get_logger()
 
@@ -58,17 +59,16 @@ def openai_errors(handler: Handler) -> Handler:
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
             log.exception("request_crashed")
-            message = str(exc) or type(exc).__name__
-            return openai_json(error_body(500, message), 500)
+            error = internal_error(exc)  # no class name, path or stack text for the client
+            return openai_json(error_body(error.http_status, error.message), error.http_status)
     return wrapped
 
 
-async def read_body(request: web.Request, struct: str) -> dict[str, Any]:
-    """The JSON body, with Go's errors naming the ``openai.<struct>`` type."""
-    try:
-        return await read_json(request, struct)
-    except InvalidRequestError as exc:
-        raise InvalidRequestError(exc.message.replace(f"api.{struct}", f"openai.{struct}")) from exc
+async def read_body(request: web.Request, struct: str,
+                    parse: Callable[[dict], Any] | None = None) -> Any:
+    """The JSON body through the validation layer, as Go type ``openai.<struct>`` (and what
+    ``parse`` makes of it, computed off the event loop for a large body)."""
+    return await read_json(request, struct, package="openai", parse=parse)
 
 
 async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
@@ -91,8 +91,10 @@ async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
         except (ConnectionError, web.HTTPException):
             raise
         except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
-            status = exc.http_status if isinstance(exc, CorralError) else 500
-            message = exc.message if isinstance(exc, CorralError) else str(exc)
+            if not isinstance(exc, CorralError):
+                log.exception("stream_failed")
+                exc = internal_error(exc)
+            status, message = exc.http_status, exc.message
             log.warning("stream_failed", error=message, error_type=type(exc).__name__)
             error = error_body(status, message)
             await response.write(_event({"type": "error", **error} if named else error, named))
@@ -109,25 +111,6 @@ def _event(obj: dict, named: bool = False) -> bytes:
 
 
 # -- request fields -------------------------------------------------------------------------------
-
-def go_type(value: object) -> str:
-    """Go's ``%T`` of a decoded JSON value."""
-    if value is None:
-        return "<nil>"
-    for types, name in ((bool, "bool"), (str, "string"), ((int, float), "float64"),
-                        (list, "[]interface {}"), (dict, "map[string]interface {}")):
-        if isinstance(value, types):
-            return name
-    return type(value).__name__
-
-
-def json_kind(value: object) -> str:
-    for types, name in ((bool, "bool"), (str, "string"), ((int, float), "number"),
-                        (list, "array"), (dict, "object")):
-        if isinstance(value, types):
-            return name
-    return "value"
-
 
 _CHECKS: dict[str, Callable[[object], bool]] = {
     "string": lambda v: isinstance(v, str),
@@ -161,7 +144,7 @@ def stop_sequences(raw: object, *, strict: bool) -> list[str] | None:
         return None
     bad = [item for item in raw if not isinstance(item, str)]
     if bad and strict:
-        raise InvalidRequestError(f"invalid type for 'stop' field: {go_type(bad[0])}")
+        raise InvalidRequestError(f"invalid type for 'stop' field: {go_type_name(bad[0])}")
     return [item for item in raw if isinstance(item, str)]
 
 

@@ -33,7 +33,8 @@ from registry.transfer.hashing import RunningHash
 from registry.transfer.http import RegistrySession, TransferError, raise_for_status
 from registry.transfer.partial import Part, PartialFile, pwrite_all
 from registry.transfer.remote import MiB, TransferOptions
-from services.errors import BlobCorruptError
+from services.errors import DISK_FULL_MESSAGE, BlobCorruptError
+from services.errors import DiskFullError as StoreFullError
 
 FLUSH_BYTES = 4 * MiB
 FLUSH_INTERVAL_S = 0.25  # progress and resumability on slow links
@@ -43,13 +44,15 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 log = structlog.get_logger()
 
 
-class DiskFullError(TransferError):
-    """The blob store's filesystem has no room for the download."""
+class DiskFullError(StoreFullError, TransferError):
+    """The blob store's filesystem has no room for the download (the taxonomy's 507)."""
 
 
 def disk_full(blobs: BlobStore, needed: int) -> DiskFullError:
-    return DiskFullError(f"no space left on device: the download needs {needed} bytes "
-                         f"in {blobs.root}; the model store was left unchanged")
+    """The client's message names the bytes needed, not the server's paths (those are logged)."""
+    log.warning("store_full", store=str(blobs.root), needed_bytes=needed)
+    return DiskFullError(f"{DISK_FULL_MESSAGE}: the download needs {needed} bytes; "
+                         "the model store was left unchanged")
 
 
 class BlobDownload:
@@ -99,7 +102,8 @@ class BlobDownload:
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise disk_full(self.blobs, self.size) from exc
-            raise TransferError(f"preparing {self.partial.data_path}: {exc}") from exc
+            log.warning("download_prepare_failed", path=str(self.partial.data_path), error=str(exc))
+            raise TransferError(f"preparing the download failed: {exc.strerror}") from exc
         self._prepared.set()
         resumed = self.completed
         log.info("blob_download_started", digest=self.digest, size=self.size,
@@ -113,7 +117,9 @@ class BlobDownload:
         except OSError as exc:
             full = exc.errno == errno.ENOSPC
             if not full:
-                raise TransferError(f"writing {self.partial.data_path}: {exc}") from exc
+                log.warning("download_write_failed", path=str(self.partial.data_path),
+                            error=str(exc))
+                raise TransferError(f"writing the download failed: {exc.strerror}") from exc
             raise disk_full(self.blobs, self.size) from exc
         finally:
             await self._settle()

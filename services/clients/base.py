@@ -9,6 +9,7 @@ import grpc
 
 from services.context import outgoing_metadata
 from services.errors import from_rpc_error
+from services.grpc_server import MESSAGE_SIZE_OPTIONS
 
 # gRPC's default reconnect backoff starts at 1 s: a runner whose socket appears 0.4 s after spawn
 # would be seen as ready only after that second. Our peers are local processes that come up in
@@ -21,30 +22,37 @@ FAST_RECONNECT = (
 
 
 def local_channel(target: str, *options: tuple[str, int]) -> grpc.aio.Channel:
-    """An insecure channel to a sibling process, reconnecting fast while it starts."""
-    return grpc.aio.insecure_channel(target, options=[*FAST_RECONNECT, *options])
+    """An insecure channel to a sibling process, reconnecting fast while it starts; its message
+    limits match the servers' (``MESSAGE_SIZE_OPTIONS``)."""
+    return grpc.aio.insecure_channel(
+        target, options=[*FAST_RECONNECT, *MESSAGE_SIZE_OPTIONS, *options])
 
 
 def translating(method: Callable):
-    """Decorate a unary client call: attach the request id, turn gRPC errors into CorralError."""
+    """Decorate a unary client call: attach the request id, turn gRPC errors into CorralError
+    (the client's ``PEER`` names the service in messages about failures gRPC itself reports)."""
 
     @functools.wraps(method)
     async def wrapper(*args, **kwargs):
         try:
             return await method(*args, **kwargs)
         except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from exc
+            raise from_rpc_error(exc, _peer(args)) from exc
 
     return wrapper
 
 
-async def translated_stream(call) -> AsyncIterator:
+def _peer(args: tuple) -> str:
+    return getattr(args[0], "PEER", "server") if args else "server"
+
+
+async def translated_stream(call, peer: str = "server") -> AsyncIterator:
     """Iterate a server stream, turning gRPC errors into CorralError; cancels on early exit."""
     try:
         async for item in call:
             yield item
     except grpc.aio.AioRpcError as exc:
-        raise from_rpc_error(exc) from exc
+        raise from_rpc_error(exc, peer) from exc
     finally:
         call.cancel()
 

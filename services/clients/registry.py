@@ -18,6 +18,8 @@ from services.pb.corral.registry.v1 import registry_pb2_grpc
 class RegistryClient:
     """Typed access to the registry's RPCs; errors arrive as ``CorralError``."""
 
+    PEER = "model registry"
+
     def __init__(self, target: str) -> None:
         self.target = target
         self._channel = local_channel(target)
@@ -39,12 +41,12 @@ class RegistryClient:
     def pull(self, name: str, *, insecure: bool = False) -> AsyncIterator[pb.Progress]:
         """Pull ``name`` from its registry: Ollama's progress lines; closing cancels the pull."""
         request = pb.PullModelRequest(name=name, insecure=insecure)
-        return translated_stream(self._stub.PullModel(request, metadata=metadata()))
+        return translated_stream(self._stub.PullModel(request, metadata=metadata()), self.PEER)
 
     def push(self, name: str, *, insecure: bool = False) -> AsyncIterator[pb.Progress]:
         """Push the local model ``name`` to the registry its name points at."""
         request = pb.PushModelRequest(name=name, insecure=insecure)
-        return translated_stream(self._stub.PushModel(request, metadata=metadata()))
+        return translated_stream(self._stub.PushModel(request, metadata=metadata()), self.PEER)
 
     @translating
     async def get_manifest(self, repository: str = "", reference: str = "",
@@ -83,7 +85,7 @@ class RegistryClient:
 
     def create(self, request: pb.CreateModelRequest) -> AsyncIterator[pb.Progress]:
         """Build a model from Ollama's JSON create form: its progress lines, ``success`` last."""
-        return translated_stream(self._stub.CreateModel(request, metadata=metadata()))
+        return translated_stream(self._stub.CreateModel(request, metadata=metadata()), self.PEER)
 
     @translating
     async def copy(self, source: str, destination: str) -> None:

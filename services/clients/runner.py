@@ -14,15 +14,15 @@ from services.grpc_server import wait_for_serving
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 from services.pb.corral.runner.v1 import runner_pb2_grpc
 
-_MAX_MESSAGE = 64 * 1024 * 1024
-
 
 class RunnerClient:
     """Typed access to a runner's RPCs; errors arrive as ``CorralError``."""
 
+    PEER = "model runner"
+
     def __init__(self, target: str) -> None:
         self.target = target
-        self._channel = local_channel(target, ("grpc.max_receive_message_length", _MAX_MESSAGE))
+        self._channel = local_channel(target)
         self._stub = runner_pb2_grpc.RunnerStub(self._channel)
 
     async def wait_ready(self, timeout: float) -> None:
@@ -31,7 +31,7 @@ class RunnerClient:
 
     def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateResponse]:
         """Stream chunks then one ``done`` frame; closing the iterator cancels the call."""
-        return translated_stream(self._stub.Generate(request, metadata=metadata()))
+        return translated_stream(self._stub.Generate(request, metadata=metadata()), self.PEER)
 
     @translating
     async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
 from gateway import fitting, inference_fields, prompt
 from gateway.output import OutputParser
 from gateway.prompt import PromptTemplate, Think
-from gateway.schemas import decode_error
 from gateway.streaming import encode_json, utc_timestamp
 from gateway.thinking import ThinkingParser
 from gateway.tools import ToolCallParser, find_arguments, tool_call_id
+from gateway.validation import decode_error
 from services.errors import CorralError, InvalidRequestError
 from tests.gateway.fakes import SMOLLM2_TEMPLATE, resolved_model
 
@@ -282,6 +283,20 @@ async def test_fit_messages_drops_oldest_but_keeps_system_and_last():
     assert dropped == 2 and text.startswith("sys word") and text.endswith("last")
     text, dropped = await fitting.fit_messages(messages, render, word_tokenize, 5)
     assert dropped == 4 and text == "sys last"
+
+
+async def test_a_long_history_is_fitted_in_a_few_renders_off_the_event_loop():
+    messages = [{"role": "user", "content": f"w{i}"} for i in range(10_000)]
+    calls, threads = [], set()
+
+    def render(selected):
+        calls.append(len(selected))
+        threads.add(threading.current_thread() is threading.main_thread())
+        return " ".join(m["content"] for m in selected)
+
+    text, dropped = await fitting.fit_messages(messages, render, word_tokenize, 100)
+    assert dropped == 9901 and text.startswith("w9901 ") and text.endswith("w9999")  # +BOS
+    assert len(calls) <= 16 and threads == {False}  # a binary search, in worker threads
 
 
 async def test_fit_tokens_keeps_num_keep_and_the_latest_tokens():

@@ -12,7 +12,7 @@ from google.protobuf.json_format import MessageToDict
 
 from services.errors import CorralError, InvalidRequestError
 from services.pb.corral.registry.v1 import registry_pb2 as rpb
-from tests.gateway.fakes import SMOLLM2_TEMPLATE
+from tests.gateway.fakes import SMOLLM2_TEMPLATE, resolved_model
 from tests.gateway.fakes_models import BLOBS, FakeModelRegistry, shown_model
 
 MARIO_SYSTEM = "\nYou are Mario from Super Mario Bros. Answer as Mario, the assistant, only.\n"
@@ -25,7 +25,7 @@ def registry() -> FakeModelRegistry:
         template="{{ .System }}\n{{ .Prompt }}", system=MARIO_SYSTEM,
         parameters={"temperature": 1, "stop": ["<|im_end|>", "User:"], "num_ctx": 2048},
         licenses=("MIT", "Other"), messages=(("user", "hi"), ("assistant", "It's-a me")),
-        adapters=("sha256:" + "cd" * 32,), capabilities=("completion", "tools"),
+        adapters=("sha256:" + "cd" * 32,), capabilities=("completion",),
         model_info={"general.architecture": "llama", "llama.context_length": 8192,
                     "llama.rope.freq_base": 100000.0, "eps": 1e-05, "tokenizer.ggml.tokens": []})
     fake.shown["smollm2:135m"] = shown_model("smollm2:135m", chat_template=SMOLLM2_TEMPLATE)
@@ -49,7 +49,7 @@ async def test_show_payload_fields_and_order(client) -> None:
                                   "llama.rope.freq_base": 100000, "eps": 1e-05,
                                   "tokenizer.ggml.tokens": []}
     assert isinstance(body["model_info"]["llama.context_length"], int)
-    assert body["capabilities"] == ["completion", "tools"]
+    assert body["capabilities"] == ["completion"]
     assert re.fullmatch(r"2023-11-1\dT\d\d:\d\d:20\.5(Z|[+-]\d\d:\d\d)", body["modified_at"])
     assert sorted(body["parameters"].split("\n")) == sorted([
         'temperature                    1', 'stop                           "<|im_end|>"',
@@ -265,3 +265,35 @@ async def test_blob_paths_with_real_slashes_never_match(client, registry) -> Non
     for path in ("/api/blobs/../../corral.db", "/api/blobs/sha256:0/../../x"):
         response = await client.post(path, data=b"x")
         assert response.status in (400, 404) and registry.put_calls == 0
+
+
+# -- one capability rule for show and chat ------------------------------------------------------
+
+THINKS = "{{ range .Messages }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}" \
+         "{{ .Content }}{{ end }}"
+THINK_SWITCH_ONLY = "{{ if .Think }}<think>{{ end }}{{ range .Messages }}{{ .Content }}{{ end }}"
+TOOLS = "{{ if .Tools }}{{ json .Tools }}{{ end }}{{ range .Messages }}{{ .Content }}{{ end }}"
+
+
+@pytest.mark.parametrize("template,expected", [
+    (THINKS, ["completion", "thinking"]),
+    (THINK_SWITCH_ONLY, ["completion"]),  # .Think without .Thinking tags: Ollama says no
+    (TOOLS, ["completion", "tools"]),
+    ("{{ .Prompt }}{{ .Suffix }}", ["completion", "insert"]),
+])
+async def test_show_and_chat_agree_on_capabilities(client, registry, template, expected) -> None:
+    name = "caps:latest"
+    model = resolved_model(name, "c" * 64, chat_template="")
+    model.template = template
+    registry.models[name] = model
+    registry.shown[name] = shown_model(name, template=template)
+    shown = await (await client.post("/api/show", json={"model": name})).json()
+    assert shown["capabilities"] == expected
+    chat = await client.post("/api/chat", json={
+        "model": name, "messages": [{"role": "user", "content": "hi"}], "think": True,
+        "stream": False})
+    if "thinking" in expected:
+        assert chat.status == 200
+    else:
+        assert (chat.status, await chat.json()) == (
+            400, {"error": f'"{name}" does not support thinking'})

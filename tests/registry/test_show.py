@@ -41,28 +41,16 @@ def test_scanner_rejects_files_that_are_not_gguf(tmp_path: Path) -> None:
             scan_header(path)
 
 
-@pytest.mark.parametrize(("kv", "template", "chat_template", "projector", "expected"), [
-    ({"general.architecture": "llama"}, "", "", False, ["completion"]),
-    ({"general.architecture": "bert", "bert.pooling_type": 1}, "", "", False, ["embedding"]),
-    ({"general.architecture": "gemma3", "gemma3.vision.block_count": 27}, "", "", False,
+@pytest.mark.parametrize(("kv", "projector", "expected"), [
+    ({"general.architecture": "llama"}, False, ["completion"]),
+    ({"general.architecture": "bert", "bert.pooling_type": 1}, False, ["embedding"]),
+    ({"general.architecture": "gemma3", "gemma3.vision.block_count": 27}, False,
      ["completion", "vision"]),
-    ({"general.architecture": "llama"}, "", "", True, ["completion", "vision"]),
-    ({"general.architecture": "llama"}, "{{ if .Tools }}{{ .Tools }}{{ end }}{{ .Prompt }}",
-     "", False, ["completion", "tools"]),
-    ({"general.architecture": "llama"}, "<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>", "",
-     False, ["completion", "insert"]),
-    ({"general.architecture": "qwen3"},
-     "{{ range .Messages }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ end }}",
-     "", False, ["completion", "thinking"]),
-    ({"general.architecture": "qwen3"}, "",
-     "{% if tools %}{{ tools | tojson }}{% endif %}<think>\n\n</think>", False,
-     ["completion", "tools", "thinking"]),
-    ({"general.architecture": "llama"}, "{{ .ToolCalls }}{{ .Prompt }}", "tools", False,
-     ["completion"]),
+    ({"general.architecture": "llama"}, True, ["completion", "vision"]),
 ])
-def test_capabilities_follow_ollama_rules(kv, template, chat_template, projector,
-                                          expected) -> None:
-    assert capabilities(kv, template, chat_template, projector) == expected
+def test_capabilities_of_the_weights_follow_ollama_rules(kv, projector, expected) -> None:
+    """Template capabilities are the gateway's (tests/gateway/test_routes_models.py)."""
+    assert capabilities(kv, projector) == expected
 
 
 async def test_show_a_created_model(tmp_path: Path, tiny_gguf: Path) -> None:
@@ -73,7 +61,7 @@ async def test_show_a_created_model(tmp_path: Path, tiny_gguf: Path) -> None:
         shower = ModelShower(store)
         shown = await shower.show("M")
         again = await shower.show("m")
-    assert shown.capabilities == ["completion", "tools"]
+    assert shown.capabilities == ["completion"]
     assert shown.resolved.licenses == ["MIT", "Apache"] and shown.resolved.system == "S"
     assert shown.resolved.parent_model == "base:latest"
     assert shown.model_info["general.architecture"] == "llama"

@@ -71,9 +71,18 @@ async def test_cancel_frees_slot_within_a_few_tokens(engine: Engine) -> None:
 async def test_prefix_reuse_skips_shared_history(engine: Engine) -> None:
     history = CHAT_PROMPT + "Once upon a time there was a cat called Tom. " * 20
     _, first = await collect(engine, request(history, num_predict=2))
-    _, second = await collect(engine, request(history + "The end.", num_predict=2))
+    generation = await engine.generate(request(history + "The end.", num_predict=2))
+    second = [r async for r in generation.stream()][-1].done
     assert first.prompt_eval_count > 200
-    assert second.prompt_eval_count < 10
+    assert generation.stats.reused_tokens > 200  # only the new tail was evaluated
+    # prompt_eval_count is the whole prompt, cached part included, as Ollama reports it
+    assert second.prompt_eval_count == len(generation.prompt) > first.prompt_eval_count
+
+
+async def test_the_same_prompt_twice_reports_the_same_prompt_eval_count(engine: Engine) -> None:
+    _, first = await collect(engine, request(num_predict=2, temperature=0.0))
+    _, second = await collect(engine, request(num_predict=2, temperature=0.0))
+    assert first.prompt_eval_count == second.prompt_eval_count > 10
 
 
 async def test_prompt_longer_than_context_is_refused(engine: Engine) -> None:

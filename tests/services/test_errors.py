@@ -4,9 +4,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.clients.base import translating
-from services.errors import (BlobCorruptError, CorralError, InvalidModelNameError,
-                             ModelNotFoundError, ServerBusyError, from_rpc_error)
+import errno
+import sqlite3
+
+from services.clients.base import local_channel, translating
+from services.clients.registry import RegistryClient
+from services.errors import (BlobCorruptError, CorralError, DiskFullError, InvalidModelNameError,
+                             InvalidRequestError,
+                             ModelNotFoundError, RunnerUnavailableError, ServerBusyError,
+                             from_rpc_error, internal_error, is_disk_full)
 from services.grpc_server import ErrorInterceptor, GrpcService, wait_for_serving
 
 
@@ -15,10 +21,20 @@ class _RaisingHealth(health_pb2_grpc.HealthServicer):
 
     errors = {"missing": ModelNotFoundError("model 'x' not found"),
               "badname": InvalidModelNameError(), "busy": ServerBusyError("busy"),
-              "corrupt": BlobCorruptError("digest mismatch")}
+              "corrupt": BlobCorruptError("digest mismatch"),
+              "bug": TypeError("this function takes at least 5 arguments (4 given)"),
+              "full": OSError(errno.ENOSPC, "No space left on device: '/srv/models/blobs/x'"),
+              "sqlite": RuntimeError("wrapped"),
+              "long": InvalidRequestError('name "' + "x" * 100_000 + '" is invalid')}
 
     async def Check(self, request, context):
+        if request.service == "sqlite":
+            try:
+                raise sqlite3.OperationalError("database or disk is full")
+            except sqlite3.OperationalError as exc:
+                raise RuntimeError("commit failed") from exc
         raise self.errors[request.service]
+
 
 
 @pytest.fixture
@@ -36,6 +52,10 @@ async def raising_server():
     ("badname", InvalidModelNameError, "invalid model name"),
     ("busy", ServerBusyError, "busy"),
     ("corrupt", BlobCorruptError, "digest mismatch"),
+    # anything else is a bug: a generic message, never the class, text or paths of the exception
+    ("bug", CorralError, "internal server error; the server log has the details"),
+    ("full", DiskFullError, "no space left on device"),
+    ("sqlite", DiskFullError, "no space left on device"),
 ])
 async def test_exception_round_trips_through_grpc(raising_server, service, cls, message):
     async with grpc.aio.insecure_channel(raising_server) as channel:
@@ -80,3 +100,43 @@ def test_unknown_status_maps_to_base_error():
 
     err = from_rpc_error(FakeRpcError())
     assert type(err) is CorralError and err.http_status == 500
+
+
+async def test_a_long_error_text_is_cut_not_turned_into_a_metadata_overflow(raising_server):
+    async with local_channel(raising_server) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        @translating
+        async def call():
+            return await stub.Check(health_pb2.HealthCheckRequest(service="long"))
+
+        with pytest.raises(InvalidRequestError) as info:
+            await call()
+    message = info.value.message
+    assert message.startswith('name "xxx') and message.endswith('x" is invalid')
+    assert "…" in message and len(message) <= 8 * 1024 + 1
+
+
+async def test_a_status_grpc_made_itself_names_the_service_not_its_socket(tmp_path):
+    socket = tmp_path / "gone" / "registry.sock"
+    client = RegistryClient(f"unix:{socket}")
+    try:
+        with pytest.raises(RunnerUnavailableError) as info:
+            await client.list_models()
+    finally:
+        await client.close()
+    assert info.value.message == "the model registry is unavailable"
+    assert info.value.http_status == 503
+
+
+def test_disk_full_is_recognised_through_the_cause_chain():
+    try:
+        try:
+            raise OSError(errno.EDQUOT, "quota")
+        except OSError as inner:
+            raise ValueError("while writing") from inner
+    except ValueError as outer:
+        assert is_disk_full(outer)
+        assert type(internal_error(outer)) is DiskFullError
+    assert internal_error(KeyError("x")).message.startswith("internal server error")
+    assert DiskFullError.http_status == 507

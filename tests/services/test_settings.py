@@ -18,17 +18,25 @@ def test_go_durations(text, seconds):
     ("10", 'time: missing unit in duration "10"'),
     ("abc", 'time: invalid duration "abc"'),
     ("", 'time: invalid duration ""'),
-    ("5x", 'time: invalid duration "5x"'),
+    ("5x", 'time: unknown unit "x" in duration "5x"'),
+    ("99999999999h", 'time: invalid duration "99999999999h"'),  # beyond Go's int64 nanoseconds
+    ("2562047h47m16.854775808s", 'time: invalid duration "2562047h47m16.854775808s"'),
 ])
 def test_go_duration_errors_use_go_wording(text, error):
     with pytest.raises(ValueError, match=error.replace("(", r"\(")):
         parse_go_duration(text)
 
 
+def test_go_duration_range_ends_where_go_s_does():
+    assert parse_go_duration("2562047h47m16.854775807s") == pytest.approx(2**63 / 1e9)
+    assert parse_go_duration("-2562047h47m16.854775808s") == pytest.approx(-(2**63) / 1e9)
+
+
 def test_env_duration_accepts_bare_seconds_and_negative_forever():
     assert parse_env_duration("10", 300) == 10
     assert parse_env_duration("2m", 300) == 120
     assert parse_env_duration("-1", 300) == FOREVER
+    assert parse_env_duration("99999999999999", 300) == FOREVER  # beyond Go's Duration
     assert parse_env_duration("", 300) == 300
     assert parse_env_duration("junk", 300) == 300
 
