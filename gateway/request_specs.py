@@ -117,6 +117,8 @@ API: dict[str, Struct] = {s.go: s for s in (
         "options": obj()}),
     Struct("api.CopyRequest", {"source": STRING, "destination": STRING}),
     Struct("api.DeleteRequest", dict(_NAMED)),
+    # Corral's own: POST /api/verify (``corral verify``)
+    Struct("api.VerifyRequest", {"model": STRING, "repair": BOOL, "stream": BOOL}),
     Struct("api.PullRequest", {**_NAMED, "insecure": BOOL, "username": STRING,
                                "password": STRING, "stream": BOOL}),
     Struct("api.PushRequest", {**_NAMED, "insecure": BOOL, "username": STRING,
