@@ -18,7 +18,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from registry.blobs import BlobStore
 from registry.db import migrate, open_database, session_factory
 from registry.embedded import ensure_embedded_model
+from registry.keys import KeyStore
 from registry.lifecycle import prune_at_startup
+from registry.servicer_keys import KeysServicerMixin
 from registry.servicer_models import ModelsServicerMixin
 from registry.store import ModelRecord, ModelStore, ResolvedModel
 from registry.transfer.service import TransferService, options_from_settings
@@ -34,13 +36,15 @@ BLOBS_DIRNAME = "blobs"
 log = structlog.get_logger()
 
 
-class RegistryServicer(ModelsServicerMixin, TransferServicerMixin,
+class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, KeysServicerMixin,
                        registry_pb2_grpc.RegistryServicer):
     """Thin translation between protobuf messages and ``ModelStore`` calls."""
 
-    def __init__(self, store: ModelStore, transfers: TransferService | None = None) -> None:
+    def __init__(self, store: ModelStore, transfers: TransferService | None = None,
+                 keys: KeyStore | None = None) -> None:
         self._store = store
         self.transfers = transfers or TransferService(store)
+        self._keys = keys or KeyStore(store.sessions)
 
     async def ResolveModel(self, request: pb.ResolveModelRequest,
                            context: grpc.aio.ServicerContext) -> pb.ResolveModelResponse:
@@ -68,7 +72,8 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
         await prune_at_startup(store)
         service = GrpcService(settings.address, [SERVICE_NAME])
         transfers = TransferService(store, options_from_settings(settings))
-        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(store, transfers),
+        keys = KeyStore(store.sessions)
+        registry_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(store, transfers, keys),
                                                          service.server)
         await service.start()
         try:
@@ -78,6 +83,7 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
         finally:
             await service.stop()
             await transfers.close()
+            await keys.close()
 
 
 def model_summary(record: ModelRecord) -> pb.ModelSummary:

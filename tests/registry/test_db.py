@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 from registry.db import DB_FILENAME, migrate, open_database
 from registry.models import Base
 
-TABLES = {"alembic_version", "blobs", "manifests", "layers", "models", "gguf_info"}
+TABLES = {"alembic_version", "blobs", "manifests", "layers", "models", "gguf_info", "api_keys"}
 
 
 async def test_migration_creates_schema_and_is_idempotent(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ async def test_migration_creates_schema_and_is_idempotent(tmp_path: Path) -> Non
                 tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
                 version = (await conn.execute(text("select version_num from alembic_version"))).all()
         assert tables == TABLES
-        assert version == [("0001",)]
+        assert version == [("0003",)]
     assert (tmp_path / DB_FILENAME).is_file()
 
 
