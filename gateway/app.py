@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.caps import RequestCaps
 from gateway.generation import InferenceService
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
 from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
@@ -38,7 +39,9 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[SCHEDULER] = scheduler
-    app[INFERENCE] = InferenceService(registry, scheduler, default_num_ctx=settings.context_length)
+    app[INFERENCE] = InferenceService(
+        registry, scheduler, default_num_ctx=settings.context_length,
+        caps=RequestCaps(max_num_ctx=settings.max_num_ctx, max_predict=settings.max_predict))
     app.on_response_prepare.append(request_id_on_prepare)
     install_security(app, settings, registry)
     app.cleanup_ctx.append(_owned_resources)

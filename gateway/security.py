@@ -13,6 +13,7 @@ object on ``/v1/``, the OCI ``{"errors": […]}`` on ``/v2/``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 from dataclasses import dataclass
 
@@ -31,7 +32,9 @@ from services.settings import AUTH_REQUIRED, GatewaySettings
 
 log = structlog.get_logger()
 
-CORS_HEADERS = "corral_cors_headers"
+# The CORS headers owed to the current request's response, whoever builds it (a handler, a
+# stream, the error middleware); reset per request, since one task serves a keep-alive connection.
+_CORS_HEADERS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("cors_headers")
 _GENERATIONS = frozenset({INFERENCE})
 _OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 _OCI_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}
@@ -62,10 +65,11 @@ def install_security(app: web.Application, settings: GatewaySettings, registry) 
 @web.middleware
 async def security_middleware(request: web.Request, handler) -> web.StreamResponse:
     security = request.app[SECURITY]
+    _CORS_HEADERS.set({})
     if (refusal := _browser_guard(request, security)) is not None:
         return refusal
     if request.method == "OPTIONS":
-        return web.Response(status=204, headers=request.get(CORS_HEADERS, {}))
+        return web.Response(status=204)
     path = route_path(request)
     needed = needed_scopes(request.method, path)
     if not needed:
@@ -106,7 +110,7 @@ def _browser_guard(request: web.Request, security: Security) -> web.Response | N
             return _forbidden(f"origin not allowed: {origin[:200]} (add it to OLLAMA_ORIGINS)")
         headers = (security.origins.preflight_headers(origin) if request.method == "OPTIONS"
                    else security.origins.response_headers(origin))
-        request[CORS_HEADERS] = headers
+        _CORS_HEADERS.set(headers)
         if request.method == "OPTIONS":  # gin-contrib/cors answers a valid preflight itself
             return web.Response(status=204, headers=headers)
     if security.hosts.active and not _host_allowed(security.hosts, split_host(host_header)):
@@ -168,7 +172,7 @@ def registry_challenge(request: web.Request) -> str:
 
 
 async def _add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    for name, value in request.get(CORS_HEADERS, {}).items():
+    for name, value in _CORS_HEADERS.get({}).items():
         response.headers.setdefault(name, value)
 
 

@@ -26,11 +26,15 @@ class ServerUnreachableError(Exception):
 
 
 class ApiClient:
-    """Talks Ollama's REST API to the server at ``host``."""
+    """Talks Ollama's REST API to the server at ``host`` (``https`` verifies the server's
+    certificate against the system's CAs, or ``SSL_CERT_FILE``'s), sending ``api_key`` (the
+    ``CORRAL_API_KEY``) as ``Authorization: Bearer``."""
 
-    def __init__(self, host: HostAddress, timeout: float | None = None) -> None:
+    def __init__(self, host: HostAddress, timeout: float | None = None, *,
+                 api_key: str = "") -> None:
         self.host = host
         self.timeout = timeout
+        self._api_key = api_key
 
     def _connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.host.scheme == "https" else http.client.HTTPConnection
@@ -43,6 +47,8 @@ class ApiClient:
         conn = self._connection(timeout)
         payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         headers = dict(headers or {})
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
         if body is not None:
             headers.setdefault("Content-Type", "application/json")
         try:
