@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -23,6 +24,11 @@ class ApiError(Exception):
 
 class ServerUnreachableError(Exception):
     """Nothing answers at OLLAMA_HOST."""
+
+
+class TlsError(ServerUnreachableError):
+    """Something answers at an ``https://`` OLLAMA_HOST, but TLS failed (e.g. an untrusted
+    certificate): a server is there, and no local one should be started in its place."""
 
 
 class ApiClient:
@@ -54,6 +60,12 @@ class ApiClient:
         try:
             conn.request(method, path, body=payload, headers=headers)
             response = conn.getresponse()
+        except ssl.SSLError as exc:
+            conn.close()
+            hint = " (to trust a private CA or self-signed certificate, set SSL_CERT_FILE)" \
+                if isinstance(exc, ssl.SSLCertVerificationError) else ""
+            raise TlsError(f"TLS with {self.host.url} failed: "
+                           f"{getattr(exc, 'verify_message', '') or exc.reason or exc}{hint}") from exc
         except (ConnectionError, OSError) as exc:
             conn.close()
             raise ServerUnreachableError(
@@ -119,9 +131,12 @@ class ApiClient:
         return response.status
 
     def is_running(self) -> bool:
-        """Whether anything answers ``HEAD /`` (an HTTP error still means a server is there)."""
+        """Whether anything answers ``HEAD /`` (an HTTP error still means a server is there);
+        ``TlsError`` when one answers but TLS with it fails."""
         try:
             conn, response = self._send("HEAD", "/", timeout=5.0)
+        except TlsError:
+            raise
         except ServerUnreachableError:
             return False
         except ApiError:

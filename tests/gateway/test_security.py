@@ -14,6 +14,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.app import create_app
@@ -308,3 +309,23 @@ async def test_concurrent_generations_answer_429(client) -> None:
         assert busy.status == 429 and busy.headers["Retry-After"] == "1"
         assert (await client.get("/api/tags", headers=bearer(secret))).status == 200
     assert (await client.post("/api/generate", data=b"", headers=bearer(secret))).status == 400
+
+
+# -- startup ------------------------------------------------------------------------------------
+
+async def test_a_network_bind_without_keys_warns_loudly(make) -> None:
+    from services.settings import parse_ollama_host
+
+    with structlog.testing.capture_logs() as logs:
+        await make(host=parse_ollama_host("0.0.0.0:11434"))
+    (warning,) = [entry for entry in logs if entry["event"] == "auth_off_on_network"]
+    assert warning["log_level"] == "warning" and "authentication OFF" in warning["message"]
+    with structlog.testing.capture_logs() as logs:
+        await make()  # loopback: Ollama's behaviour, no warning
+    assert not [entry for entry in logs if entry["event"] == "auth_off_on_network"]
+
+
+async def test_required_without_keys_warns(make) -> None:
+    with structlog.testing.capture_logs() as logs:
+        await make(auth="required")
+    assert [entry for entry in logs if entry["event"] == "auth_required_without_keys"]
