@@ -75,29 +75,35 @@ async def security_middleware(request: web.Request, handler) -> web.StreamRespon
     if not needed:
         return await handler(request)
     try:
-        caller = await security.auth.caller(presented_secret(request))
-        if caller.key is not None:
-            structlog.contextvars.bind_contextvars(key_name=caller.key.name)
-        security.auth.authorize(caller, needed)
-        _take_request(security, caller)
+        caller = await _admit(request, security, needed)
+        with _generation_slot(security, caller, needed):
+            return await handler(request)
     except AuthFailed as exc:
         log.info("request_refused", status=exc.status, reason=exc.message)
         return refusal_response(request, path, exc.status, exc.message)
     except RateLimited as exc:
-        return _limited(request, path, exc)
-    with contextlib.ExitStack() as held:
-        if caller.key is not None and needed == _GENERATIONS:
-            try:
-                held.enter_context(security.limits.generation(caller.key.name,
-                                                              caller.key.max_concurrent))
-            except RateLimited as exc:
-                return _limited(request, path, exc)
-        return await handler(request)
+        log.info("request_refused", status=429, reason=exc.message)
+        response = refusal_response(request, path, 429, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
 
-def _take_request(security: Security, caller: Caller) -> None:
+async def _admit(request: web.Request, security: Security, needed: frozenset[str]) -> Caller:
+    """The caller, once its key, scope and request rate pass (``AuthFailed``/``RateLimited``)."""
+    caller = await security.auth.caller(presented_secret(request))
+    if caller.key is not None:
+        structlog.contextvars.bind_contextvars(key_name=caller.key.name)
+    security.auth.authorize(caller, needed)
     if caller.key is not None:
         security.limits.take(caller.key.name, caller.key.requests_per_minute)
+    return caller
+
+
+def _generation_slot(security: Security, caller: Caller, needed: frozenset[str]):
+    """One of the key's concurrent generations for an inference route (``RateLimited`` if none)."""
+    if caller.key is None or needed != _GENERATIONS:
+        return contextlib.nullcontext()
+    return security.limits.generation(caller.key.name, caller.key.max_concurrent)
 
 
 def _browser_guard(request: web.Request, security: Security) -> web.Response | None:
@@ -127,13 +133,6 @@ def _host_allowed(guard: HostGuard, host: str) -> bool:
 
 def _forbidden(message: str) -> web.Response:
     return web.json_response({"error": message}, status=403)
-
-
-def _limited(request: web.Request, path: str, exc: RateLimited) -> web.Response:
-    log.info("request_refused", status=429, reason=exc.message)
-    response = refusal_response(request, path, 429, exc.message)
-    response.headers["Retry-After"] = str(exc.retry_after)
-    return response
 
 
 def refusal_response(request: web.Request, path: str, status: int, message: str) -> web.Response:
