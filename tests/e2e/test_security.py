@@ -15,7 +15,9 @@ import datetime as dt
 import http.client
 import ipaddress
 import json
+import shutil
 import ssl
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,8 +120,8 @@ def cli(server: CorralServer, *args: str, key: str = "", **env: str):
     return corral_cli(*args, host=server.url, **({"CORRAL_API_KEY": key} if key else {}), **env)
 
 
-def new_key(server: CorralServer, name: str, *flags: str, admin: str = "") -> str:
-    created = cli(server, "keys", "create", name, *flags, key=admin)
+def new_key(server: CorralServer, name: str, *flags: str, admin: str = "", **env: str) -> str:
+    created = cli(server, "keys", "create", name, *flags, key=admin, **env)
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip()
     assert secret.startswith("corral_") and "not shown again" in created.stderr
@@ -277,6 +279,31 @@ def test_no_secret_reaches_any_processs_log(guarded: CorralServer, user: str) ->
     finally:
         guarded.headers = {}
     assert status == 200 and all(secret not in body.decode() for secret in SECRETS)
+
+
+def test_required_auth_is_bootstrapped_through_the_registry(tmp_path: Path) -> None:
+    """CORRAL_AUTH=required with no key: everything is locked; the operator creates the first
+    key straight through the registry's socket, then the API opens to that key."""
+    runtime = Path(tempfile.mkdtemp(prefix="corral-"))  # short: unix socket paths are limited
+    registry = f"unix:{runtime / 'registry.sock'}"
+    server = CorralServer(tmp_path / "models", tmp_path / "serve.log", CORRAL_AUTH="required",
+                          CORRAL_REGISTRY_ADDR=registry)
+    server.get = lambda path: {"models": [True]} if server.request("GET", "/")[0] == 200 else {}
+    try:
+        server.start()
+        del server.get
+        assert server.request("GET", "/api/tags")[0] == 401
+        assert server.log_events("auth_required_without_keys")
+        assert "unauthorized" in one_error_line(cli(server, "keys", "create", "root", "--scope", "admin"))
+        secret = new_key(server, "root", "--scope", "admin", CORRAL_REGISTRY_ADDR=registry)
+        listed = cli(server, "keys", "list", CORRAL_REGISTRY_ADDR=registry)
+        assert listed.returncode == 0 and "root" in listed.stdout
+        assert cli(server, "list", key=secret).returncode == 0
+        assert server.request("GET", "/api/tags")[0] == 401
+    finally:
+        server.stop()
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert secret not in (tmp_path / "serve.log").read_text()
 
 
 # -- HTTPS ----------------------------------------------------------------------------------
