@@ -2,6 +2,7 @@
 
     models ──► manifests ──► layers ──► blobs ◄── gguf_info
                    └──────── config ──────┘
+    api_keys (standalone: names, scopes, limits, SHA-256 of each secret)
 
 Digests are stored as ``sha256:<64 hex>`` everywhere. Blob files hold the content; these rows
 hold what references it, so garbage collection is a query, not a scan of every manifest.
