@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ssl
 import sys
 
 import structlog
@@ -24,6 +25,7 @@ REGISTRY_WAIT_S = 120.0
 async def serve(settings: GatewaySettings) -> int:
     """Run the HTTP server; on a stop signal, close it and the runners (via cleanup_ctx)."""
     stopping = stop_event_on_signals()
+    tls = tls_context(settings)
     registry = RegistryClient(settings.registry_address)
     await wait_for_registry(registry)
     app = create_app(settings, registry=registry, scheduler=Scheduler(settings))
@@ -31,14 +33,31 @@ async def serve(settings: GatewaySettings) -> int:
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host.host, settings.host.port).start()
-        log.info("gateway_started", address=settings.host.url)
+        await web.TCPSite(runner, settings.host.host, settings.host.port, ssl_context=tls).start()
+        scheme = "https" if tls else "http"
+        log.info("gateway_started", address=dataclasses.replace(settings.host, scheme=scheme).url)
         await stopping.wait()
         log.info("gateway_stopping")
     finally:
         await runner.cleanup()
     log.info("gateway_stopped")
     return 0
+
+
+def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
+    """HTTPS when ``CORRAL_TLS_CERT`` and ``CORRAL_TLS_KEY`` are both set (TLS 1.2+).
+
+    Raises ``ValueError`` when only one is set, ``OSError``/``ssl.SSLError`` when they cannot be
+    loaded: a server asked for HTTPS must not quietly serve plain HTTP.
+    """
+    if not (settings.tls_cert or settings.tls_key):
+        return None
+    if not (settings.tls_cert and settings.tls_key):
+        raise ValueError("CORRAL_TLS_CERT and CORRAL_TLS_KEY must be set together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
 
 
 async def wait_for_registry(registry: RegistryClient) -> None:
@@ -66,7 +85,7 @@ def main() -> int:
     log.info("server_config", **config_fields(settings))
     try:
         return asyncio.run(serve(settings))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         log.error("gateway_failed", error=str(exc))
         return 1
 

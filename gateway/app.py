@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.caps import RequestCaps
 from gateway.generation import InferenceService
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
 from gateway.limits import LARGEST_BODY_BYTES
@@ -16,11 +17,13 @@ from gateway.openai.routes import add_openai_routes
 from gateway.preload import start_preload
 from gateway.routes import add_routes
 from gateway.routes_embed import add_embed_routes
+from gateway.routes_keys import add_key_routes
 from gateway.routes_models import add_model_routes
 from gateway.routes_store import add_store_routes
 from gateway.routes_transfer import add_transfer_routes
 from gateway.routes_v2 import add_v2_routes
 from gateway.scheduler import Scheduler
+from gateway.security import install_security, security_middleware
 from services.settings import GatewaySettings
 
 log = structlog.get_logger()
@@ -33,13 +36,18 @@ MAX_BODY_BYTES = LARGEST_BODY_BYTES
 def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler) -> web.Application:
     """The application; it owns ``registry`` and ``scheduler`` and closes them on cleanup."""
     # request ids outermost so request_finished sees the status the error middleware chose
-    app = web.Application(middlewares=[request_id_middleware, error_middleware],
+    # security last: it refuses (origin, host, key, scope, limits) before any handler runs
+    app = web.Application(middlewares=[request_id_middleware, error_middleware,
+                                       security_middleware],
                           client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[SCHEDULER] = scheduler
-    app[INFERENCE] = InferenceService(registry, scheduler, default_num_ctx=settings.context_length)
+    app[INFERENCE] = InferenceService(
+        registry, scheduler, default_num_ctx=settings.context_length,
+        caps=RequestCaps(max_num_ctx=settings.max_num_ctx, max_predict=settings.max_predict))
     app.on_response_prepare.append(request_id_on_prepare)
+    install_security(app, settings, registry)
     app.cleanup_ctx.append(_owned_resources)
     add_routes(app)
     add_embed_routes(app)
@@ -48,6 +56,7 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     add_transfer_routes(app)
     add_store_routes(app)
     add_v2_routes(app)
+    add_key_routes(app)
     return app
 
 

@@ -19,6 +19,7 @@ from google.protobuf.json_format import MessageToDict
 from gateway import fitting
 from gateway import prompt as prompts
 from gateway.gotemplate.funcs import go_quote
+from gateway.caps import RequestCaps
 from gateway.options import ModelOptions
 from gateway.output import OutputParser, Piece
 from gateway.prompt import PromptTemplate, Think
@@ -38,10 +39,12 @@ RAW_CONFLICT = "raw mode does not support template, system, or context"
 class InferenceService:
     """Generate and chat over the registry (names → models) and the scheduler (→ runners)."""
 
-    def __init__(self, registry: Any, scheduler: Scheduler, *, default_num_ctx: int) -> None:
+    def __init__(self, registry: Any, scheduler: Scheduler, *, default_num_ctx: int,
+                 caps: RequestCaps = RequestCaps()) -> None:
         self.registry = registry
         self.scheduler = scheduler
         self.default_num_ctx = default_num_ctx
+        self.caps = caps
 
     async def resolve(self, name: str, *, empty: CorralError) -> Any:
         """The registry's ResolveModelResponse for ``name``; ``empty`` is raised for ``""``."""
@@ -50,9 +53,11 @@ class InferenceService:
         return await self.registry.resolve(name)
 
     def options(self, resolved: Any, request_options: dict) -> ModelOptions:
-        """defaults < Modelfile PARAMETERs < request, num_ctx capped at the trained context."""
+        """defaults < Modelfile PARAMETERs < request, within the server's caps (400 past one),
+        num_ctx capped at the trained context."""
         parameters = MessageToDict(resolved.parameters) if resolved.HasField("parameters") else {}
         merged = ModelOptions.merge(parameters, request_options, num_ctx=self.default_num_ctx)
+        merged = self.caps.apply(merged, request_options)
         trained = resolved.model.details.context_length
         if trained and merged.num_ctx > trained:
             merged = ModelOptions({**merged.values, "num_ctx": trained})

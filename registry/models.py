@@ -2,6 +2,7 @@
 
     models ──► manifests ──► layers ──► blobs ◄── gguf_info
                    └──────── config ──────┘
+    api_keys (standalone: names, scopes, limits, SHA-256 of each secret)
 
 Digests are stored as ``sha256:<64 hex>`` everywhere. Blob files hold the content; these rows
 hold what references it, so garbage collection is a query, not a scan of every manifest.
@@ -123,3 +124,20 @@ class GGUFFacts(Base):
     chat_template: Mapped[str] = mapped_column(Text)
     bos_token: Mapped[str] = mapped_column(Text)
     eos_token: Mapped[str] = mapped_column(Text)
+
+
+class ApiKeyRow(Base):
+    """An API key: its name, scopes (space-separated) and limits, and the SHA-256 of its
+    secret. The secret itself is never stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(255))
+    requests_per_minute: Mapped[int] = mapped_column(Integer)
+    max_concurrent: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -21,7 +21,9 @@ from registry.db import migrate, open_database, session_factory
 from registry.embedded import ensure_embedded_model
 from registry.indexer import ManifestIndexer
 from registry.integrity import BlobVerifier
+from registry.keys import KeyStore
 from registry.lifecycle import prune_at_startup
+from registry.servicer_keys import KeysServicerMixin
 from registry.servicer_models import ModelsServicerMixin
 from registry.servicer_store import StoreServicerMixin
 from registry.store import ModelRecord, ModelStore, ResolvedModel
@@ -40,16 +42,17 @@ log = structlog.get_logger()
 
 
 class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, StoreServicerMixin,
-                       registry_pb2_grpc.RegistryServicer):
+                       KeysServicerMixin, registry_pb2_grpc.RegistryServicer):
     """Thin translation between protobuf messages and ``ModelStore`` calls."""
 
     def __init__(self, store: ModelStore, transfers: TransferService | None = None, *,
-                 verifier: BlobVerifier | None = None,
-                 indexer: ManifestIndexer | None = None) -> None:
+                 verifier: BlobVerifier | None = None, indexer: ManifestIndexer | None = None,
+                 keys: KeyStore | None = None) -> None:
         self._store = store
         self.transfers = transfers or TransferService(store)
         self.verifier = verifier or BlobVerifier(store)
         self.indexer = indexer or ManifestIndexer(store, on_indexed=self.verifier.wake)
+        self._keys = keys or KeyStore(store.sessions)
 
     async def ResolveModel(self, request: pb.ResolveModelRequest,
                            context: grpc.aio.ServicerContext) -> pb.ResolveModelResponse:
@@ -90,8 +93,9 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
         await prune_at_startup(store)
         service = GrpcService(settings.address, [SERVICE_NAME])
         transfers = TransferService(store, options_from_settings(settings))
+        keys = KeyStore(store.sessions)
         registry_pb2_grpc.add_RegistryServicer_to_server(
-            RegistryServicer(store, transfers, verifier=verifier, indexer=indexer),
+            RegistryServicer(store, transfers, verifier=verifier, indexer=indexer, keys=keys),
             service.server)
         await service.start()
         background = [asyncio.create_task(indexer.watch()), asyncio.create_task(verifier.run())]
@@ -105,6 +109,7 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
             await asyncio.gather(*background, return_exceptions=True)
             await service.stop()
             await transfers.close()
+            await keys.close()
 
 
 def model_summary(record: ModelRecord) -> pb.ModelSummary:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -25,12 +26,21 @@ class ServerUnreachableError(Exception):
     """Nothing answers at OLLAMA_HOST."""
 
 
-class ApiClient:
-    """Talks Ollama's REST API to the server at ``host``."""
+class TlsError(ServerUnreachableError):
+    """Something answers at an ``https://`` OLLAMA_HOST, but TLS failed (e.g. an untrusted
+    certificate): a server is there, and no local one should be started in its place."""
 
-    def __init__(self, host: HostAddress, timeout: float | None = None) -> None:
+
+class ApiClient:
+    """Talks Ollama's REST API to the server at ``host`` (``https`` verifies the server's
+    certificate against the system's CAs, or ``SSL_CERT_FILE``'s), sending ``api_key`` (the
+    ``CORRAL_API_KEY``) as ``Authorization: Bearer``."""
+
+    def __init__(self, host: HostAddress, timeout: float | None = None, *,
+                 api_key: str = "") -> None:
         self.host = host
         self.timeout = timeout
+        self._api_key = api_key
 
     def _connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.host.scheme == "https" else http.client.HTTPConnection
@@ -43,11 +53,19 @@ class ApiClient:
         conn = self._connection(timeout)
         payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         headers = dict(headers or {})
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
         if body is not None:
             headers.setdefault("Content-Type", "application/json")
         try:
             conn.request(method, path, body=payload, headers=headers)
             response = conn.getresponse()
+        except ssl.SSLError as exc:
+            conn.close()
+            hint = " (to trust a private CA or self-signed certificate, set SSL_CERT_FILE)" \
+                if isinstance(exc, ssl.SSLCertVerificationError) else ""
+            raise TlsError(f"TLS with {self.host.url} failed: "
+                           f"{getattr(exc, 'verify_message', '') or exc.reason or exc}{hint}") from exc
         except (ConnectionError, OSError) as exc:
             conn.close()
             raise ServerUnreachableError(
@@ -120,9 +138,12 @@ class ApiClient:
         return response.status
 
     def is_running(self) -> bool:
-        """Whether anything answers ``HEAD /`` (an HTTP error still means a server is there)."""
+        """Whether anything answers ``HEAD /`` (an HTTP error still means a server is there);
+        ``TlsError`` when one answers but TLS with it fails."""
         try:
             conn, response = self._send("HEAD", "/", timeout=5.0)
+        except TlsError:
+            raise
         except ServerUnreachableError:
             return False
         except ApiError:

@@ -4,6 +4,8 @@
     ├── InvalidRequestError          400 / INVALID_ARGUMENT
     │   └── InvalidModelNameError    400 / INVALID_ARGUMENT
     ├── ModelNotFoundError           404 / NOT_FOUND
+    ├── KeyNotFoundError             404 / NOT_FOUND
+    ├── ConflictError                409 / ALREADY_EXISTS
     ├── ServerBusyError              503 / RESOURCE_EXHAUSTED
     ├── RunnerUnavailableError       503 / UNAVAILABLE
     ├── RunnerCrashedError           500 / INTERNAL   (the runner process died mid-request)
@@ -71,6 +73,20 @@ class ModelNotFoundError(CorralError):
     http_status = 404
 
 
+class KeyNotFoundError(CorralError):
+    """No API key has this name."""
+
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    http_status = 404
+
+
+class ConflictError(CorralError):
+    """The thing to create exists already (e.g. an API key of the same name)."""
+
+    grpc_code = grpc.StatusCode.ALREADY_EXISTS
+    http_status = 409
+
+
 class ServerBusyError(CorralError):
     """The request queue is full."""
 
@@ -133,8 +149,9 @@ _BY_NAME: dict[str, type[CorralError]] = {
     cls.__name__: cls
     for cls in (
         CorralError, InvalidRequestError, InvalidModelNameError, ModelNotFoundError,
-        ServerBusyError, RunnerUnavailableError, RunnerCrashedError, RequestCancelledError,
-        BlobCorruptError, StoredBlobCorruptError, RequestTooLargeError, DiskFullError,
+        KeyNotFoundError, ConflictError, ServerBusyError, RunnerUnavailableError,
+        RunnerCrashedError, RequestCancelledError, BlobCorruptError, StoredBlobCorruptError,
+        RequestTooLargeError, DiskFullError,
     )
 }
 _BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {
@@ -144,6 +161,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {
     grpc.StatusCode.UNAVAILABLE: RunnerUnavailableError,
     grpc.StatusCode.CANCELLED: RequestCancelledError,
     grpc.StatusCode.DATA_LOSS: BlobCorruptError,
+    grpc.StatusCode.ALREADY_EXISTS: ConflictError,
 }
 
 

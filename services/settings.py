@@ -92,6 +92,19 @@ def parse_bool(text: str | None) -> bool:
     return True
 
 
+AUTH_AUTO = "auto"
+AUTH_REQUIRED = "required"
+
+
+def parse_auth_mode(text: str | None) -> str:
+    """``CORRAL_AUTH``: ``auto`` (unset, ``auto``, ``0``/``false``/``off``) turns keys on once one
+    exists; ``required`` always asks for one. Anything unrecognised fails closed: required."""
+    text = (text or "").strip().strip("\"'").lower()
+    if text in ("", AUTH_AUTO, "0", "f", "false", "off", "no"):
+        return AUTH_AUTO
+    return AUTH_REQUIRED
+
+
 @dataclass(frozen=True)
 class HostAddress:
     """Where the gateway listens and where clients connect (``OLLAMA_HOST``)."""
@@ -188,6 +201,11 @@ class GatewaySettings:
     origins: tuple[str, ...] = field(default=(), metadata={"env": "OLLAMA_ORIGINS", "doc": "extra allowed CORS origins"})
     preload: tuple[str, ...] = field(default=(), metadata={"env": "CORRAL_PRELOAD", "doc": "models to load and pin at startup (comma list)"})
     registry_write: bool = field(default=False, metadata={"env": "CORRAL_REGISTRY_WRITE", "doc": "accept pushes on /v2/ (blob uploads, manifest PUT)"})
+    auth: str = field(default=AUTH_AUTO, metadata={"env": "CORRAL_AUTH", "doc": "API keys: auto (on once a key exists) or required"})
+    tls_cert: Path | None = field(default=None, metadata={"env": "CORRAL_TLS_CERT", "doc": "PEM certificate (chain): serve HTTPS"})
+    tls_key: Path | None = field(default=None, metadata={"env": "CORRAL_TLS_KEY", "doc": "PEM private key of CORRAL_TLS_CERT"})
+    max_num_ctx: int = field(default=0, metadata={"env": "CORRAL_MAX_NUM_CTX", "doc": "largest num_ctx a request may ask for (0 = no cap)"})
+    max_predict: int = field(default=0, metadata={"env": "CORRAL_MAX_PREDICT", "doc": "largest num_predict a request may ask for (0 = no cap)"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -208,6 +226,11 @@ class GatewaySettings:
             origins=tuple(o.strip() for o in env.get("OLLAMA_ORIGINS", "").split(",") if o.strip()),
             preload=tuple(m.strip() for m in env.get("CORRAL_PRELOAD", "").split(",") if m.strip()),
             registry_write=parse_bool(env.get("CORRAL_REGISTRY_WRITE")),
+            auth=parse_auth_mode(env.get("CORRAL_AUTH")),
+            tls_cert=_path(env, "CORRAL_TLS_CERT"),
+            tls_key=_path(env, "CORRAL_TLS_KEY"),
+            max_num_ctx=_int(env, "CORRAL_MAX_NUM_CTX", 0, minimum=0),
+            max_predict=_int(env, "CORRAL_MAX_PREDICT", 0, minimum=0),
         )
 
 

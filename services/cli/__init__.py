@@ -15,6 +15,7 @@ from services.api_client import ApiClient, ApiError, ServerUnreachableError
 from services.cli import commands
 from services.cli.autostart import ClientSettings, connect
 from services.cli.create import cmd_create
+from services.cli.keys import cmd_keys
 from services.cli.parser import Command, Flag, HelpRequested, Invocation, UsageError, resolve
 from services.cli.run import cmd_run
 from services.cli.store import cmd_load, cmd_rescan, cmd_save, cmd_verify
@@ -45,6 +46,10 @@ def cmd_serve(_inv: Invocation) -> int:
 
     configure_logging("serve", debug=RegistrySettings.from_env().debug)
     return asyncio.run(serve(os.environ))
+
+
+def _keys_command(inv: Invocation) -> int:
+    return cmd_keys(inv, lambda: connect(os.environ))
 
 
 def _client_command(handler: Callable[[Invocation, ApiClient], int]) -> Callable[[Invocation], int]:
@@ -102,6 +107,16 @@ COMMANDS: tuple[Command, ...] = (
             flags=(Flag("output", "Write the archive to this file", "string", "o"),)),
     Command("load FILE", "Load models from a tar written by 'corral save'",
             _client_command(cmd_load), args=(1, 1), env=CLIENT_ENV),
+    Command("keys ACTION [NAME]", "Manage API keys: create NAME, list, revoke NAME", _keys_command,
+            args=(1, 2), env=(*CLIENT_ENV, ("CORRAL_REGISTRY_ADDR",
+                                            "talk to this registry directly (bootstrap the first key)")),
+            flags=(Flag("scope", "Scopes of a new key: read, inference, manage, registry:pull, "
+                        "registry:push, metrics, admin (repeat or comma-separate)", "strings"),
+                   Flag("expires", "Expiry of a new key: a duration (90d, 12h) or an RFC 3339 time",
+                        "string"),
+                   Flag("rpm", "Requests per minute a new key may make (0 = unlimited)", "int"),
+                   Flag("concurrency", "Generations a new key may run at once (0 = unlimited)",
+                        "int"))),
 )
 
 
@@ -111,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         inv = resolve(COMMANDS, argv, SHORT)
         if inv is None:
-            return commands.print_version(ApiClient(ClientSettings.from_env().host, timeout=10))
+            return commands.print_version(ClientSettings.from_env().client(timeout=10))
         return inv.command.handler(inv)
     except HelpRequested as help_screen:
         sys.stdout.write(help_screen.text)

@@ -32,11 +32,17 @@ class ClientSettings:
     host: HostAddress = field(metadata={"env": "OLLAMA_HOST", "doc": "IP Address for the corral server (default 127.0.0.1:11434)"})
     models_dir: Path = field(metadata={"env": "OLLAMA_MODELS", "doc": "model store of an auto-started server, which logs to logs/server.log there (default ~/.corral)"})
     no_autostart: bool = field(default=False, metadata={"env": "CORRAL_NO_AUTOSTART", "doc": "never start a local server in the background (default false)"})
+    api_key: str = field(default="", repr=False, metadata={"env": "CORRAL_API_KEY", "doc": "API key sent to the server (Authorization: Bearer)"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ClientSettings:
         return cls(host=parse_ollama_host(env.get("OLLAMA_HOST")), models_dir=default_models_dir(env),
-                   no_autostart=parse_bool(env.get("CORRAL_NO_AUTOSTART")))
+                   no_autostart=parse_bool(env.get("CORRAL_NO_AUTOSTART")),
+                   api_key=env.get("CORRAL_API_KEY", "").strip())
+
+    def client(self, timeout: float | None = None) -> ApiClient:
+        """A client of ``host`` carrying the API key."""
+        return ApiClient(self.host, timeout, api_key=self.api_key)
 
 
 def is_local(host: HostAddress) -> bool:
@@ -56,7 +62,7 @@ def connect(env: Mapping[str, str] = os.environ) -> ApiClient:
     Raises ServerUnreachableError when none answers and none may or could be started.
     """
     settings = ClientSettings.from_env(env)
-    client = ApiClient(settings.host)
+    client = settings.client()
     if client.is_running():
         return client
     if settings.no_autostart or not is_local(settings.host):
@@ -68,7 +74,7 @@ def connect(env: Mapping[str, str] = os.environ) -> ApiClient:
         if client.is_running():  # another CLI process started it while we waited
             return client
         pid, log_path = spawn_server(env, log_dir / "server.log")
-        wait_until_ready(client, pid, log_path)
+        wait_until_ready(settings.client(timeout=5.0), pid, log_path)
     print(f"Started corral server in the background (pid {pid}, log: {log_path})", file=sys.stderr)
     return client
 
@@ -85,11 +91,10 @@ def spawn_server(env: Mapping[str, str], log_path: Path) -> tuple[int, Path]:
     return process.pid, log_path
 
 
-def wait_until_ready(client: ApiClient, pid: int, log_path: Path,
+def wait_until_ready(probe: ApiClient, pid: int, log_path: Path,
                      timeout: float = READY_TIMEOUT_S) -> None:
     """Poll until the model list answers (gateway and registry both up); raise if the server
-    exits or never answers."""
-    probe = ApiClient(client.host, timeout=5.0)
+    exits or never answers. ``probe`` should have a short timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -28,7 +28,8 @@ class HelpRequested(Exception):  # noqa: N818 - a control-flow signal, not an er
 
 @dataclass(frozen=True)
 class Flag:
-    """One pflag flag. ``kind`` is bool, string or int; ``optional`` is pflag's NoOptDefVal."""
+    """One pflag flag. ``kind`` is bool, string, int or strings (pflag's StringSlice: repeated
+    and comma-separated values accumulate); ``optional`` is pflag's NoOptDefVal."""
 
     name: str
     usage: str
@@ -38,7 +39,7 @@ class Flag:
 
     @property
     def default(self) -> Any:
-        return {"bool": False, "string": "", "int": 0}[self.kind]
+        return {"bool": False, "string": "", "int": 0, "strings": []}[self.kind]
 
     def usage_prefix(self) -> str:
         line = f"  -{self.short}, --{self.name}" if self.short else f"      --{self.name}"
@@ -90,6 +91,8 @@ def _find_flag(flags: Sequence[Flag], name: str = "", short: str = "") -> Flag |
 def _convert(flag: Flag, value: str, spelled: str) -> Any:
     if flag.kind == "string":
         return value
+    if flag.kind == "strings":
+        return [part for part in value.split(",") if part]
     if flag.kind == "int":
         try:
             return int(value, 0)
@@ -139,7 +142,10 @@ def parse_flags(command: Command, argv: Sequence[str]) -> Invocation:
                 value = items.pop(0)
             else:
                 raise UsageError(f"flag needs an argument: {spelled}")
-        inv.flags[flag.name] = _convert(flag, value, spelled)
+        converted = _convert(flag, value, spelled)
+        if flag.kind == "strings" and flag.name in inv.changed:
+            converted = [*inv.flags[flag.name], *converted]
+        inv.flags[flag.name] = converted
         inv.changed.add(flag.name)
     return inv
 

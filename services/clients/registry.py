@@ -117,5 +117,27 @@ class RegistryClient:
 
         return await self._stub.PutBlob(messages(), metadata=metadata())
 
+    # -- API keys (only hashes travel; see services.apikeys) ------------------------------------
+
+    @translating
+    async def create_key(self, request: pb.CreateKeyRequest) -> pb.ApiKey:
+        """Store a key (``ConflictError`` when the name is taken); returns its description."""
+        return (await self._stub.CreateKey(request, metadata=metadata())).key
+
+    @translating
+    async def list_keys(self) -> list[pb.ApiKey]:
+        reply = await self._stub.ListKeys(pb.ListKeysRequest(), metadata=metadata())
+        return list(reply.keys)
+
+    @translating
+    async def revoke_key(self, name: str) -> None:
+        """Delete the key ``name`` (``KeyNotFoundError`` when there is none)."""
+        await self._stub.RevokeKey(pb.RevokeKeyRequest(name=name), metadata=metadata())
+
+    @translating
+    async def check_key(self, key_hash: str = "") -> pb.CheckKeyResponse:
+        """Whether keys exist and, given a hash, the state of that key."""
+        return await self._stub.CheckKey(pb.CheckKeyRequest(key_hash=key_hash), metadata=metadata())
+
     async def close(self) -> None:
         await self._channel.close()

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -69,11 +70,18 @@ def alive(pid: int) -> bool:
 
 
 class CorralServer:
-    """``corral serve`` on a free port with its own OLLAMA_MODELS; logs go to a file."""
+    """``corral serve`` on a free port with its own OLLAMA_MODELS; logs go to a file.
 
-    def __init__(self, models_dir: Path, log_path: Path, **env: str) -> None:
+    ``tls`` (a client context trusting the server's certificate) means the server speaks HTTPS;
+    ``headers`` are sent with every request the helpers make (e.g. an API key).
+    """
+
+    def __init__(self, models_dir: Path, log_path: Path, *, tls: ssl.SSLContext | None = None,
+                 **env: str) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.headers: dict[str, str] = {}
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.models_dir = models_dir
         self.log_path = log_path
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "CORRAL_"))},
@@ -107,9 +115,9 @@ class CorralServer:
     def request(self, method: str, path: str, body: object = None, raw: bytes | None = None,
                 timeout: float = 120.0) -> tuple[int, bytes, dict]:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=self.headers)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.tls) as resp:
                 return resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), dict(exc.headers)
@@ -126,8 +134,9 @@ class CorralServer:
 
     def stream(self, path: str, body: object, timeout: float = 120.0):
         """POST and yield NDJSON objects as they arrive."""
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST")
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers=self.headers)
+        with urllib.request.urlopen(req, timeout=timeout, context=self.tls) as resp:
             for line in resp:
                 if line.strip():
                     yield json.loads(line)

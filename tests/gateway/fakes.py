@@ -57,6 +57,11 @@ class FakeRegistry:
     async def list_models(self) -> list[rpb.ModelSummary]:
         return [m.model for m in self.models.values()]
 
+    async def check_key(self, key_hash: str = "") -> rpb.CheckKeyResponse:
+        """No API keys: auth stays off (tests/gateway/test_security.py uses a real registry)."""
+        return rpb.CheckKeyResponse(
+            keys_exist=False, status=rpb.KEY_STATUS_UNKNOWN if key_hash else rpb.KEY_STATUS_UNSPECIFIED)
+
     async def close(self) -> None:
         self.closed = True
 

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 from registry.db import DB_FILENAME, alembic_config, migrate, open_database
 from registry.models import Base
 
-TABLES = {"alembic_version", "blobs", "manifests", "layers", "models", "gguf_info"}
+TABLES = {"alembic_version", "blobs", "manifests", "layers", "models", "gguf_info", "api_keys"}
 
 
 async def test_migration_creates_schema_and_is_idempotent(tmp_path: Path) -> None:

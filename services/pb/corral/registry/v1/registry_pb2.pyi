@@ -11,6 +11,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class KeyStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KEY_STATUS_UNSPECIFIED: _ClassVar[KeyStatus]
+    KEY_STATUS_VALID: _ClassVar[KeyStatus]
+    KEY_STATUS_UNKNOWN: _ClassVar[KeyStatus]
+    KEY_STATUS_EXPIRED: _ClassVar[KeyStatus]
+KEY_STATUS_UNSPECIFIED: KeyStatus
+KEY_STATUS_VALID: KeyStatus
+KEY_STATUS_UNKNOWN: KeyStatus
+KEY_STATUS_EXPIRED: KeyStatus
+
 class ModelDetails(_message.Message):
     __slots__ = ("parent_model", "format", "family", "families", "parameter_size", "quantization_level", "context_length", "embedding_length")
     PARENT_MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -348,3 +359,79 @@ class BlobVerification(_message.Message):
     models: _containers.RepeatedScalarFieldContainer[str]
     quarantined: bool
     def __init__(self, digest: _Optional[str] = ..., state: _Optional[_Union[BlobVerification.State, str]] = ..., size: _Optional[int] = ..., actual_digest: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., quarantined: _Optional[bool] = ...) -> None: ...
+
+class ApiKey(_message.Message):
+    __slots__ = ("name", "scopes", "created_at", "last_used_at", "expires_at", "requests_per_minute", "max_concurrent")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    created_at: _timestamp_pb2.Timestamp
+    last_used_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    requests_per_minute: int
+    max_concurrent: int
+    def __init__(self, name: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requests_per_minute: _Optional[int] = ..., max_concurrent: _Optional[int] = ...) -> None: ...
+
+class CreateKeyRequest(_message.Message):
+    __slots__ = ("name", "scopes", "key_hash", "expires_at", "requests_per_minute", "max_concurrent")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    key_hash: str
+    expires_at: _timestamp_pb2.Timestamp
+    requests_per_minute: int
+    max_concurrent: int
+    def __init__(self, name: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., key_hash: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requests_per_minute: _Optional[int] = ..., max_concurrent: _Optional[int] = ...) -> None: ...
+
+class CreateKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: ApiKey
+    def __init__(self, key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
+
+class ListKeysRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListKeysResponse(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ...) -> None: ...
+
+class RevokeKeyRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RevokeKeyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckKeyRequest(_message.Message):
+    __slots__ = ("key_hash",)
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    key_hash: str
+    def __init__(self, key_hash: _Optional[str] = ...) -> None: ...
+
+class CheckKeyResponse(_message.Message):
+    __slots__ = ("keys_exist", "status", "key")
+    KEYS_EXIST_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    keys_exist: bool
+    status: KeyStatus
+    key: ApiKey
+    def __init__(self, keys_exist: _Optional[bool] = ..., status: _Optional[_Union[KeyStatus, str]] = ..., key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...

@@ -105,6 +105,26 @@ class RegistryStub:
                 request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.VerifyBlobsRequest.SerializeToString,
                 response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.BlobVerification.FromString,
                 _registered_method=True)
+        self.CreateKey = channel.unary_unary(
+                '/corral.registry.v1.Registry/CreateKey',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.CreateKeyRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.CreateKeyResponse.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/corral.registry.v1.Registry/ListKeys',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeKey = channel.unary_unary(
+                '/corral.registry.v1.Registry/RevokeKey',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.RevokeKeyRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.RevokeKeyResponse.FromString,
+                _registered_method=True)
+        self.CheckKey = channel.unary_unary(
+                '/corral.registry.v1.Registry/CheckKey',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -211,6 +231,35 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateKey(self, request, context):
+        """CreateKey stores a new API key under a unique name. Only the key's hash ever reaches the
+        registry: the caller generates the secret, shows it once and forgets it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """ListKeys returns every key's description (never a secret, never a hash).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeKey(self, request, context):
+        """RevokeKey deletes a key; its very next request is refused. NOT_FOUND when unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckKey(self, request, context):
+        """CheckKey looks a presented key up by hash (the gateway asks on every request).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -283,6 +332,26 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.VerifyBlobs,
                     request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.VerifyBlobsRequest.FromString,
                     response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.BlobVerification.SerializeToString,
+            ),
+            'CreateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKey,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.CreateKeyRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.CreateKeyResponse.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.ListKeysRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'RevokeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKey,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.RevokeKeyRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.RevokeKeyResponse.SerializeToString,
+            ),
+            'CheckKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckKey,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -664,6 +733,114 @@ class Registry:
             '/corral.registry.v1.Registry/VerifyBlobs',
             corral_dot_registry_dot_v1_dot_registry__pb2.VerifyBlobsRequest.SerializeToString,
             corral_dot_registry_dot_v1_dot_registry__pb2.BlobVerification.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/CreateKey',
+            corral_dot_registry_dot_v1_dot_registry__pb2.CreateKeyRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.CreateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/ListKeys',
+            corral_dot_registry_dot_v1_dot_registry__pb2.ListKeysRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/RevokeKey',
+            corral_dot_registry_dot_v1_dot_registry__pb2.RevokeKeyRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.RevokeKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/CheckKey',
+            corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
