@@ -42,6 +42,8 @@ ROUTE_SCOPES: dict[str, frozenset[str]] = {
     "/api/create": frozenset({MANAGE}), "/api/copy": frozenset({MANAGE}),
     "/api/delete": frozenset({MANAGE}), "/api/blobs/{digest}": frozenset({MANAGE}),
     "/api/pull": frozenset({MANAGE}), "/api/push": frozenset({MANAGE}),
+    "/api/rescan": frozenset({MANAGE}), "/api/verify": frozenset({MANAGE}),
+    "/api/manifests/{name}": frozenset({MANAGE}),  # corral save/load (blobs then go by /v2/)
     "/api/keys": frozenset({ADMIN}), "/api/keys/{name}": frozenset({ADMIN}),
     "/metrics": frozenset({METRICS}),
 }

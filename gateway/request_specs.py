@@ -119,6 +119,10 @@ API: dict[str, Struct] = {s.go: s for s in (
     Struct("api.DeleteRequest", dict(_NAMED)),
     # Corral's own: POST /api/verify (``corral verify``)
     Struct("api.VerifyRequest", {"model": STRING, "repair": BOOL, "stream": BOOL}),
+    # Corral's own: POST /api/keys (``corral keys create`` over the API)
+    Struct("api.CreateKeyRequest", {
+        "name": STRING, "scopes": Array(STRING, "[]string"), "expires": STRING,
+        "requests_per_minute": INT32, "max_concurrent": INT32}),
     Struct("api.PullRequest", {**_NAMED, "insecure": BOOL, "username": STRING,
                                "password": STRING, "stream": BOOL}),
     Struct("api.PushRequest", {**_NAMED, "insecure": BOOL, "username": STRING,
