@@ -78,6 +78,8 @@ class ResolvedModel:
     manifest: Manifest | None = None
     licenses: list[str] = field(default_factory=list)
     adapter_paths: list[Path] = field(default_factory=list)
+    renderer: str = ""  # the config's named renderer and parser (Modelfile RENDERER/PARSER)
+    parser: str = ""
 
     @property
     def parent_model(self) -> str:
@@ -270,6 +272,7 @@ class ModelStore:
     async def _resolved(self, row: tables.Model, facts: Mapping[str, GGUFInfo]) -> ResolvedModel:
         record = await self._record(row, facts)
         manifest = Manifest.parse(row.manifest.content)
+        config = await self._config(manifest)
         model_layer = manifest.layer(MODEL_MEDIA_TYPE)
         info = facts.get(model_layer.digest) if model_layer else None
         template = next((layer for t in TEMPLATE_MEDIA_TYPES if (layer := manifest.layer(t))), None)
@@ -288,6 +291,7 @@ class ModelStore:
                       if layer.media_type == LICENSE_MEDIA_TYPE],
             adapter_paths=[self.blobs.path(layer.digest).resolve() for layer in manifest.layers
                            if layer.media_type == ADAPTER_MEDIA_TYPE],
+            renderer=_config_text(config, "renderer"), parser=_config_text(config, "parser"),
         )
 
     async def _config(self, manifest: Manifest) -> dict[str, Any]:
@@ -308,6 +312,11 @@ class ModelStore:
             return default
         value = json.loads(await self.blobs.read(layer.digest))
         return value if isinstance(value, type(default)) else default
+
+
+def _config_text(config: Mapping[str, Any], key: str) -> str:
+    value = config.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def row_name(row: tables.Model) -> ModelName:
