@@ -19,6 +19,8 @@ from typing import Any
 from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 
+from gateway.formats.chat_format import HARMONY_FAMILIES
+from gateway.formats.registry import PARSERS, check_names
 from gateway.gotemplate import Template, TemplateError
 from gateway.keys import REGISTRY
 from gateway.models import details_dict
@@ -72,7 +74,8 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
         display_name=reply.model.name, model_path=reply.model_path, template=modelfile_template,
         system=system, adapters=[str(blobs_dir / d.replace(":", "-")) for d in reply.adapters],
         parameters={**parameters, **(options or {})}, licenses=list(reply.license),
-        messages=[(m.role, m.content) for m in reply.messages])
+        messages=[(m.role, m.content) for m in reply.messages],
+        renderer=reply.renderer, parser=reply.parser)
     out: dict[str, Any] = {}
     if reply.license:
         out["license"] = "\n".join(reply.license)
@@ -82,14 +85,25 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
     out["template"] = template
     if system:
         out["system"] = system
+    out.update({k: v for k, v in (("renderer", reply.renderer), ("parser", reply.parser)) if v})
     out["details"] = details_dict(reply.model.details)
     if reply.messages:
         out["messages"] = [{"role": m.role, "content": m.content} for m in reply.messages]
     out["model_info"] = _plain(MessageToDict(reply.model_info))
-    if reply.capabilities:
-        out["capabilities"] = list(reply.capabilities)
+    if capabilities := format_capabilities(reply):
+        out["capabilities"] = capabilities
     out["modified_at"] = local_timestamp(reply.model.modified_at.ToDatetime(tzinfo=dt.timezone.utc))
     return out
+
+
+def format_capabilities(reply: pb.ShowModelResponse) -> list[str]:
+    """The registry's capabilities plus what the named parser finds (tools, thinking) and
+    ``thinking`` for gpt-oss, as Ollama adds them."""
+    found = list(reply.capabilities)
+    spec = PARSERS.get(reply.parser)
+    extra = ["tools"] * bool(spec and spec.tools) + ["thinking"] * bool(
+        (spec and spec.thinking) or reply.model.details.family in HARMONY_FAMILIES)
+    return found + [c for c in extra if c not in found]
 
 
 def _plain(value: Any) -> Any:
@@ -133,6 +147,10 @@ def parse_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
         quantize=(field_of(body, s, "quantize", str, "")
                   or field_of(body, s, "quantization", str, "")),
         **{"from": field_of(body, s, "from", str, "")})
+    for key in ("renderer", "parser"):
+        if (value := field_of(body, s, key, str)) is not None:
+            setattr(request, key, value.strip())
+    check_names(request.renderer, request.parser)
     if parameters:
         request.parameters.update(parameters)
     return request, field_of(body, s, "stream", bool, True)
