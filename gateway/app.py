@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.anthropic.routes import add_anthropic_routes
 from gateway.generation import InferenceService
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
 from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
@@ -41,6 +42,7 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     add_embed_routes(app)
     add_model_routes(app)
     add_openai_routes(app)
+    add_anthropic_routes(app)
     add_transfer_routes(app)
     add_v2_routes(app)
     return app

@@ -173,6 +173,18 @@ class InferenceService:
                                      lambda piece: {"message": chat_message(piece)}, final):
                 yield obj
 
+    async def count_chat_tokens(self, p: ChatParams, *,
+                                tool_choice: ToolChoice = ToolChoice()) -> int:
+        """The tokens of the whole prompt ``p`` renders to, untruncated (Anthropic's
+        ``count_tokens``, counted by the model's own tokenizer)."""
+        resolved, template, think = await self._checked_chat(p, relax_thinking=True)
+        tools, think = forced_choice(tool_choice, p, think)
+        text = template.render(prompts.chat_messages(resolved, p.messages), tools=tools,
+                               think=think)
+        options = self.options(resolved, p.options)
+        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
+            return len(await _window(lease, options)[1](text, True))
+
     async def load_chat(self, p: ChatParams) -> dict:
         """No messages: load (``done_reason: load``) or, with keep_alive 0, unload."""
         if p.is_unload:
@@ -274,6 +286,8 @@ def forced_choice(choice: ToolChoice, p: ChatParams, think: Think) -> tuple[list
     tools = choice.select(p.tools)
     if not choice.forces:
         return tools, think
+    if not tools:
+        raise InvalidRequestError("tool_choice forces a tool call but no tools were given")
     if p.format:
         raise InvalidRequestError("a forced tool_choice cannot be combined with format")
     if p.think.enabled:
