@@ -181,11 +181,12 @@ class Qwen3Renderer:
 
     @staticmethod
     def _assistant(message: Message, *, keep_thinking: bool, prefill: bool) -> str:
-        text = message.get("content", "")
+        content = message.get("content", "")
+        text = content
         if keep_thinking and message.get("thinking"):
             text = f"{THINK_OPEN}\n{message['thinking'].strip()}\n{THINK_CLOSE}\n\n" + \
-                text.lstrip("\n")
+                content.lstrip("\n")
         calls = [hermes_call(c) for c in message.get("tool_calls") or []]
-        if calls:
-            text = (text + "\n" if text else "") + "\n".join(calls)
+        if calls:  # a newline between the content (if any) and each call
+            text += ("\n" if content else "") + "\n".join(calls)
         return f"{IM_START}assistant\n{text}" + ("" if prefill else f"{IM_END}\n")
