@@ -290,7 +290,7 @@ def forced_choice(choice: ToolChoice, p: ChatParams, think: Think) -> tuple[list
         raise InvalidRequestError("tool_choice forces a tool call but no tools were given")
     if p.format:
         raise InvalidRequestError("a forced tool_choice cannot be combined with format")
-    if p.think.enabled:
+    if p.think.enabled and think.enabled:  # asked for, and the model would think
         raise InvalidRequestError("Thinking may not be enabled when tool_choice forces tool use.")
     return tools, Think(False) if think.enabled else think
 

@@ -10,6 +10,8 @@ thinking, compared with the raw text of the very same generation.
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
@@ -49,12 +51,12 @@ def test_renderer_and_parser_end_to_end(corral, parser):
                                timeout=120)
         chunks = list(client.chat.completions.create(
             model=name, messages=QUESTION, tools=[WEATHER], tool_choice="required",
-            stream=True, temperature=0, seed=1, max_tokens=80))
+            stream=True, temperature=0, seed=1, max_tokens=160))
         calls = [c for chunk in chunks for choice in chunk.choices
                  for c in choice.delta.tool_calls or []]
         (call,) = calls
         assert call.function.name == "get_weather"
-        city = __import__("json").loads(call.function.arguments)["city"]
+        city = json.loads(call.function.arguments)["city"]
         assert isinstance(city, str) and city and "<" not in city
         assert not "".join(choice.delta.content or "" for chunk in chunks
                            for choice in chunk.choices)  # no markup leaked into content
