@@ -154,3 +154,16 @@ async def test_keepalive_wrapper_yields_pings_then_items():
         yield "a"
     items = [item async for item in wire.with_keepalive(slow(), 0.05)]
     assert items[-1] == "a" and items.count(wire.KEEPALIVE) == 2
+
+
+async def test_forced_call_on_a_model_that_cannot_think_ignores_thinking(client, registry,
+                                                                          spawner):
+    model = resolved_model("plain-tools:latest", "56" * 32, chat_template="")
+    model.template = ("{{ range .Messages }}{{ .Content }}{{ end }}{{ range .Tools }}{{ . }}"
+                      "{{ end }}")
+    registry.models["plain-tools:latest"] = model
+    spawner.script = Script(pieces=('{"name": "get_weather", "arguments": {"city": "Oslo"}}',))
+    body = {**BODY, "model": "plain-tools", "tools": [TOOL], "tool_choice": {"type": "any"},
+            "thinking": {"type": "enabled", "budget_tokens": 2000}}
+    reply = await (await client.post(URL, json=body)).json()
+    assert reply["content"][0]["input"] == {"city": "Oslo"} and reply["stop_reason"] == "tool_use"
