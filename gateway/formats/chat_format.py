@@ -10,6 +10,7 @@ template's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,8 +108,9 @@ class ChatFormat:
             return forced.json_calls()(tools)
         if tag == "[":
             return forced.json_calls("[", "]")(tools)
-        closing = "\n" + tag.replace("<", "</", 1) if tag.startswith("<") else ""
-        return forced.json_calls(tag + ("\n" if closing else ""), closing)(tools)
+        if re.fullmatch(r"<[A-Za-z_][\w-]*>", tag):  # an XML-like tag is closed again
+            return forced.json_calls(tag + "\n", "\n" + tag.replace("<", "</", 1))(tools)
+        return forced.json_calls(tag)(tools)  # [TOOL_CALLS], <|python_tag|>...
 
 
 def template_parser(template: PromptTemplate, think: Think, prompt: str,

@@ -101,6 +101,11 @@ def test_forced_calls_through_templates_follow_their_tag():
         in tagged
     bare = ChatFormat.for_model(model(template="{{ .Prompt }}")).forced_call([WEATHER]).grammar
     assert bare.startswith(r'root ::= ( "{\"name\": \"get_weather\"')
+    python_tag = model(template="{{ range .Messages }}{{ if .ToolCalls }}<|python_tag|>"
+                                "{{ range .ToolCalls }}{{ .Function.Name }}{{ end }}{{ end }}"
+                                "{{ end }}{{ .Tools }}")
+    grammar = ChatFormat.for_model(python_tag).forced_call([WEATHER]).grammar
+    assert grammar.startswith(r'root ::= ( "<|python_tag|>{\"name\": ') and "</|" not in grammar
     with pytest.raises(InvalidRequestError, match="reads no tool calls"):
         ChatFormat.for_model(model(parser="passthrough")).forced_call([WEATHER])
 
