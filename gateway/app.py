@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from gateway.caps import RequestCaps
+from gateway.anthropic.routes import add_anthropic_routes
 from gateway.generation import InferenceService
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
 from gateway.limits import LARGEST_BODY_BYTES
@@ -53,6 +54,7 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     add_embed_routes(app)
     add_model_routes(app)
     add_openai_routes(app)
+    add_anthropic_routes(app)
     add_transfer_routes(app)
     add_store_routes(app)
     add_v2_routes(app)

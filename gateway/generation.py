@@ -18,11 +18,14 @@ from google.protobuf.json_format import MessageToDict
 
 from gateway import fitting
 from gateway import prompt as prompts
+from gateway.formats.base import StreamParser
+from gateway.formats.chat_format import ChatFormat
+from gateway.formats.forced import ToolChoice
 from gateway.gotemplate.funcs import go_quote
 from gateway.caps import RequestCaps
 from gateway.options import ModelOptions
-from gateway.output import OutputParser, Piece
-from gateway.prompt import PromptTemplate, Think
+from gateway.output import Piece
+from gateway.prompt import Think
 from gateway.scheduler import Scheduler
 from gateway.schemas import ChatParams, GenerateParams
 from gateway.streaming import utc_timestamp
@@ -65,11 +68,11 @@ class InferenceService:
 
     # -- generate -------------------------------------------------------------------------------
 
-    async def _checked_generate(self, p: GenerateParams) -> tuple[Any, PromptTemplate, Think]:
+    async def _checked_generate(self, p: GenerateParams) -> tuple[Any, ChatFormat, Think]:
         resolved = await self.resolve(p.model, empty=ModelNotFoundError("model '' not found"))
         if p.raw and (p.template or p.system or p.context):
             raise InvalidRequestError(RAW_CONFLICT)
-        template = PromptTemplate.for_model(resolved)
+        template = ChatFormat.for_model(resolved)
         think = effective_think(p.think, template, p.model)
         check_capabilities(resolved, template, insert=bool(p.suffix), vision=bool(p.images))
         return resolved, template, think
@@ -77,7 +80,7 @@ class InferenceService:
     async def generate(self, p: GenerateParams) -> AsyncIterator[dict]:
         started = time.monotonic_ns()
         resolved, model_template, think = await self._checked_generate(p)
-        template = PromptTemplate.for_model(resolved, p.template) if p.template else model_template
+        template = ChatFormat.for_model(resolved, p.template) if p.template else model_template
         options = self.options(resolved, p.options)
         async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
             fitted = await self._generate_prompt(p, resolved, template, think, lease, options)
@@ -85,7 +88,7 @@ class InferenceService:
                 yield {"model": p.model, "created_at": utc_timestamp(), "response": "",
                        "done": False, "_debug_info": debug_info(fitted, len(p.images))}
                 return
-            parser = output_parser(model_template, think, fitted.text)
+            parser = model_template.parser(think, fitted.text, raw=p.raw)
             request = options.generate_request(fitted.text, context=fitted.context,
                                                json_schema=p.format, logprobs=p.logprobs,
                                                top_logprobs=p.top_logprobs, shift=p.shift)
@@ -95,7 +98,7 @@ class InferenceService:
             async for obj in _stream(lease, request, parser, p.model, _generate_piece, final):
                 yield obj
 
-    async def _generate_prompt(self, p: GenerateParams, resolved: Any, template: PromptTemplate,
+    async def _generate_prompt(self, p: GenerateParams, resolved: Any, template: ChatFormat,
                                think: Think, lease: Any, options: ModelOptions) -> fitting.Fitted:
         """Render (raw: as-is; suffix: FIM; else messages) and fit the window."""
         limit, tokenize = _window(lease, options)
@@ -129,22 +132,27 @@ class InferenceService:
 
     # -- chat -----------------------------------------------------------------------------------
 
-    async def _checked_chat(self, p: ChatParams) -> tuple[Any, PromptTemplate, Think]:
+    async def _checked_chat(self, p: ChatParams, *, relax_thinking: bool = False
+                            ) -> tuple[Any, ChatFormat, Think]:
         resolved = await self.resolve(p.model, empty=InvalidRequestError("model is required"))
-        template = PromptTemplate.for_model(resolved)
-        think = effective_think(p.think, template, p.model)
+        template = ChatFormat.for_model(resolved)
+        think = effective_think(p.think, template, p.model, relax=relax_thinking)
         check_capabilities(resolved, template, tools=bool(p.tools),
                            vision=any(m.get("images") for m in p.messages))
         return resolved, template, think
 
-    async def chat(self, p: ChatParams) -> AsyncIterator[dict]:
+    async def chat(self, p: ChatParams, *, tool_choice: ToolChoice = ToolChoice(),
+                   relax_thinking: bool = False) -> AsyncIterator[dict]:
+        """``tool_choice`` and ``relax_thinking`` (think unset, not a 400, for a model that
+        cannot think) serve the /v1 layers; the native API has neither."""
         started = time.monotonic_ns()
-        resolved, template, think = await self._checked_chat(p)
+        resolved, template, think = await self._checked_chat(p, relax_thinking=relax_thinking)
+        tools, think = forced_choice(tool_choice, p, think)
         options = self.options(resolved, p.options)
         messages = prompts.chat_messages(resolved, p.messages)
         async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
             limit, tokenize = _window(lease, options)
-            text, dropped = await self._fit_messages(template, messages, p.tools, think, limit,
+            text, dropped = await self._fit_messages(template, messages, tools, think, limit,
                                                      tokenize, p.truncate)
             fitted = await fitting.fit_tokens(text, (), tokenize, limit=limit,
                                               num_keep=options.num_keep, truncate=p.truncate,
@@ -156,16 +164,33 @@ class InferenceService:
                        "message": {"role": "", "content": ""}, "done": False,
                        "_debug_info": debug_info(fitted, _image_count(p.messages))}
                 return
-            parser = output_parser(template, think, fitted.text, tools=p.tools)
+            parser = template.parser(think, fitted.text, tools=tools,
+                                     last_message=messages[-1] if messages else None)
             request = options.generate_request(fitted.text, context=fitted.context,
                                                json_schema=p.format, logprobs=p.logprobs,
                                                top_logprobs=p.top_logprobs, shift=p.shift)
+            if tool_choice.forces:
+                call = template.forced_call(tools)
+                request.grammar = call.grammar
+                request.grammar_schemas.update(call.schemas)
             def final(done: pb.Done) -> dict:
                 return final_fields(done, started, lease.load_duration_ns)
 
             async for obj in _stream(lease, request, parser, p.model,
                                      lambda piece: {"message": chat_message(piece)}, final):
                 yield obj
+
+    async def count_chat_tokens(self, p: ChatParams, *,
+                                tool_choice: ToolChoice = ToolChoice()) -> int:
+        """The tokens of the whole prompt ``p`` renders to, untruncated (Anthropic's
+        ``count_tokens``, counted by the model's own tokenizer)."""
+        resolved, template, think = await self._checked_chat(p, relax_thinking=True)
+        tools, think = forced_choice(tool_choice, p, think)
+        text = template.render(prompts.chat_messages(resolved, p.messages), tools=tools,
+                               think=think)
+        options = self.options(resolved, p.options)
+        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
+            return len(await _window(lease, options)[1](text, True))
 
     async def load_chat(self, p: ChatParams) -> dict:
         """No messages: load (``done_reason: load``) or, with keep_alive 0, unload."""
@@ -180,7 +205,7 @@ class InferenceService:
     # -- shared ---------------------------------------------------------------------------------
 
     @staticmethod
-    async def _fit_messages(template: PromptTemplate, messages: list[dict], tools: list[dict],
+    async def _fit_messages(template: ChatFormat, messages: list[dict], tools: list[dict],
                             think: Think, limit: int, tokenize: fitting.Tokenize,
                             truncate: bool) -> tuple[str, int]:
         def render(selected: list[dict]) -> str:
@@ -200,7 +225,7 @@ class InferenceService:
 
 
 
-async def _stream(lease: Any, request: pb.GenerateRequest, parser: OutputParser, model: str,
+async def _stream(lease: Any, request: pb.GenerateRequest, parser: StreamParser, model: str,
                   shape: Callable[[Piece], dict],
                   final: Callable[[pb.Done], dict]) -> AsyncIterator[dict]:
     """The runner's text through ``parser`` as wire objects; the last one carries ``final``."""
@@ -249,16 +274,35 @@ def _window(lease: Any, options: ModelOptions) -> tuple[int, fitting.Tokenize]:
     return max(1, per_slot - 1), tokenize
 
 
-def effective_think(requested: Think, template: PromptTemplate, name: str) -> Think:
-    """Thinking models think unless told not to; asking a non-thinking model to is a 400."""
+def effective_think(requested: Think, template: ChatFormat, name: str, *,
+                    relax: bool = False) -> Think:
+    """Thinking models think unless told not to; asking a non-thinking model to is a 400
+    (with ``relax``, as Ollama's Anthropic layer does for agents, the request is unset)."""
     if template.supports_thinking:
         return requested if requested.is_set else Think(True)
+    if requested.enabled and relax:
+        return Think()
     if requested.enabled:
         raise InvalidRequestError(f"{go_quote(name)} does not support thinking")
     return requested
 
 
-def check_capabilities(resolved: Any, template: PromptTemplate, *, tools: bool = False,
+def forced_choice(choice: ToolChoice, p: ChatParams, think: Think) -> tuple[list[dict], Think]:
+    """The tools to offer and the think to use under ``choice``. A forced call is a grammar
+    from the first token, so it cannot follow a thought or another format."""
+    tools = choice.select(p.tools)
+    if not choice.forces:
+        return tools, think
+    if not tools:
+        raise InvalidRequestError("tool_choice forces a tool call but no tools were given")
+    if p.format:
+        raise InvalidRequestError("a forced tool_choice cannot be combined with format")
+    if p.think.enabled and think.enabled:  # asked for, and the model would think
+        raise InvalidRequestError("Thinking may not be enabled when tool_choice forces tool use.")
+    return tools, Think(False) if think.enabled else think
+
+
+def check_capabilities(resolved: Any, template: ChatFormat, *, tools: bool = False,
                        insert: bool = False, vision: bool = False) -> None:
     """400 ``<full name> does not support tools|insert|vision`` (Ollama's scheduleRunner)."""
     missing = [name for name, wanted, present in (
@@ -267,15 +311,6 @@ def check_capabilities(resolved: Any, template: PromptTemplate, *, tools: bool =
     if missing:
         full = parse_name(resolved.model.name).full
         raise InvalidRequestError(f"{full} does not support " + "\n".join(missing))
-
-
-def output_parser(template: PromptTemplate, think: Think, prompt: str,
-                  tools: list[dict] = ()) -> OutputParser:
-    opening, closing = template.thinking_tags()
-    tags = (opening, closing) if think.enabled and opening and closing else None
-    prefilled = bool(tags) and prompt.rstrip().endswith(opening)
-    return OutputParser(thinking_tags=tags, prefilled=prefilled,
-                        tool_tag=template.tool_call_tag() if tools else "", tools=tools)
 
 
 def chat_message(piece: Piece) -> dict:

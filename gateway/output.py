@@ -24,6 +24,11 @@ class Piece:
     def __bool__(self) -> bool:
         return bool(self.content or self.thinking or self.tool_calls)
 
+    def add(self, other: Piece) -> None:
+        self.content += other.content
+        self.thinking += other.thinking
+        self.tool_calls += other.tool_calls
+
 
 class OutputParser:
     """Feed text chunks; ``finish`` returns whatever the parsers still held."""

@@ -189,6 +189,8 @@ def render_chat_template(source: str, messages: Sequence[Message], *, tools: Seq
     extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
     if think.is_set:
         extra["enable_thinking"] = think.enabled
+    if think.level:  # gpt-oss's template reads the effort (low/medium/high) from this
+        extra["reasoning_effort"] = think.level
     try:
         return compile_template(source).render(
             messages=[_jinja_message(m) for m in messages],

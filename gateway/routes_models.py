@@ -22,6 +22,8 @@ from typing import Any
 from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 
+from gateway.formats.chat_format import HARMONY_FAMILIES
+from gateway.formats.registry import PARSERS, check_names
 from gateway.gotemplate import Template, TemplateError
 from gateway.keys import REGISTRY
 from gateway.models import details_dict
@@ -78,7 +80,8 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
         display_name=reply.model.name, model_path=reply.model_path, template=modelfile_template,
         system=system, adapters=[str(blobs_dir / d.replace(":", "-")) for d in reply.adapters],
         parameters={**parameters, **(options or {})}, licenses=list(reply.license),
-        messages=[(m.role, m.content) for m in reply.messages])
+        messages=[(m.role, m.content) for m in reply.messages],
+        renderer=reply.renderer, parser=reply.parser)
     out: dict[str, Any] = {}
     if reply.license:
         out["license"] = "\n".join(reply.license)
@@ -88,6 +91,7 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
     out["template"] = template
     if system:
         out["system"] = system
+    out.update({k: v for k, v in (("renderer", reply.renderer), ("parser", reply.parser)) if v})
     out["details"] = details_dict(reply.model.details)
     if reply.messages:
         out["messages"] = [{"role": m.role, "content": m.content} for m in reply.messages]
@@ -100,14 +104,19 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
 
 def show_capabilities(reply: pb.ShowModelResponse) -> list[str]:
     """The registry's (from the weights) plus the template's, decided by the same
-    ``PromptTemplate`` that generate and chat check requests against."""
+    ``PromptTemplate`` that generate and chat check requests against, plus what the named
+    parser finds (tools, thinking) and ``thinking`` for gpt-oss, as Ollama adds them."""
     try:
         template = PromptTemplate.for_model(types.SimpleNamespace(
             template=reply.template, chat_template=reply.chat_template, bos_token="",
             eos_token=""))
+        found = [*reply.capabilities, *template.capabilities]
     except CorralError:  # a stored template that no longer parses: it offers nothing
-        return list(reply.capabilities)
-    return [*reply.capabilities, *template.capabilities]
+        found = list(reply.capabilities)
+    spec = PARSERS.get(reply.parser)
+    extra = ["tools"] * bool(spec and spec.tools) + ["thinking"] * bool(
+        (spec and spec.thinking) or reply.model.details.family in HARMONY_FAMILIES)
+    return found + [c for c in extra if c not in found]
 
 
 def _plain(value: Any) -> Any:
@@ -150,6 +159,10 @@ def parse_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
         quantize=(field_of(body, s, "quantize", str, "")
                   or field_of(body, s, "quantization", str, "")),
         **{"from": field_of(body, s, "from", str, "")})
+    for key in ("renderer", "parser"):
+        if (value := field_of(body, s, key, str)) is not None:
+            setattr(request, key, value.strip())
+    check_names(request.renderer, request.parser)
     if parameters:
         request.parameters.update(parameters)
     return request, field_of(body, s, "stream", bool, True)

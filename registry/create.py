@@ -57,6 +57,8 @@ class CreateRequest:
     messages: list[dict[str, str]] = field(default_factory=list)
     licenses: list[str] = field(default_factory=list)
     quantize: str = ""
+    renderer: str | None = None  # None keeps the base model's, "" clears it
+    parser: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class ModelCreator:
             async for progress in self._quantize(plan, *quantize):
                 yield progress
         layers = await self._overrides(plan.layers, request, parameters)
-        config = await self._config(plan)
+        config = await self._config(plan, request)
         for layer in layers:
             yield {"status": layer.status}
         yield {"status": "writing manifest"}
@@ -283,13 +285,19 @@ class ModelCreator:
         digest, size = await self._blobs.write_bytes(data)
         return _Layer(Descriptor(media_type, digest, size), _new_status(digest, existed))
 
-    async def _config(self, plan: _Plan) -> Descriptor:
+    async def _config(self, plan: _Plan, request: CreateRequest) -> Descriptor:
         model = plan.model_layer
         if model is None:
             raise InvalidRequestError("the model has no GGUF weights layer")
         config = json.loads(gguf_config(plan.facts[model.descriptor.digest]))
         tail = {k: config.pop(k) for k in ("architecture", "os")}
-        data = go_json({**config, **plan.config_extras, **tail})
+        extras = dict(plan.config_extras)
+        for key in ("renderer", "parser"):  # the request's name wins; "" removes the base's
+            value = getattr(request, key)
+            if value is not None:
+                extras[key] = value
+        extras = {k: extras[k] for k in _CARRIED_CONFIG if extras.get(k)}  # Go's field order
+        data = go_json({**config, **extras, **tail})
         digest, size = await self._blobs.write_bytes(data)
         return Descriptor(CONFIG_MEDIA_TYPE, digest, size)
 

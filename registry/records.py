@@ -54,6 +54,8 @@ class ResolvedModel:
     manifest: Manifest | None = None
     licenses: list[str] = field(default_factory=list)
     adapter_paths: list[Path] = field(default_factory=list)
+    renderer: str = ""  # the config's named renderer and parser (Modelfile RENDERER/PARSER)
+    parser: str = ""
 
     @property
     def parent_model(self) -> str:

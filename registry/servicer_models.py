@@ -50,7 +50,8 @@ class ModelsServicerMixin:
             model=resolved.model, model_path=resolved.model_path, template=resolved.template,
             chat_template=resolved.chat_template, system=resolved.system,
             license=shown.resolved.licenses, messages=resolved.messages,
-            capabilities=shown.capabilities, adapters=shown.adapters)
+            capabilities=shown.capabilities, adapters=shown.adapters,
+            renderer=resolved.renderer, parser=resolved.parser)
         response.model.details.parent_model = shown.resolved.parent_model
         response.parameters.CopyFrom(resolved.parameters)
         response.model_info.update(shown.model_info)
@@ -107,4 +108,6 @@ def create_request(request: pb.CreateModelRequest) -> CreateRequest:
         adapters=dict(request.adapters), template=request.template, system=request.system,
         parameters=parameters,
         messages=[{"role": m.role, "content": m.content} for m in request.messages],
-        licenses=list(request.license), quantize=request.quantize)
+        licenses=list(request.license), quantize=request.quantize,
+        renderer=request.renderer if request.HasField("renderer") else None,
+        parser=request.parser if request.HasField("parser") else None)

@@ -275,6 +275,7 @@ class ModelStore:
     async def _resolved(self, row: tables.Model, facts: Mapping[str, GGUFInfo]) -> ResolvedModel:
         record = await self._record(row, facts)
         manifest = Manifest.parse(row.manifest.content)
+        config = await self._config(manifest)
         model_layer = manifest.layer(MODEL_MEDIA_TYPE)
         info = facts.get(model_layer.digest) if model_layer else None
         template = next((layer for t in TEMPLATE_MEDIA_TYPES if (layer := manifest.layer(t))), None)
@@ -293,6 +294,7 @@ class ModelStore:
                       if layer.media_type == LICENSE_MEDIA_TYPE],
             adapter_paths=[self.blobs.path(layer.digest).resolve() for layer in manifest.layers
                            if layer.media_type == ADAPTER_MEDIA_TYPE],
+            renderer=_config_text(config, "renderer"), parser=_config_text(config, "parser"),
         )
 
     async def _config(self, manifest: Manifest) -> dict[str, Any]:
@@ -324,6 +326,11 @@ class ModelStore:
         except FileNotFoundError:
             raise StoredBlobCorruptError(f"blob {digest} is missing from the store; pull the "
                                          f"model again to restore it") from None
+
+
+def _config_text(config: Mapping[str, Any], key: str) -> str:
+    value = config.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def row_name(row: tables.Model) -> ModelName:

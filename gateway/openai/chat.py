@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.openai.wire import (FINGERPRINT, include_usage, openai_logprobs, sampling_options,
-                                 typed, usage)
+from gateway.formats.forced import ToolChoice
+from gateway.openai.wire import (FINGERPRINT, include_usage, openai_logprobs, refuse_logit_bias,
+                                 sampling_options, typed, usage, with_extension_options)
 from gateway.streaming import encode_json
 from services.errors import InvalidRequestError
 from services.gofmt import go_type_name, json_kind
@@ -34,6 +35,7 @@ class ChatCompletionRequest:
     stream: bool = False
     include_usage: bool = False
     id: str = field(default_factory=lambda: f"chatcmpl-{random.randrange(999)}")
+    tool_choice: ToolChoice = ToolChoice()
 
     @classmethod
     def parse(cls, body: dict) -> ChatCompletionRequest:
@@ -41,10 +43,11 @@ class ChatCompletionRequest:
         if not messages:
             raise InvalidRequestError("[] is too short - 'messages'")
         stream = typed(body, STRUCT, "stream", "bool", "bool", False)
+        refuse_logit_bias(body)
         native: dict[str, Any] = {
             "model": typed(body, STRUCT, "model", "string", "string", ""),
             "messages": native_messages(messages), "stream": stream,
-            "options": sampling_options(body, STRUCT)}
+            "options": with_extension_options(body, STRUCT, sampling_options(body, STRUCT))}
         if (fmt := response_format(body)) is not None:
             native["format"] = fmt
         if tools := typed(body, STRUCT, "tools", "array", "[]api.Tool"):
@@ -54,7 +57,7 @@ class ChatCompletionRequest:
         if typed(body, STRUCT, "logprobs", "bool", "bool", False):
             native["logprobs"] = True
             native["top_logprobs"] = typed(body, STRUCT, "top_logprobs", "int", "int", 0)
-        return cls(native=native, stream=stream,
+        return cls(native=native, stream=stream, tool_choice=tool_choice(body),
                    include_usage=stream and include_usage(body, STRUCT))
 
 
@@ -72,6 +75,20 @@ def response_format(body: dict) -> object:
         schema = typed(raw, "ResponseFormat", "json_schema", "object", "openai.JsonSchema", {})
         return schema.get("schema")
     return None
+
+
+def tool_choice(body: dict) -> ToolChoice:
+    """``"auto"``, ``"none"``, ``"required"`` or ``{"type": "function", "function": {"name"}}``
+    (Ollama ignores it; Corral forces the call with a grammar, as llama-server does)."""
+    raw = body.get("tool_choice")
+    if raw is None or raw in ("auto", "none", "required"):
+        return ToolChoice(raw or "auto")
+    name = ((raw.get("function") or {}).get("name") if isinstance(raw, dict)
+            and isinstance(raw.get("function"), dict) else None)
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError('invalid tool_choice: expected "auto", "none", "required" or '
+                                  '{"type": "function", "function": {"name": ...}}')
+    return ToolChoice("tool", name)
 
 
 def reasoning(body: dict) -> bool | str | None:

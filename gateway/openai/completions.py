@@ -13,9 +13,11 @@ from gateway.openai.wire import (
     FINGERPRINT,
     include_usage,
     openai_logprobs,
+    refuse_logit_bias,
     sampling_options,
     typed,
     usage,
+    with_extension_options,
 )
 
 STRUCT = "CompletionRequest"
@@ -34,10 +36,11 @@ class CompletionRequest:
     @classmethod
     def parse(cls, body: dict) -> CompletionRequest:
         stream = typed(body, STRUCT, "stream", "bool", "bool", False)
+        refuse_logit_bias(body)
+        options = sampling_options(body, STRUCT, completions=True)
         native = {"model": typed(body, STRUCT, "model", "string", "string", ""),
                   "prompt": typed(body, STRUCT, "prompt", "string", "string", ""),
-                  "stream": stream,
-                  "options": sampling_options(body, STRUCT, completions=True)}
+                  "stream": stream, "options": with_extension_options(body, STRUCT, options)}
         if suffix := typed(body, STRUCT, "suffix", "string", "string", ""):
             native["suffix"] = suffix
         if (top := typed(body, STRUCT, "logprobs", "int", "*int", 0)) > 0:  # legacy: top-N

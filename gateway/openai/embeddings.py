@@ -8,7 +8,7 @@ import struct
 from dataclasses import dataclass
 
 from gateway.embeddings import EmbedParams
-from gateway.openai.wire import typed
+from gateway.openai.wire import typed, with_extension_options
 from services.errors import InvalidRequestError
 
 STRUCT = "EmbedRequest"
@@ -32,7 +32,8 @@ class EmbeddingRequest:
         if raw is None or raw == []:
             raise InvalidRequestError("invalid input")
         native = {"model": typed(body, STRUCT, "model", "string", "string", ""), "input": raw,
-                  "dimensions": typed(body, STRUCT, "dimensions", "int", "int", 0)}
+                  "dimensions": typed(body, STRUCT, "dimensions", "int", "int", 0),
+                  "options": with_extension_options(body, STRUCT, {})}
         return cls(params=EmbedParams.parse(native), encoding_format=(encoding or "float").lower())
 
 

@@ -31,7 +31,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     params = ChatParams.parse(req.native)
     service = request.app[INFERENCE]
     # a request whose messages are all empty content arrays only loads, as natively
-    objects = _one(await service.load_chat(params)) if params.is_load else service.chat(params)
+    objects = (_one(await service.load_chat(params)) if params.is_load
+               else service.chat(params, tool_choice=req.tool_choice))
     if req.stream:
         return await sse_stream(request, chat.ChatChunks(req).stream(objects))
     return openai_json(chat.chat_completion(req.id, merge_chat(await _gather(objects))))

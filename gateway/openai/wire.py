@@ -178,6 +178,33 @@ def sampling_options(body: dict, struct: str, *, completions: bool = False) -> d
     return options
 
 
+# native option → the OpenAI fields that set it; a field the request sends wins over ``options``
+_OPENAI_FIELDS = {"temperature": ("temperature",), "top_p": ("top_p",), "seed": ("seed",),
+                  "num_predict": ("max_tokens", "max_completion_tokens"), "stop": ("stop",),
+                  "frequency_penalty": ("frequency_penalty",),
+                  "presence_penalty": ("presence_penalty",)}
+
+
+def with_extension_options(body: dict, struct: str, options: dict) -> dict:
+    """``options`` plus the request's ``options`` extension: Ollama's runtime options
+    (``num_ctx``, ``top_k``, ``repeat_penalty``...) that OpenAI's schema has no field for
+    (ollama/ollama#7063, #2722). They are checked like native options; where OpenAI has a field
+    for the same option and the request sets it, the field wins."""
+    extension = typed(body, struct, "options", "object", "map[string]interface {}", {})
+    merged = dict(options)
+    for key, value in extension.items():
+        if not any(body.get(name) is not None for name in _OPENAI_FIELDS.get(key, ())):
+            merged[key] = value
+    return merged
+
+
+def refuse_logit_bias(body: dict) -> None:
+    """A non-empty ``logit_bias`` is a 400: Ollama ignores it, which silently changes what the
+    client asked for."""
+    if body.get("logit_bias"):
+        raise InvalidRequestError("logit_bias is not supported")
+
+
 def include_usage(body: dict, struct: str) -> bool:
     """``stream_options.include_usage``."""
     stream_options = typed(body, struct, "stream_options", "object", "*openai.StreamOptions", {})

@@ -12,7 +12,7 @@ import pytest
 from gateway.openai.chat import ChatChunks, ChatCompletionRequest, chat_completion, native_messages
 from services.errors import InvalidRequestError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
-from tests.gateway.fakes import FakeRunnerClient
+from tests.gateway.fakes import FakeRunnerClient, Script, resolved_model
 
 MODEL = "smollm2:135m"
 URL = "/v1/chat/completions"
@@ -275,3 +275,67 @@ async def test_client_disconnect_closes_the_runner_stream(client, spawner, monke
     response.close()
     await asyncio.wait_for(closed.wait(), 3)
     assert len(spawner.spawned[0].client.requests) == 1
+
+
+# -- issue 18: Ollama options, reasoning_effort, logit_bias, tool_choice --------------------------
+
+async def test_options_extension_reaches_the_runner(client, spawner):
+    body = {"model": MODEL, "messages": USER, "temperature": 0.3,
+            "options": {"num_ctx": 1024, "top_k": 7, "repeat_penalty": 1.3, "temperature": 0.9}}
+    assert (await client.post(URL, json=body)).status == 200
+    process = spawner.spawned[0]
+    sampling = process.client.requests[0].sampling
+    assert process.spec.ctx_size == 1024 and sampling.top_k == 7
+    assert sampling.repeat_penalty == pytest.approx(1.3)
+    assert sampling.temperature == pytest.approx(0.3)  # the OpenAI field wins over options
+
+
+async def test_options_extension_on_completions_and_embeddings(client, spawner):
+    body = {"model": MODEL, "prompt": "Hi", "options": {"top_k": 3}}
+    assert (await client.post("/v1/completions", json=body)).status == 200
+    assert spawner.spawned[0].client.requests[0].sampling.top_k == 3
+    bad = await client.post("/v1/embeddings", json={"model": MODEL, "input": "x",
+                                                    "options": {"num_ctx": "big"}})
+    assert bad.status == 400 and "num_ctx" in (await bad.json())["error"]["message"]
+    wrong = await client.post(URL, json={"model": MODEL, "messages": USER, "options": [1]})
+    assert wrong.status == 400
+
+
+@pytest.mark.parametrize("path,body", [
+    (URL, {"messages": USER}), ("/v1/completions", {"prompt": "Hi"})])
+async def test_logit_bias_is_refused(client, path, body):
+    response = await client.post(path, json={"model": MODEL, **body, "logit_bias": {"50256": -100}})
+    assert response.status == 400
+    assert (await response.json())["error"]["message"] == "logit_bias is not supported"
+    empty = await client.post(path, json={"model": MODEL, **body, "logit_bias": {}})
+    assert empty.status == 200
+
+
+async def test_reasoning_effort_reaches_jinja_templates(client, registry, spawner):
+    thinking = resolved_model("thinker:latest", "12" * 32, chat_template=(
+        "{% if enable_thinking %}<think>{% endif %}[{{ reasoning_effort }}]"
+        "{% for m in messages %}{{ m.content }}{% endfor %}</think>"))
+    registry.models["thinker:latest"] = thinking
+    body = {"model": "thinker", "messages": USER, "reasoning_effort": "high"}
+    assert (await client.post(URL, json=body)).status == 200
+    assert spawner.spawned[0].client.requests[0].prompt.startswith("<think>[high]Hi")
+
+
+async def test_tool_choice_required_forces_a_call(client, registry, spawner):
+    model = resolved_model("tooly:latest", "34" * 32, chat_template="")
+    model.template = ("{{ range .Messages }}{{ .Content }}{{ if .ToolCalls }}{{ range .ToolCalls }}"
+                      "{{ .Function.Name }}{{ end }}{{ end }}{{ end }}{{ range .Tools }}{{ . }}"
+                      "{{ end }}")
+    registry.models["tooly:latest"] = model
+    spawner.script = Script(pieces=('{"name": "f", ', '"arguments": {"x": 1}}'))
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"type": "integer"}}}}}]
+    body = {"model": "tooly", "messages": USER, "tools": tools, "tool_choice": "required"}
+    reply = await (await client.post(URL, json=body)).json()
+    (call,) = reply["choices"][0]["message"]["tool_calls"]
+    assert call["function"] == {"name": "f", "arguments": '{"x":1}'}
+    assert reply["choices"][0]["finish_reason"] == "tool_calls"
+    request = spawner.spawned[0].client.requests[0]
+    assert request.grammar.startswith('root ::= ( "{\\"name\\": \\"f\\"')
+    bad = await client.post(URL, json={**body, "tool_choice": {"type": "function"}})
+    assert bad.status == 400 and "invalid tool_choice" in (await bad.json())["error"]["message"]

@@ -297,3 +297,33 @@ async def test_show_and_chat_agree_on_capabilities(client, registry, template, e
     else:
         assert (chat.status, await chat.json()) == (
             400, {"error": f'"{name}" does not support thinking'})
+async def test_create_forwards_renderer_and_parser_and_refuses_unknown_names(client,
+                                                                             registry) -> None:
+    registry.progress = [rpb.Progress(status="success")]
+    body = {"model": "m", "from": "mario", "renderer": "harmony", "parser": "harmony",
+            "stream": False}
+    assert (await client.post("/api/create", json=body)).status == 200
+    (sent,) = registry.creates
+    assert (sent.renderer, sent.parser) == ("harmony", "harmony")
+    plain = await client.post("/api/create", json={"model": "m", "from": "mario",
+                                                   "stream": False})
+    assert plain.status == 200 and not registry.creates[1].HasField("parser")
+    for field, name in (("renderer", "glm-9"), ("parser", "nope")):
+        response = await client.post("/api/create", json={**body, field: name})
+        assert response.status == 400
+        assert (await response.json())["error"].startswith(f'unknown {field} "{name}"')
+
+
+async def test_show_reports_renderer_parser_and_their_capabilities(client, registry) -> None:
+    shown = shown_model("coder:latest", template="{{ .Prompt }}")
+    shown.renderer, shown.parser = "qwen3-coder", "qwen3-thinking"
+    registry.shown["coder:latest"] = shown
+    body = await (await client.post("/api/show", json={"model": "coder"})).json()
+    keys = list(body)
+    assert keys.index("system" if "system" in keys else "template") < keys.index("renderer") \
+        < keys.index("parser") < keys.index("details")
+    assert (body["renderer"], body["parser"]) == ("qwen3-coder", "qwen3-thinking")
+    assert body["capabilities"] == ["completion", "tools", "thinking"]
+    assert "\nRENDERER qwen3-coder\nPARSER qwen3-thinking\n" in body["modelfile"]
+    mario = await (await client.post("/api/show", json={"model": "mario"})).json()
+    assert "renderer" not in mario and "RENDERER" not in mario["modelfile"]

@@ -112,3 +112,29 @@ async def test_create_error_arrives_before_any_progress(registry) -> None:
     with pytest.raises(InvalidRequestError) as excinfo:
         await anext(stream)
     assert excinfo.value.message == "neither 'from' or 'files' was specified"
+
+
+async def test_renderer_and_parser_live_in_the_config_and_are_inherited(registry,
+                                                                        tiny_gguf: Path) -> None:
+    client, blobs = registry
+    digest = await _upload(client, tiny_gguf.read_bytes())
+    named = pb.CreateModelRequest(name="fmt", files={"m.gguf": digest}, renderer="qwen3-coder",
+                                  parser="qwen3-coder")
+    assert [p.status async for p in client.create(named)][-1] == "success"
+    shown, resolved = await client.show("fmt"), await client.resolve("fmt")
+    assert (shown.renderer, shown.parser) == ("qwen3-coder", "qwen3-coder")
+    assert (resolved.renderer, resolved.parser) == ("qwen3-coder", "qwen3-coder")
+    configs = [path.read_bytes() for path in blobs.iterdir()
+               if path.stat().st_size < 4096 and b'"model_format"' in path.read_bytes()]
+    assert any(b'"renderer":"qwen3-coder","parser":"qwen3-coder","architecture":"amd64"' in c
+               for c in configs)  # Go's field order in Ollama's ConfigV2
+    # a model made from it keeps them; a request's own name replaces one; "" removes one
+    child = pb.CreateModelRequest(name="child", parser="harmony", renderer="")
+    child.__setattr__("from", "fmt")
+    assert [p.status async for p in client.create(child)][-1] == "success"
+    child_shown = await client.show("child")
+    assert (child_shown.renderer, child_shown.parser) == ("", "harmony")
+    grandchild = pb.CreateModelRequest(name="grandchild", system="S")
+    grandchild.__setattr__("from", "child")
+    assert [p.status async for p in client.create(grandchild)][-1] == "success"
+    assert (await client.resolve("grandchild")).parser == "harmony"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -150,3 +151,13 @@ async def test_decode_failure_fails_the_request_not_the_runner(
     monkeypatch.undo()
     _, done = await collect(engine, request(num_predict=3))
     assert done.eval_count == 3
+
+
+async def test_named_schemas_constrain_json_inside_markup(engine: Engine) -> None:
+    req = request(num_predict=40, temperature=0.0)
+    req.grammar = 'root ::= "<call>" args "</call>"'
+    req.grammar_schemas["args"] = ('{"type":"object","properties":{"n":{"type":"integer"}},'
+                                   '"required":["n"]}')
+    text, done = await collect(engine, req)
+    assert text.startswith("<call>") and text.endswith("</call>")
+    assert isinstance(json.loads(text[len("<call>"):-len("</call>")])["n"], int)

@@ -29,3 +29,22 @@ def test_request_grammar_wins_and_empty_means_unconstrained():
 def test_unusable_schemas_are_invalid_requests(schema):
     with pytest.raises(InvalidRequestError, match="invalid JSON schema in format"):
         schema_grammar(schema)
+
+
+def test_named_schemas_become_rules_the_grammar_references():
+    request = pb.GenerateRequest(
+        grammar='root ::= "<call>" args "</call>" city',
+        grammar_schemas={"args": '{"type":"object","properties":{"n":{"type":"integer"}},'
+                                 '"required":["n"]}',
+                         "city": '{"type":"string"}'})
+    grammar = grammar_for(request)
+    rules = {line.split(" ::= ")[0] for line in grammar.splitlines()}
+    assert {"root", "args", "city", "space"} <= rules
+    assert "city ::= string" in grammar.splitlines()  # a primitive schema gets an alias
+    assert grammar.endswith("\n")
+
+
+def test_a_bad_named_schema_is_an_invalid_request():
+    with pytest.raises(InvalidRequestError, match="invalid JSON schema for args"):
+        grammar_for(pb.GenerateRequest(grammar="root ::= args",
+                                       grammar_schemas={"args": '{"type":"nonsense"}'}))

@@ -73,7 +73,7 @@ class ResolveModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ResolveModelResponse(_message.Message):
-    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token", "adapter_paths")
+    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token", "adapter_paths", "renderer", "parser")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,8 @@ class ResolveModelResponse(_message.Message):
     BOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
     EOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_PATHS_FIELD_NUMBER: _ClassVar[int]
+    RENDERER_FIELD_NUMBER: _ClassVar[int]
+    PARSER_FIELD_NUMBER: _ClassVar[int]
     model: ModelSummary
     model_path: str
     template: str
@@ -94,7 +96,9 @@ class ResolveModelResponse(_message.Message):
     bos_token: str
     eos_token: str
     adapter_paths: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ..., adapter_paths: _Optional[_Iterable[str]] = ...) -> None: ...
+    renderer: str
+    parser: str
+    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ..., adapter_paths: _Optional[_Iterable[str]] = ..., renderer: _Optional[str] = ..., parser: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -125,7 +129,7 @@ class ShowModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ShowModelResponse(_message.Message):
-    __slots__ = ("model", "model_path", "template", "chat_template", "system", "license", "parameters", "messages", "model_info", "capabilities", "adapters")
+    __slots__ = ("model", "model_path", "template", "chat_template", "system", "license", "parameters", "messages", "model_info", "capabilities", "adapters", "renderer", "parser")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +141,8 @@ class ShowModelResponse(_message.Message):
     MODEL_INFO_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     ADAPTERS_FIELD_NUMBER: _ClassVar[int]
+    RENDERER_FIELD_NUMBER: _ClassVar[int]
+    PARSER_FIELD_NUMBER: _ClassVar[int]
     model: ModelSummary
     model_path: str
     template: str
@@ -148,10 +154,12 @@ class ShowModelResponse(_message.Message):
     model_info: _struct_pb2.Struct
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     adapters: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., license: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., model_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., adapters: _Optional[_Iterable[str]] = ...) -> None: ...
+    renderer: str
+    parser: str
+    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., license: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., model_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., adapters: _Optional[_Iterable[str]] = ..., renderer: _Optional[str] = ..., parser: _Optional[str] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
-    __slots__ = ("name", "files", "adapters", "template", "system", "parameters", "messages", "license", "quantize")
+    __slots__ = ("name", "files", "adapters", "template", "system", "parameters", "messages", "license", "quantize", "renderer", "parser")
     class FilesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +184,8 @@ class CreateModelRequest(_message.Message):
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     LICENSE_FIELD_NUMBER: _ClassVar[int]
     QUANTIZE_FIELD_NUMBER: _ClassVar[int]
+    RENDERER_FIELD_NUMBER: _ClassVar[int]
+    PARSER_FIELD_NUMBER: _ClassVar[int]
     name: str
     files: _containers.ScalarMap[str, str]
     adapters: _containers.ScalarMap[str, str]
@@ -185,7 +195,9 @@ class CreateModelRequest(_message.Message):
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     license: _containers.RepeatedScalarFieldContainer[str]
     quantize: str
-    def __init__(self, name: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., adapters: _Optional[_Mapping[str, str]] = ..., template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., license: _Optional[_Iterable[str]] = ..., quantize: _Optional[str] = ..., **kwargs) -> None: ...
+    renderer: str
+    parser: str
+    def __init__(self, name: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., adapters: _Optional[_Mapping[str, str]] = ..., template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., license: _Optional[_Iterable[str]] = ..., quantize: _Optional[str] = ..., renderer: _Optional[str] = ..., parser: _Optional[str] = ..., **kwargs) -> None: ...
 
 class CopyModelRequest(_message.Message):
     __slots__ = ("source", "destination")

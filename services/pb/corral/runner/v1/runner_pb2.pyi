@@ -43,7 +43,14 @@ class SamplingOptions(_message.Message):
     def __init__(self, temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., min_p: _Optional[float] = ..., typical_p: _Optional[float] = ..., repeat_penalty: _Optional[float] = ..., repeat_last_n: _Optional[int] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "context", "sampling", "num_predict", "stop", "num_keep", "grammar", "parse_special", "json_schema", "logprobs", "top_logprobs", "shift")
+    __slots__ = ("prompt", "context", "sampling", "num_predict", "stop", "num_keep", "grammar", "parse_special", "json_schema", "logprobs", "top_logprobs", "shift", "grammar_schemas")
+    class GrammarSchemasEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +63,7 @@ class GenerateRequest(_message.Message):
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     TOP_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     SHIFT_FIELD_NUMBER: _ClassVar[int]
+    GRAMMAR_SCHEMAS_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     context: _containers.RepeatedScalarFieldContainer[int]
     sampling: SamplingOptions
@@ -68,7 +76,8 @@ class GenerateRequest(_message.Message):
     logprobs: bool
     top_logprobs: int
     shift: bool
-    def __init__(self, prompt: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., num_predict: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., num_keep: _Optional[int] = ..., grammar: _Optional[str] = ..., parse_special: _Optional[bool] = ..., json_schema: _Optional[str] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., shift: _Optional[bool] = ...) -> None: ...
+    grammar_schemas: _containers.ScalarMap[str, str]
+    def __init__(self, prompt: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., num_predict: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., num_keep: _Optional[int] = ..., grammar: _Optional[str] = ..., parse_special: _Optional[bool] = ..., json_schema: _Optional[str] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., shift: _Optional[bool] = ..., grammar_schemas: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("chunk", "done")
