@@ -159,4 +159,18 @@ OPENAI: dict[str, Struct] = {s.go: s for s in (
         "text": obj("openai.ResponsesText"), "tools": Array(ANY, "[]openai.ResponsesTool")}),
 )}
 
-SPECS: dict[str, Struct] = {**API, **OPENAI}
+_ANTHROPIC_FIELDS = {
+    "model": STRING,
+    "messages": Array(obj("anthropic.MessageParam"), "[]anthropic.MessageParam",
+                      MAX_CHAT_MESSAGES, "messages"),
+    "max_tokens": INT32, "stream": BOOL, "temperature": FLOAT64, "top_p": FLOAT64,
+    "top_k": INT32, "stop_sequences": Array(STRING, "[]string"),
+    "tools": Array(obj("anthropic.Tool"), "[]anthropic.Tool"),
+    "tool_choice": obj("anthropic.ToolChoice"), "thinking": obj("anthropic.ThinkingConfig"),
+    "metadata": obj("anthropic.Metadata")}
+ANTHROPIC: dict[str, Struct] = {s.go: s for s in (
+    Struct("anthropic.MessagesRequest", _ANTHROPIC_FIELDS),
+    Struct("anthropic.CountTokensRequest", _ANTHROPIC_FIELDS),
+)}
+
+SPECS: dict[str, Struct] = {**API, **OPENAI, **ANTHROPIC}

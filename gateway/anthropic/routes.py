@@ -15,16 +15,11 @@ from gateway.anthropic.wire import (KEEPALIVE, PING_INTERVAL_S, anthropic_errors
 from gateway.generation import merge_chat
 from gateway.keys import INFERENCE
 from gateway.schemas import ChatParams, read_json
-from services.errors import InvalidRequestError
 
 
 async def _read(request: web.Request, struct: str) -> dict:
     """The JSON body; Go's decoder errors name the ``anthropic.<struct>`` type, as Ollama's."""
-    try:
-        return await read_json(request, struct)
-    except InvalidRequestError as exc:
-        raise InvalidRequestError(exc.message.replace(f"api.{struct}", f"anthropic.{struct}")
-                                  ) from exc
+    return await read_json(request, struct, package="anthropic")
 
 
 def _params(req: MessagesRequest) -> ChatParams:
