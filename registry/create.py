@@ -136,7 +136,11 @@ class ModelCreator:
             await self._check_files(files)
             return await self._from_files(files)
         if request.from_:
-            return await self._from_model(request.from_)
+            plan = await self._from_model(request.from_)
+            if request.files:  # FROM model + FROM ./mmproj.gguf: the model gains a projector
+                projectors = await self._projector_layers(request.files)
+                plan.layers = _without(plan.layers, PROJECTOR_MEDIA_TYPE) + projectors
+            return plan
         if request.files:
             return await self._from_files(request.files)
         raise InvalidRequestError("neither 'from' or 'files' was specified")
@@ -182,6 +186,19 @@ class ModelCreator:
             raise InvalidRequestError("exactly one GGUF model file is required in 'files'"
                                       if not models else "only one GGUF model file is supported")
         return plan
+
+    async def _projector_layers(self, files: Mapping[str, str]) -> list[_Layer]:
+        """Projector files added to an existing model; they replace its own projectors."""
+        layers = []
+        for digest in files.values():
+            digest = canonical_digest(digest)
+            if (await self._read_gguf(digest))[1] != "projector":
+                raise InvalidRequestError("only a projector file (GGUF architecture 'clip') "
+                                          "can be added to an existing model")
+            size = await self._blobs.size(digest) or 0
+            layers.append(_Layer(Descriptor(PROJECTOR_MEDIA_TYPE, digest, size),
+                                 f"using existing layer {digest}"))
+        return layers
 
     async def _adapter_layers(self, adapters: Mapping[str, str]) -> list[_Layer]:
         if len(adapters) > 1:

@@ -102,6 +102,7 @@ def resolve_response(model: ResolvedModel) -> pb.ResolveModelResponse:
         messages=[pb.Message(role=m.get("role", ""), content=m.get("content", ""))
                   for m in model.messages],
         bos_token=model.bos_token, eos_token=model.eos_token,
-        adapter_paths=[str(path) for path in model.adapter_paths])
+        adapter_paths=[str(path) for path in model.adapter_paths],
+        projector_paths=[str(path) for path in model.projector_paths])
     response.parameters.update(model.parameters)
     return response

@@ -27,7 +27,8 @@ from registry.gguf_info import GGUFInfo
 from registry.gguf_kv import read_gguf_info_fast
 from registry.manifests import (
     ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE,
-    PARAMS_MEDIA_TYPE, SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
+    PARAMS_MEDIA_TYPE, PROJECTOR_MEDIA_TYPE, SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPES, Descriptor,
+    Manifest, gguf_config,
 )
 from registry.refs import release_manifest
 from services.errors import CorralError, InvalidModelNameError, ModelNotFoundError
@@ -78,6 +79,7 @@ class ResolvedModel:
     manifest: Manifest | None = None
     licenses: list[str] = field(default_factory=list)
     adapter_paths: list[Path] = field(default_factory=list)
+    projector_paths: list[Path] = field(default_factory=list)
 
     @property
     def parent_model(self) -> str:
@@ -288,6 +290,9 @@ class ModelStore:
                       if layer.media_type == LICENSE_MEDIA_TYPE],
             adapter_paths=[self.blobs.path(layer.digest).resolve() for layer in manifest.layers
                            if layer.media_type == ADAPTER_MEDIA_TYPE],
+            projector_paths=[self.blobs.path(layer.digest).resolve()
+                             for layer in manifest.layers
+                             if layer.media_type == PROJECTOR_MEDIA_TYPE],
         )
 
     async def _config(self, manifest: Manifest) -> dict[str, Any]:

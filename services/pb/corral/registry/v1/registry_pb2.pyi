@@ -59,7 +59,7 @@ class ResolveModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ResolveModelResponse(_message.Message):
-    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token", "adapter_paths")
+    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token", "adapter_paths", "projector_paths")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class ResolveModelResponse(_message.Message):
     BOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
     EOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_PATHS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTOR_PATHS_FIELD_NUMBER: _ClassVar[int]
     model: ModelSummary
     model_path: str
     template: str
@@ -80,7 +81,8 @@ class ResolveModelResponse(_message.Message):
     bos_token: str
     eos_token: str
     adapter_paths: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ..., adapter_paths: _Optional[_Iterable[str]] = ...) -> None: ...
+    projector_paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ..., adapter_paths: _Optional[_Iterable[str]] = ..., projector_paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -111,7 +113,7 @@ class ShowModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ShowModelResponse(_message.Message):
-    __slots__ = ("model", "model_path", "template", "chat_template", "system", "license", "parameters", "messages", "model_info", "capabilities", "adapters")
+    __slots__ = ("model", "model_path", "template", "chat_template", "system", "license", "parameters", "messages", "model_info", "capabilities", "adapters", "projector_info", "projectors")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +125,8 @@ class ShowModelResponse(_message.Message):
     MODEL_INFO_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     ADAPTERS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTOR_INFO_FIELD_NUMBER: _ClassVar[int]
+    PROJECTORS_FIELD_NUMBER: _ClassVar[int]
     model: ModelSummary
     model_path: str
     template: str
@@ -134,7 +138,9 @@ class ShowModelResponse(_message.Message):
     model_info: _struct_pb2.Struct
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     adapters: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., license: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., model_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., adapters: _Optional[_Iterable[str]] = ...) -> None: ...
+    projector_info: _struct_pb2.Struct
+    projectors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., license: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., model_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., adapters: _Optional[_Iterable[str]] = ..., projector_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., projectors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
     __slots__ = ("name", "files", "adapters", "template", "system", "parameters", "messages", "license", "quantize")
