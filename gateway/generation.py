@@ -17,6 +17,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from gateway import fitting
+from gateway import images as imaging
 from gateway import prompt as prompts
 from gateway.gotemplate.funcs import go_quote
 from gateway.options import ModelOptions
@@ -74,6 +75,7 @@ class InferenceService:
         resolved, model_template, think = await self._checked_generate(p)
         template = PromptTemplate.for_model(resolved, p.template) if p.template else model_template
         options = self.options(resolved, p.options)
+        images = await imaging.decode_images([{"images": p.images}], chat=False)
         async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
             fitted = await self._generate_prompt(p, resolved, template, think, lease, options)
             if p.debug_render_only:
@@ -84,6 +86,7 @@ class InferenceService:
             request = options.generate_request(fitted.text, context=fitted.context,
                                                json_schema=p.format, logprobs=p.logprobs,
                                                top_logprobs=p.top_logprobs, shift=p.shift)
+            request.images.extend(images[image] for image in p.images)
             def final(done: pb.Done) -> dict:
                 return final_fields(done, started, lease.load_duration_ns, context=not p.raw)
 
@@ -96,14 +99,17 @@ class InferenceService:
         limit, tokenize = _window(lease, options)
         dropped = 0
         if p.raw:
-            text = p.prompt
+            text = imaging.prefix_markers(p.prompt, len(p.images))
         elif p.suffix:
-            text = template.render_suffix(p.prompt, p.suffix, think=think)
+            text = template.render_suffix(imaging.prefix_markers(p.prompt, len(p.images)),
+                                          p.suffix, think=think)
         else:
             messages = prompts.generate_messages(resolved, p.prompt, system=p.system,
                                                  with_history=not p.context, images=p.images)
             text, dropped = await self._fit_messages(template, messages, (), think, limit,
                                                      tokenize, p.truncate and not p.template)
+        if p.images:  # token ids would lose the image markers: the runner checks the window
+            return fitting.Fitted(text, list(p.context), dropped_messages=dropped)
         fitted = await fitting.fit_tokens(text, p.context, tokenize, limit=limit,
                                           num_keep=options.num_keep, truncate=p.truncate)
         fitted.dropped_messages = dropped
@@ -128,20 +134,22 @@ class InferenceService:
         template = PromptTemplate.for_model(resolved)
         think = effective_think(p.think, template, p.model)
         check_capabilities(resolved, template, tools=bool(p.tools),
-                           vision=any(m.get("images") for m in p.messages))
+                           vision=imaging.has_images(p.messages))
         return resolved, template, think
 
     async def chat(self, p: ChatParams) -> AsyncIterator[dict]:
         started = time.monotonic_ns()
         resolved, template, think = await self._checked_chat(p)
         options = self.options(resolved, p.options)
+        images = await imaging.decode_images(p.messages, chat=True)
         messages = prompts.chat_messages(resolved, p.messages)
         async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
             limit, tokenize = _window(lease, options)
+            kept: list[str] = []
             text, dropped = await self._fit_messages(template, messages, p.tools, think, limit,
-                                                     tokenize, p.truncate)
-            fitted = await fitting.fit_tokens(text, (), tokenize, limit=limit,
-                                              num_keep=options.num_keep, truncate=p.truncate)
+                                                     tokenize, p.truncate, kept)
+            fitted = fitting.Fitted(text) if kept else await fitting.fit_tokens(
+                text, (), tokenize, limit=limit, num_keep=options.num_keep, truncate=p.truncate)
             fitted.dropped_messages = dropped
             fitting.log_truncation(p.model, fitted, limit)
             if p.debug_render_only:
@@ -153,6 +161,7 @@ class InferenceService:
             request = options.generate_request(fitted.text, context=fitted.context,
                                                json_schema=p.format, logprobs=p.logprobs,
                                                top_logprobs=p.top_logprobs, shift=p.shift)
+            request.images.extend(images[image] for image in kept)
             def final(done: pb.Done) -> dict:
                 return final_fields(done, started, lease.load_duration_ns)
 
@@ -175,13 +184,19 @@ class InferenceService:
     @staticmethod
     async def _fit_messages(template: PromptTemplate, messages: list[dict], tools: list[dict],
                             think: Think, limit: int, tokenize: fitting.Tokenize,
-                            truncate: bool) -> tuple[str, int]:
+                            truncate: bool, kept: list[str] | None = None) -> tuple[str, int]:
+        """The rendered prompt and how many messages were dropped; ``kept`` receives the
+        images of the messages rendered (the last rendering is the one returned)."""
         def render(selected: list[dict]) -> str:
-            return template.render(selected, tools=tools, think=think)
+            tagged, images = imaging.tag_images(selected)
+            if kept is not None:
+                kept[:] = images
+            return template.render(tagged, tools=tools, think=think)
 
         if not truncate:
             return render(messages), 0
-        return await fitting.fit_messages(messages, render, tokenize, limit)
+        fit = imaging.fit_messages if imaging.has_images(messages) else fitting.fit_messages
+        return await fit(messages, render, tokenize, limit)
 
     async def _load_or_unload(self, resolved: Any, p: GenerateParams | ChatParams) -> str:
         if p.is_unload:
@@ -256,7 +271,7 @@ def check_capabilities(resolved: Any, template: PromptTemplate, *, tools: bool =
     """400 ``<full name> does not support tools|insert|vision`` (Ollama's scheduleRunner)."""
     missing = [name for name, wanted, present in (
         ("tools", tools, template.supports_tools), ("insert", insert, template.supports_insert),
-        ("vision", vision, False)) if wanted and not present]
+        ("vision", vision, bool(resolved.projector_paths))) if wanted and not present]
     if missing:
         full = parse_name(resolved.model.name).full
         raise InvalidRequestError(f"{full} does not support " + "\n".join(missing))

@@ -1,28 +1,24 @@
 """Images in a prompt: the ``[img-N]`` markers, decoding, and how image positions are keyed.
 
 The gateway renders a prompt with Ollama's markers: ``[img-N]`` stands where image ``N`` of the
-request goes. Here the prompt is split at those markers, each image is decoded to RGB (Pillow,
-imported on the first image so text-only runners never load it), and every KV position an
-image fills gets a *key*: a negative number made of the image's content hash and the token's
-index inside the image. Keys sit in a slot's token history beside real token ids, so the
-prefix reuse that skips a repeated conversation start also skips a repeated image, and a
-different image (or a piece of one cut by a context shift) can never pass for it.
+request goes. Here the prompt is split at those markers, each image is decoded to RGB
+(``services.images``), and every KV position an image fills gets a *key*: a negative number
+made of the image's content hash and the token's index inside the image. Keys sit in a slot's
+token history beside real token ids, so the prefix reuse that skips a repeated conversation
+start also skips a repeated image, and a different image (or a piece of one cut by a context
+shift) can never pass for it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from dataclasses import dataclass
 
 from services.errors import InvalidRequestError
+from services.images import ImageError, decode
 
 MARKER = re.compile(r"\[img-(\d+)\]")
-FORMATS = ("PNG", "JPEG", "WEBP")
-MAX_PIXELS = 50_000_000
-"""Larger images are refused: decoded RGB of 50 MP is 150 MB in the runner. Anything smaller
-is accepted at any size; the projector's own preprocessing resizes it."""
 
 _INDEX_BITS = 20  # up to ~1M tokens per image
 _HASH_BITS = 40
@@ -64,23 +60,10 @@ def split_prompt(prompt: str, n_images: int) -> list[str | int]:
 
 def decode_image(data: bytes, index: int) -> Image:
     """Decode PNG, JPEG or WebP bytes to RGB; anything else is the request's 400."""
-    from PIL import Image as PILImage  # noqa: PLC0415 - only runners that see an image pay
-
     try:
-        with PILImage.open(io.BytesIO(data), formats=FORMATS) as img:
-            width, height = img.size
-            if width * height > MAX_PIXELS:
-                raise InvalidRequestError(
-                    f"image {index} is too large ({width}x{height} pixels; the limit is "
-                    f"{MAX_PIXELS // 1_000_000} megapixels)")
-            img.load()
-            rgb = img.convert("RGB").tobytes()
-    except InvalidRequestError:
-        raise
-    except PILImage.UnidentifiedImageError:
-        raise InvalidRequestError(f"image {index} is not a PNG, JPEG or WebP image") from None
-    except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError) as exc:
-        raise InvalidRequestError(f"image {index} could not be decoded: {exc}") from None
+        width, height, rgb = decode(data)
+    except ImageError as exc:
+        raise InvalidRequestError(f"image {index} {exc}") from None
     return Image(width, height, rgb, hashlib.sha256(data).hexdigest())
 
 
