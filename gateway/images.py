@@ -36,7 +36,8 @@ async def decode_images(messages: Sequence[dict], *, chat: bool) -> dict[str, by
     labelled = {}
     for i, message in enumerate(messages):
         for k, text in enumerate(message.get("images") or ()):
-            where = f"message {message.get(MESSAGE_INDEX, i)}: image {k}" if chat else f"image {k}"
+            where = f"message {message.get(MESSAGE_INDEX, i)}: image {k}" if chat \
+                else f"image {k}"
             labelled.setdefault(text, where)
     if not labelled:
         return {}
@@ -50,7 +51,7 @@ def _decode_all(labelled: dict[str, str]) -> dict[str, bytes]:
         try:
             decode(data, rgb=False)
         except ImageError as exc:
-            raise InvalidRequestError(f"invalid image in {where}: it {exc}") from None
+            raise InvalidRequestError(f"{where} {exc}") from None
         images[text] = data
     return images
 

@@ -9,7 +9,8 @@ No small vision GGUF ships on PyPI, so the tests build one. ``OUT_DIR`` receives
 * ``mmproj.gguf`` - a LLaVA-style projector (GGUF architecture ``clip``, projector type ``mlp``):
   a 2-block CLIP ViT over 64x64 images in 16x16 patches, then ``mm.0``/GELU/``mm.2`` into the
   text model's 64-wide embedding space, so one image is 16 tokens;
-* ``Modelfile`` - ``FROM ./model.gguf`` and ``FROM ./mmproj.gguf``, for ``corral create``.
+* ``Modelfile`` - ``FROM ./model.gguf`` and ``FROM ./mmproj.gguf``, for ``corral create``,
+  with ``num_predict`` 24 and ``temperature`` 0 (the model never ends a turn by itself).
 
 Its answers are nonsense, but deterministic: the same image gives the same greedy tokens,
 different images give different ones, and a text-only prompt is answered exactly as by
@@ -39,6 +40,13 @@ _TOKENIZER_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml
                    "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_space_prefix",
                    "tokenizer.chat_template")
 _CONTROL = 3  # llama.cpp's LLAMA_TOKEN_TYPE_CONTROL
+MODELFILE = """\
+FROM ./model.gguf
+FROM ./mmproj.gguf
+# Random weights never end a turn: answers stop at num_predict, greedy by default.
+PARAMETER num_predict 24
+PARAMETER temperature 0
+"""
 
 
 def smollm2_path() -> Path:
@@ -187,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(SEED)
     write_text_model(out / "model.gguf", args.tokenizer_from or smollm2_path(), rng)
     write_projector(out / "mmproj.gguf", rng)
-    (out / "Modelfile").write_text("FROM ./model.gguf\nFROM ./mmproj.gguf\n")
+    (out / "Modelfile").write_text(MODELFILE)
     print(f"wrote {out / 'model.gguf'}, {out / 'mmproj.gguf'} and {out / 'Modelfile'}")
     return 0
 
