@@ -103,11 +103,11 @@ def test_image_url_parts_from_the_openai_sdk(corral: CorralServer, vlm: Path) ->
     sdk = openai.OpenAI(base_url=f"{corral.url}/v1", api_key="unused")
 
     def ask(png: bytes, url: str | None = None):
+        url = url or f"data:image/png;base64,{b64(png)}"
+        parts = [{"type": "text", "text": QUESTION},
+                 {"type": "image_url", "image_url": {"url": url}}]
         return sdk.chat.completions.create(model=MODEL, temperature=0, seed=1, max_tokens=8,
-                                           messages=[{"role": "user", "content": [
-                                               {"type": "text", "text": QUESTION},
-                                               {"type": "image_url", "image_url": {
-                                                   "url": url or f"data:image/png;base64,{b64(png)}"}}]}])
+                                           messages=[{"role": "user", "content": parts}])
 
     red, again = ask(image_bytes(RED)), ask(image_bytes(RED))
     blue = ask(image_bytes(BLUE))
@@ -119,10 +119,10 @@ def test_image_url_parts_from_the_openai_sdk(corral: CorralServer, vlm: Path) ->
     with pytest.raises(openai.BadRequestError, match="message 0: image 0 is not a PNG"):
         ask(b"GIF89a not really")
 
+    red_url = f"data:image/png;base64,{b64(image_bytes(RED))}"
     response = sdk.responses.create(model=MODEL, temperature=0, max_output_tokens=8, input=[
-        {"role": "user", "content": [
-            {"type": "input_text", "text": QUESTION},
-            {"type": "input_image", "image_url": f"data:image/png;base64,{b64(image_bytes(RED))}"}]}])
+        {"role": "user", "content": [{"type": "input_text", "text": QUESTION},
+                                     {"type": "input_image", "image_url": red_url}]}])
     assert response.output_text and response.usage.output_tokens == 8
 
 

@@ -1,4 +1,4 @@
-"""Images through the real engine: the tiny vision model, its projector loaded by llama.cpp's mtmd."""
+"""Images through the real engine: the tiny vision model, its projector loaded by mtmd."""
 
 from __future__ import annotations
 
