@@ -84,7 +84,7 @@ class Vision:
         self.ctx = mtmd_cpp.mtmd_init_from_file(path.encode(), model, params)
         if not self.ctx:
             raise CorralError(f"failed to load projector {path}: it is not a projector for "
-                              f"this model")
+                              f"this model, or of a kind this llama.cpp does not support")
         self.path = path
         self.n_batch = n_batch
         self.n_embd = n_embd
@@ -166,8 +166,9 @@ class Vision:
                 n_tokens = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
                 digest = (mtmd.mtmd_input_chunk_get_id(chunk) or b"").decode()
                 keys = image_keys(digest, n_tokens)
-                media.by_key[keys[0]] = Media(mtmd.mtmd_input_chunk_copy(chunk), n_tokens,
-                                              digest, keys)
+                if keys[0] not in media.by_key:  # an image named twice is kept once
+                    media.by_key[keys[0]] = Media(mtmd.mtmd_input_chunk_copy(chunk), n_tokens,
+                                                  digest, keys)
                 tokens += keys
             else:
                 raise InvalidRequestError("this model takes images only")

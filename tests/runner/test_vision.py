@@ -109,6 +109,13 @@ async def test_several_images_in_one_prompt_follow_their_markers(engine: Engine)
     assert one != swapped
 
 
+async def test_an_image_named_twice_is_evaluated_twice_and_encoded_once(engine: Engine) -> None:
+    with structlog.testing.capture_logs() as logs:
+        _, done = await collect(engine, ask("[img-0] and again [img-0] ok", image_bytes(BLUE)))
+    assert done.prompt_eval_count > 2 * IMAGE_TOKENS
+    assert len([e for e in logs if e["event"] == "image_encoded"]) == 1
+
+
 async def test_text_streams_advance_between_the_images_of_another_request(
         engine: Engine) -> None:
     """One image per engine step: a running stream gets tokens between two image encodes."""
