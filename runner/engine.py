@@ -295,13 +295,15 @@ class Engine:
             self._sample(slot)
 
     def _evaluate_image(self) -> None:
-        """Encode and decode at most one image per step, so other streams go on between
-        images; an image's stall is its encode (skipped when cached) and its decode."""
+        """At most one image step per engine step: encode an image (unless cached), or write
+        an encoded one into its slot. The other streams stall for one of the two at a time."""
         slot = next((s for s in self._slots if s.todo and is_image(s.todo[0])), None)
         if slot is None or slot.generation.cancelled.is_set():
             return
         media = slot.generation.media.by_key[slot.todo[0]]
         try:
+            if self.vision.encode(media):
+                return
             self.vision.evaluate(self.model.ctx, media, len(slot.cache), slot.seq)
         except CorralError as exc:
             self._fail([slot], exc)

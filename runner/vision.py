@@ -176,6 +176,13 @@ class Vision:
 
     # -- inference thread -------------------------------------------------------------------
 
+    def encode(self, media: Media) -> bool:
+        """Run the vision encoder unless the image's embeddings are cached; True if it ran."""
+        if media.digest in self._cache:
+            return False
+        self.embeddings(media)
+        return True
+
     def embeddings(self, media: Media) -> ctypes.Array:
         """The image's embeddings: from the cache, or encoded now (the expensive part)."""
         cached = self._cache.get(media.digest)

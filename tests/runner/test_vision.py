@@ -118,7 +118,8 @@ async def test_an_image_named_twice_is_evaluated_twice_and_encoded_once(engine: 
 
 async def test_text_streams_advance_between_the_images_of_another_request(
         engine: Engine) -> None:
-    """One image per engine step: a running stream gets tokens between two image encodes."""
+    """One image step per engine step: a running stream gets tokens between an image's
+    encode and its decode, and between images."""
     images = [image_bytes((i * 40, 255 - i * 40, 90)) for i in range(4)]
     prompt = "".join(f"[img-{i}]" for i in range(4)) + " describe"
     stream = await engine.generate(ask(TEXT_PROMPT, num_predict=400))
@@ -126,18 +127,19 @@ async def test_text_streams_advance_between_the_images_of_another_request(
     await anext(reader)  # the text stream is decoding
     with structlog.testing.capture_logs() as logs:
         counts = []
-        original = engine.vision.embeddings
+        original = engine.vision.encode
 
-        def embeddings(media):
+        def encode(media):
             counts.append(stream.stats.eval_count)
             return original(media)
 
-        engine.vision.embeddings = embeddings
+        engine.vision.encode = encode  # called on every image step: encode, then decode
         await collect(engine, ask(prompt, *images))
     stream.cancel()
     await reader.aclose()
     assert len([e for e in logs if e["event"] == "image_encoded"]) == 4
-    assert counts == sorted(counts) and len(set(counts)) == 4  # tokens came between encodes
+    # 4 images × (encode step + decode step), and the text stream got tokens between them all
+    assert len(counts) == 8 and counts == sorted(counts) and len(set(counts)) == 8
 
 
 async def test_bad_images_are_the_requests_400(engine: Engine) -> None:
