@@ -1,8 +1,9 @@
 """``CreateModel``: Ollama's JSON create form turned into layers, a config and a manifest.
 
 Semantics follow ``server/create.go``: the base layers come from ``from`` (every layer of an
-existing model, tagged with its name) or from ``files`` (uploaded GGUF blobs); ``adapters`` are
-appended; then TEMPLATE / SYSTEM / params / messages replace their layers (params merge over the
+existing model, tagged with its name) or from ``files`` (uploaded GGUF blobs; a GGUF of
+architecture ``clip`` is a projector layer, and ``files`` next to ``from`` may only be projectors,
+which replace the model's own); ``adapters`` are appended; then TEMPLATE / SYSTEM / params / messages replace their layers (params merge over the
 inherited ones, request winning), LICENSEs accumulate, and the manifest is written. Everything
 that can be checked is checked before the first progress object, so a bad request gets a real
 HTTP status rather than an error line inside a 200 stream.
