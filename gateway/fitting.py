@@ -79,8 +79,10 @@ async def render_messages(render: Callable[[list[dict]], str], selected: list[di
 
 
 async def fit_messages(messages: Sequence[dict], render: Callable[[list[dict]], str],
-                       tokenize: Tokenize, limit: int) -> tuple[str, int]:
-    """(prompt, messages dropped): the most recent messages whose rendering fits ``limit``."""
+                       tokenize: Tokenize, limit: int,
+                       reserve: Callable[[list[dict]], int] | None = None) -> tuple[str, int]:
+    """(prompt, messages dropped): the most recent messages whose rendering fits ``limit``;
+    ``reserve(kept)`` is room the kept messages need beyond their text (images)."""
     messages = list(messages)
     heavy = is_heavy(messages)
     rendered: dict[int, tuple[str, int]] = {}
@@ -95,7 +97,8 @@ async def fit_messages(messages: Sequence[dict], render: Callable[[list[dict]], 
         return rendered[start]
 
     async def fits(start: int) -> bool:
-        return await count((await attempt(start))[0], (), tokenize, limit) <= limit
+        budget = limit - (reserve(messages[start:]) if reserve else 0)
+        return await count((await attempt(start))[0], (), tokenize, budget) <= budget
 
     if len(messages) <= 1 or await fits(0):
         return (await attempt(0))[0], 0

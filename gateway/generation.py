@@ -17,6 +17,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from gateway import fitting
+from gateway import images as imaging
 from gateway import prompt as prompts
 from gateway.formats.base import StreamParser
 from gateway.formats.chat_format import ChatFormat
@@ -82,6 +83,7 @@ class InferenceService:
         resolved, model_template, think = await self._checked_generate(p)
         template = ChatFormat.for_model(resolved, p.template) if p.template else model_template
         options = self.options(resolved, p.options)
+        images = await imaging.decode_images([{"images": p.images}], chat=False)
         async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
             fitted = await self._generate_prompt(p, resolved, template, think, lease, options)
             if p.debug_render_only:
@@ -92,6 +94,7 @@ class InferenceService:
             request = options.generate_request(fitted.text, context=fitted.context,
                                                json_schema=p.format, logprobs=p.logprobs,
                                                top_logprobs=p.top_logprobs, shift=p.shift)
+            request.images.extend(images[image] for image in p.images)
             def final(done: pb.Done) -> dict:
                 return final_fields(done, started, lease.load_duration_ns, context=not p.raw)
 
@@ -104,14 +107,17 @@ class InferenceService:
         limit, tokenize = _window(lease, options)
         dropped = 0
         if p.raw:
-            text = p.prompt
+            text = imaging.prefix_markers(p.prompt, len(p.images))
         elif p.suffix:
-            text = template.render_suffix(p.prompt, p.suffix, think=think)
+            text = template.render_suffix(imaging.prefix_markers(p.prompt, len(p.images)),
+                                          p.suffix, think=think)
         else:
             messages = prompts.generate_messages(resolved, p.prompt, system=p.system,
                                                  with_history=not p.context, images=p.images)
             text, dropped = await self._fit_messages(template, messages, (), think, limit,
                                                      tokenize, p.truncate and not p.template)
+        if p.images:  # token ids would lose the image markers: the runner checks the window
+            return fitting.Fitted(text, list(p.context), dropped_messages=dropped)
         fitted = await fitting.fit_tokens(text, p.context, tokenize, limit=limit,
                                           num_keep=options.num_keep, truncate=p.truncate,
                                           shift=p.shift)
@@ -138,7 +144,7 @@ class InferenceService:
         template = ChatFormat.for_model(resolved)
         think = effective_think(p.think, template, p.model, relax=relax_thinking)
         check_capabilities(resolved, template, tools=bool(p.tools),
-                           vision=any(m.get("images") for m in p.messages))
+                           vision=imaging.has_images(p.messages))
         return resolved, template, think
 
     async def chat(self, p: ChatParams, *, tool_choice: ToolChoice = ToolChoice(),
@@ -149,14 +155,16 @@ class InferenceService:
         resolved, template, think = await self._checked_chat(p, relax_thinking=relax_thinking)
         tools, think = forced_choice(tool_choice, p, think)
         options = self.options(resolved, p.options)
+        images = await imaging.decode_images(p.messages, chat=True)
         messages = prompts.chat_messages(resolved, p.messages)
         async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
             limit, tokenize = _window(lease, options)
+            kept: list[str] = []
             text, dropped = await self._fit_messages(template, messages, tools, think, limit,
-                                                     tokenize, p.truncate)
-            fitted = await fitting.fit_tokens(text, (), tokenize, limit=limit,
-                                              num_keep=options.num_keep, truncate=p.truncate,
-                                              shift=p.shift)
+                                                     tokenize, p.truncate, kept)
+            fitted = fitting.Fitted(text) if kept else await fitting.fit_tokens(
+                text, (), tokenize, limit=limit, num_keep=options.num_keep, truncate=p.truncate,
+                shift=p.shift)
             fitted.dropped_messages = dropped
             fitting.log_truncation(p.model, fitted, limit)
             if p.debug_render_only:
@@ -173,6 +181,7 @@ class InferenceService:
                 call = template.forced_call(tools)
                 request.grammar = call.grammar
                 request.grammar_schemas.update(call.schemas)
+            request.images.extend(images[image] for image in kept)
             def final(done: pb.Done) -> dict:
                 return final_fields(done, started, lease.load_duration_ns)
 
@@ -207,13 +216,26 @@ class InferenceService:
     @staticmethod
     async def _fit_messages(template: ChatFormat, messages: list[dict], tools: list[dict],
                             think: Think, limit: int, tokenize: fitting.Tokenize,
-                            truncate: bool) -> tuple[str, int]:
+                            truncate: bool, kept: list[str] | None = None) -> tuple[str, int]:
+        """The rendered prompt and how many messages were dropped; ``kept`` receives the
+        images of the messages in the prompt returned (in marker order)."""
+        images_of: dict[str, list[str]] = {}  # fitting renders several selections
+
         def render(selected: list[dict]) -> str:
-            return template.render(selected, tools=tools, think=think)
+            tagged, images = imaging.tag_images(selected)
+            text = template.render(tagged, tools=tools, think=think)
+            images_of[text] = images
+            return text
 
         if not truncate:
-            return await fitting.render_messages(render, messages, fitting.is_heavy(messages)), 0
-        return await fitting.fit_messages(messages, render, tokenize, limit)
+            text, dropped = await fitting.render_messages(
+                render, messages, fitting.is_heavy(messages)), 0
+        else:
+            fit = imaging.fit_messages if imaging.has_images(messages) else fitting.fit_messages
+            text, dropped = await fit(messages, render, tokenize, limit)
+        if kept is not None:
+            kept[:] = images_of[text]
+        return text, dropped
 
     async def _load_or_unload(self, resolved: Any, p: GenerateParams | ChatParams) -> str:
         if p.is_unload:
@@ -307,7 +329,7 @@ def check_capabilities(resolved: Any, template: ChatFormat, *, tools: bool = Fal
     """400 ``<full name> does not support tools|insert|vision`` (Ollama's scheduleRunner)."""
     missing = [name for name, wanted, present in (
         ("tools", tools, template.supports_tools), ("insert", insert, template.supports_insert),
-        ("vision", vision, False)) if wanted and not present]
+        ("vision", vision, bool(resolved.projector_paths))) if wanted and not present]
     if missing:
         full = parse_name(resolved.model.name).full
         raise InvalidRequestError(f"{full} does not support " + "\n".join(missing))

@@ -66,9 +66,11 @@ class SystemMemory:
             pass
         return None
 
-    async def footprint(self, model_path: str, n_ctx: int) -> Footprint:
-        """The estimate for ``model_path`` with ``n_ctx`` KV cells in all (ctx × parallel)."""
-        return await asyncio.to_thread(estimate_footprint, model_path, n_ctx)
+    async def footprint(self, model_path: str, n_ctx: int,
+                        extra_files: tuple[str, ...] = ()) -> Footprint:
+        """The estimate for ``model_path`` with ``n_ctx`` KV cells in all (ctx × parallel);
+        ``extra_files`` (a projector) are loaded whole, so their size counts as weights."""
+        return await asyncio.to_thread(estimate_footprint, model_path, n_ctx, extra_files)
 
 
 def shortfall(need: Footprint, available: int | None, resident: list[Footprint]) -> int:
@@ -79,10 +81,11 @@ def shortfall(need: Footprint, available: int | None, resident: list[Footprint])
     return need.total - int(free * HEADROOM)
 
 
-def estimate_footprint(model_path: str, n_ctx: int) -> Footprint:
-    """Blocking: file size plus the KV cache the GGUF's shape implies (0 when unreadable)."""
+def estimate_footprint(model_path: str, n_ctx: int,
+                       extra_files: tuple[str, ...] = ()) -> Footprint:
+    """Blocking: file sizes plus the KV cache the GGUF's shape implies (0 when unreadable)."""
     try:
-        weights = os.stat(model_path).st_size
+        weights = sum(os.stat(path).st_size for path in (model_path, *extra_files))
     except OSError:
         return Footprint(weights=0, kv_cache=0)
     try:

@@ -79,6 +79,7 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
     modelfile = show_modelfile(
         display_name=reply.model.name, model_path=reply.model_path, template=modelfile_template,
         system=system, adapters=[str(blobs_dir / d.replace(":", "-")) for d in reply.adapters],
+        projectors=[str(blobs_dir / d.replace(":", "-")) for d in reply.projectors],
         parameters={**parameters, **(options or {})}, licenses=list(reply.license),
         messages=[(m.role, m.content) for m in reply.messages],
         renderer=reply.renderer, parser=reply.parser)
@@ -96,6 +97,8 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
     if reply.messages:
         out["messages"] = [{"role": m.role, "content": m.content} for m in reply.messages]
     out["model_info"] = _plain(MessageToDict(reply.model_info))
+    if reply.HasField("projector_info"):
+        out["projector_info"] = _plain(MessageToDict(reply.projector_info))
     if capabilities := show_capabilities(reply):
         out["capabilities"] = capabilities
     out["modified_at"] = local_timestamp(reply.model.modified_at.ToDatetime(tzinfo=dt.timezone.utc))

@@ -50,6 +50,7 @@ class RunnerSpec:
     debug: bool = False
     embedding: bool = False  # serve Embed instead of Generate
     adapters: tuple[str, ...] = ()  # LoRA adapter files, applied at scale 1
+    projector: str = ""  # multimodal projector file: the model then takes images
 
     def argv(self) -> list[str]:
         args = [sys.executable, "-m", "runner", "--model", self.model_path,
@@ -58,6 +59,7 @@ class RunnerSpec:
                 "--parent-pid", str(os.getpid())]
         for adapter in self.adapters:
             args += ["--lora", adapter]
+        args += ["--mmproj", self.projector] if self.projector else []
         args += ["--embedding"] if self.embedding else []
         return args + ["--debug"] if self.debug else args
 
@@ -80,7 +82,8 @@ class SpecMaker:
         return RunnerSpec(model_name=resolved.model.name, model_path=resolved.model_path,
                           socket_path=socket, ctx_size=num_ctx, parallel=s.num_parallel,
                           threads=threads, debug=s.debug, embedding=embedding,
-                          adapters=tuple(resolved.adapter_paths))
+                          adapters=tuple(resolved.adapter_paths),
+                          projector=_projector(resolved, embedding))
 
     def cleanup(self) -> None:
         """Remove the socket directory if this object made it."""
@@ -96,6 +99,16 @@ class SpecMaker:
                 self._dir = Path(tempfile.mkdtemp(prefix="corral-"))
                 self._own_dir = True
         return self._dir
+
+
+def _projector(resolved: Any, embedding: bool) -> str:
+    """The projector a generation runner loads: llama.cpp takes one, so the first (as Ollama)."""
+    paths = list(getattr(resolved, "projector_paths", ()))
+    if embedding or not paths:
+        return ""
+    if len(paths) > 1:
+        log.warning("extra_projectors_ignored", model=resolved.model.name, count=len(paths))
+    return paths[0]
 
 
 def describe_returncode(returncode: int | None) -> str:

@@ -279,7 +279,8 @@ class Scheduler:
 
     async def _start(self, key: RunnerKey, resolved: Any, num_ctx: int) -> LoadedRunner:
         spec = self._specs.make(resolved, num_ctx, embedding=key[1])
-        footprint = await self.memory.footprint(spec.model_path, spec.ctx_size * spec.parallel)
+        footprint = await self.memory.footprint(spec.model_path, spec.ctx_size * spec.parallel,
+                                                (spec.projector,) if spec.projector else ())
         await self._make_room(footprint, spec.model_name)
         if (old := self._runners.get(key)) is not None:
             self._retire(old)

@@ -1,8 +1,9 @@
 """``CreateModel``: Ollama's JSON create form turned into layers, a config and a manifest.
 
 Semantics follow ``server/create.go``: the base layers come from ``from`` (every layer of an
-existing model, tagged with its name) or from ``files`` (uploaded GGUF blobs); ``adapters`` are
-appended; then TEMPLATE / SYSTEM / params / messages replace their layers (params merge over the
+existing model, tagged with its name) or from ``files`` (uploaded GGUF blobs; a GGUF of
+architecture ``clip`` is a projector layer, and ``files`` next to ``from`` may only be projectors,
+which replace the model's own); ``adapters`` are appended; then TEMPLATE / SYSTEM / params / messages replace their layers (params merge over the
 inherited ones, request winning), LICENSEs accumulate, and the manifest is written. Everything
 that can be checked is checked before the first progress object, so a bad request gets a real
 HTTP status rather than an error line inside a 200 stream.
@@ -147,7 +148,11 @@ class ModelCreator:
             await self._check_files(files)
             return await self._from_files(files)
         if request.from_:
-            return await self._from_model(request.from_)
+            plan = await self._from_model(request.from_)
+            if request.files:  # FROM model + FROM ./mmproj.gguf: the model gains a projector
+                projectors = await self._projector_layers(request.files)
+                plan.layers = _without(plan.layers, PROJECTOR_MEDIA_TYPE) + projectors
+            return plan
         if request.files:
             return await self._from_files(request.files)
         raise InvalidRequestError("neither 'from' or 'files' was specified")
@@ -193,6 +198,19 @@ class ModelCreator:
             raise InvalidRequestError("exactly one GGUF model file is required in 'files'"
                                       if not models else "only one GGUF model file is supported")
         return plan
+
+    async def _projector_layers(self, files: Mapping[str, str]) -> list[_Layer]:
+        """Projector files added to an existing model; they replace its own projectors."""
+        layers = []
+        for digest in files.values():
+            digest = canonical_digest(digest)
+            if (await self._read_gguf(digest))[1] != "projector":
+                raise InvalidRequestError("only a projector file (GGUF architecture 'clip') "
+                                          "can be added to an existing model")
+            size = await self._blobs.size(digest) or 0
+            layers.append(_Layer(Descriptor(PROJECTOR_MEDIA_TYPE, digest, size),
+                                 f"using existing layer {digest}"))
+        return layers
 
     async def _adapter_layers(self, adapters: Mapping[str, str]) -> list[_Layer]:
         if len(adapters) > 1:

@@ -56,6 +56,7 @@ class ResolvedModel:
     adapter_paths: list[Path] = field(default_factory=list)
     renderer: str = ""  # the config's named renderer and parser (Modelfile RENDERER/PARSER)
     parser: str = ""
+    projector_paths: list[Path] = field(default_factory=list)
 
     @property
     def parent_model(self) -> str:

@@ -135,6 +135,7 @@ def resolve_response(model: ResolvedModel) -> pb.ResolveModelResponse:
                   for m in model.messages],
         bos_token=model.bos_token, eos_token=model.eos_token,
         adapter_paths=[str(path) for path in model.adapter_paths],
-        renderer=model.renderer, parser=model.parser)
+        renderer=model.renderer, parser=model.parser,
+        projector_paths=[str(path) for path in model.projector_paths])
     response.parameters.update(model.parameters)
     return response

@@ -51,10 +51,13 @@ class ModelsServicerMixin:
             chat_template=resolved.chat_template, system=resolved.system,
             license=shown.resolved.licenses, messages=resolved.messages,
             capabilities=shown.capabilities, adapters=shown.adapters,
-            renderer=resolved.renderer, parser=resolved.parser)
+            renderer=resolved.renderer, parser=resolved.parser,
+            projectors=shown.projectors)
         response.model.details.parent_model = shown.resolved.parent_model
         response.parameters.CopyFrom(resolved.parameters)
         response.model_info.update(shown.model_info)
+        if shown.projector_info:
+            response.projector_info.update(shown.projector_info)
         return response
 
     async def CreateModel(self, request: pb.CreateModelRequest,

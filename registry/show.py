@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.gguf_kv import GGUFHeader, model_info, scan_header
+from registry.gguf_kv import GGUFHeader, SkippedArray, model_info, scan_header
 from registry.manifests import ADAPTER_MEDIA_TYPE, PROJECTOR_MEDIA_TYPE
 from registry.store import ModelStore, ResolvedModel
 from services.errors import ModelNotFoundError
@@ -29,10 +29,15 @@ class ShownModel:
     resolved: ResolvedModel
     model_info: dict[str, Any]
     capabilities: list[str]
+    projector_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def adapters(self) -> list[str]:
         return self.resolved.layer_digests(ADAPTER_MEDIA_TYPE)
+
+    @property
+    def projectors(self) -> list[str]:
+        return self.resolved.layer_digests(PROJECTOR_MEDIA_TYPE)
 
 
 class ModelShower:
@@ -58,9 +63,12 @@ class ModelShower:
         except ModelNotFoundError:
             raise ModelNotFoundError(f"model '{parse_name(text).display}' not found") from None
         header = await self._header(resolved.model_path)
-        has_projector = bool(resolved.layer_digests(PROJECTOR_MEDIA_TYPE))
+        projector = {}
+        if resolved.projector_paths:  # Ollama shows the first projector's key/values
+            projector = projector_info(await self._header(resolved.projector_paths[0]))
         return ShownModel(resolved=resolved, model_info=model_info(header),
-                          capabilities=capabilities(header.kv, has_projector))
+                          capabilities=capabilities(header.kv, bool(projector)),
+                          projector_info=projector)
 
     async def _header(self, path: Path) -> GGUFHeader:
         if path in self._headers:
@@ -71,6 +79,16 @@ class ModelShower:
         while len(self._headers) > _CACHE_SIZE:
             self._headers.popitem(last=False)
         return header
+
+
+def projector_info(header: GGUFHeader) -> dict[str, Any]:
+    """``/api/show``'s ``projector_info``: every key of the projector GGUF (``general.name``
+    included, as Ollama's ``getModelData`` keeps it), long arrays as ``[]``, plus
+    ``general.parameter_count``."""
+    info = {key: [] if isinstance(value, SkippedArray) else value
+            for key, value in header.kv.items()}
+    info["general.parameter_count"] = header.parameter_count
+    return dict(sorted(info.items()))
 
 
 def capabilities(kv: dict[str, Any], has_projector: bool) -> list[str]:

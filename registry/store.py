@@ -26,7 +26,8 @@ from registry.gguf_kv import read_gguf_info_fast
 from registry.manifest_files import MANIFESTS_DIRNAME, ManifestTree
 from registry.manifests import (
     ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE,
-    PARAMS_MEDIA_TYPE, SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
+    PARAMS_MEDIA_TYPE, PROJECTOR_MEDIA_TYPE, SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPES, Descriptor,
+    Manifest, gguf_config,
 )
 from registry.records import ModelDetails, ModelRecord, ResolvedModel, details_of
 from registry.refs import release_manifest
@@ -295,6 +296,9 @@ class ModelStore:
             adapter_paths=[self.blobs.path(layer.digest).resolve() for layer in manifest.layers
                            if layer.media_type == ADAPTER_MEDIA_TYPE],
             renderer=_config_text(config, "renderer"), parser=_config_text(config, "parser"),
+            projector_paths=[self.blobs.path(layer.digest).resolve()
+                             for layer in manifest.layers
+                             if layer.media_type == PROJECTOR_MEDIA_TYPE],
         )
 
     async def _config(self, manifest: Manifest) -> dict[str, Any]:

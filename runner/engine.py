@@ -26,11 +26,13 @@ import structlog
 
 from runner.embedding import embed_all, embedding_tokens
 from runner.grammar import grammar_for
+from runner.images import is_image, reusable, text_tokens
 from runner.llama import Batch, ContextConfig, Model
 from runner.logprobs import token_logprob
 from runner.sampling import Sampler, SamplerConfig
 from runner.settings import RunnerSettings
 from runner.slots import Generation, Outbox, Slot, pick_slot
+from runner.vision import MediaSet, Vision, tokenize_request
 from services.errors import CorralError, InvalidRequestError, RunnerUnavailableError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
@@ -53,6 +55,7 @@ class Engine:
         self._batch: Batch | None = None
         self._thread: threading.Thread | None = None
         self._outbox: Outbox | None = None
+        self.vision: Vision | None = None  # the projector, for a model that takes images
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -93,10 +96,16 @@ class Engine:
         config = ContextConfig(n_ctx=s.n_ctx, n_seq=s.parallel, n_batch=s.n_batch,
                                n_threads=s.n_threads, embeddings=s.embedding, lora=s.lora)
         self.model = Model(s.model, config, on_progress=_log_progress)
+        if s.projector:  # mtmd's library is loaded only here: text-only runners skip it
+            self.vision = Vision(s.projector, self.model.handle, n_threads=s.n_threads,
+                                 n_batch=s.n_batch, n_embd=self.model.n_embd_inp,
+                                 quiet=not s.debug)
         self._batch = Batch(s.n_batch)
         self.load_duration_ns = time.perf_counter_ns() - started
 
     def _close(self) -> None:
+        if self.vision is not None:
+            self.vision.close()
         if self._batch is not None:
             self._batch.free()
             self._batch = None
@@ -116,29 +125,37 @@ class Engine:
         model = self._ready_model()
         if self.settings.embedding:
             raise InvalidRequestError("this runner serves embeddings and cannot generate text")
-        prompt = self._prompt_tokens(request)
-        sampler = Sampler(SamplerConfig.from_proto(request.sampling), model.vocab,
-                          self.settings.ctx_size, grammar_for(request))
+        media = None
+        try:
+            prompt, media = self._prompt_tokens(request)
+            sampler = Sampler(SamplerConfig.from_proto(request.sampling), model.vocab,
+                              self.settings.ctx_size, grammar_for(request))
+        except BaseException:
+            if media is not None:
+                media.free()
+            raise
         num_predict = request.num_predict if request.HasField("num_predict") else -1
         return Generation(prompt, sampler, num_predict=num_predict, stops=list(request.stop),
-                          outbox=self._outbox, logprobs=request.logprobs,
+                          outbox=self._outbox, logprobs=request.logprobs, media=media,
                           top_logprobs=min(max(request.top_logprobs, 0), MAX_TOP_LOGPROBS),
                           shift=request.shift if request.HasField("shift") else True,
                           num_keep=request.num_keep if request.HasField("num_keep") else 4)
 
-    def _prompt_tokens(self, request: pb.GenerateRequest) -> list[int]:
+    def _prompt_tokens(self, request: pb.GenerateRequest) -> tuple[list[int], MediaSet | None]:
         vocab = self._ready_model().vocab
         context = list(request.context)
-        prompt = context + vocab.tokenize(request.prompt, add_special=not context,
-                                          parse_special=request.parse_special)
+        tokens, media = tokenize_request(vocab, self.vision, request, add_special=not context)
+        prompt = context + tokens
         if not prompt:
             raise InvalidRequestError("the prompt is empty")
         if len(prompt) >= self.settings.ctx_size:
             raise InvalidRequestError(
                 f"the prompt is {len(prompt)} tokens, which does not fit the context window "
                 f"of {self.settings.ctx_size} tokens")
+        if is_image(prompt[-1]):
+            raise InvalidRequestError("the prompt must not end with an image")
         vocab.detokenize(context)  # validates the ids
-        return prompt
+        return prompt, media
 
     async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:
         """One unnormalised vector per input, computed on the inference thread."""
@@ -235,7 +252,7 @@ class Engine:
     def _assign(self, slot: Slot, generation: Generation) -> None:
         """Reuse the slot's cached prefix; evaluate the rest (always the last prompt token)."""
         prompt = generation.prompt
-        reused = min(slot.common_prefix(prompt), len(prompt) - 1)
+        reused = reusable(slot.cache, prompt)
         self.model.forget(slot.seq, reused)
         del slot.cache[reused:]
         slot.todo = prompt[reused:]
@@ -245,11 +262,13 @@ class Engine:
         # usage and context fill with it. prompt_eval_duration stays the time actually spent.
         generation.stats.prompt_eval_count = len(prompt)
         generation.stats.reused_tokens = reused
-        generation.sampler.prime(prompt)
+        generation.sampler.prime(text_tokens(prompt))
         log.debug("slot_assigned", seq=slot.seq, prompt_tokens=len(prompt), reused_tokens=reused)
 
     def _step(self) -> None:
         """Fill one batch, decode it, sample every slot whose logits came out."""
+        if self.vision is not None:
+            self._evaluate_image()
         batch = self._batch
         batch.clear()
         sampling, involved = [], []
@@ -266,7 +285,8 @@ class Engine:
                 sampling.append(slot)
                 involved.append(slot)
         for slot in self._slots:
-            if slot.todo and batch.room and not slot.generation.cancelled.is_set():
+            if (slot.todo and batch.room and not is_image(slot.todo[0])
+                    and not slot.generation.cancelled.is_set()):
                 if self._add_prompt_chunk(batch, slot):
                     sampling.append(slot)
                 involved.append(slot)
@@ -280,9 +300,29 @@ class Engine:
         for slot in sampling:
             self._sample(slot)
 
+    def _evaluate_image(self) -> None:
+        """At most one image step per engine step: encode an image (unless cached), or write
+        an encoded one into its slot. The other streams stall for one of the two at a time."""
+        slot = next((s for s in self._slots if s.todo and is_image(s.todo[0])), None)
+        if slot is None or slot.generation.cancelled.is_set():
+            return
+        media = slot.generation.media.by_key[slot.todo[0]]
+        try:
+            if self.vision.encode(media):
+                return
+            self.vision.evaluate(self.model.ctx, media, len(slot.cache), slot.seq)
+        except CorralError as exc:
+            self._fail([slot], exc)
+            return
+        del slot.todo[:media.n_tokens]
+        slot.cache.extend(media.keys)
+
     def _add_prompt_chunk(self, batch: Batch, slot: Slot) -> bool:
-        """Put as much of the slot's pending prompt as fits; True when it was the last chunk."""
-        chunk = slot.todo[:batch.room]
+        """Put as much of the slot's pending prompt text as fits (up to its next image);
+        True when it was the last chunk."""
+        room = min(batch.room, next((i for i, t in enumerate(slot.todo) if is_image(t)),
+                                    len(slot.todo)))
+        chunk = slot.todo[:room]
         del slot.todo[:len(chunk)]
         pos, seq, last = len(slot.cache), slot.seq, len(chunk) - 1
         done = not slot.todo
@@ -317,26 +357,13 @@ class Engine:
         if stopped:
             self._release(slot, pb.DONE_REASON_STOP, flush=False)
         elif stats.eval_count == generation.num_predict or (
-                self._slot_full(slot) and not self._shift(slot)):
+                self._slot_full(slot) and not slot.shift(self.model)):
             self._release(slot, pb.DONE_REASON_LENGTH)
         else:
             slot.next_token = token
 
     def _slot_full(self, slot: Slot) -> bool:
         return len(slot.cache) >= self.settings.ctx_size
-
-    def _shift(self, slot: Slot) -> bool:
-        """Make room in a full slot (Ollama's ShiftContext); False when it may not or cannot."""
-        generation = slot.generation
-        if not generation.shift or not self.model.can_shift:
-            return False
-        n = len(slot.cache)
-        keep = min(max(generation.num_keep, 0) + int(self.model.vocab.add_bos), n - 2)
-        discard = (n - keep) // 2
-        self.model.shift(slot.seq, keep, discard, n)
-        del slot.cache[keep:keep + discard]
-        log.debug("context_shifted", seq=slot.seq, kept=keep, discarded=discard)
-        return True
 
     def _release(self, slot: Slot, reason: int, *, flush: bool = True) -> None:
         """Finish the slot's generation; its KV cells stay for prefix reuse."""

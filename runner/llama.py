@@ -18,12 +18,12 @@ from llama_cpp import llama_cpp
 
 from services.errors import CorralError, InvalidRequestError
 
-_NO_LOG = llama_cpp.llama_log_callback(lambda _level, _text, _data: None)
+NO_LOG = llama_cpp.llama_log_callback(lambda _level, _text, _data: None)
 
 
 def silence_llama_logs() -> None:
     """Route llama.cpp's own C logging to a no-op callback (kept alive by this module)."""
-    llama_cpp.llama_log_set(_NO_LOG, ctypes.c_void_p(0))
+    llama_cpp.llama_log_set(NO_LOG, ctypes.c_void_p(0))
 
 
 @dataclass(frozen=True)
@@ -126,12 +126,17 @@ class Model:
         self.vocab = Vocab(self._model)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
         self.n_embd = llama_cpp.llama_model_n_embd(self._model)
+        self.n_embd_inp = llama_cpp.llama_model_n_embd_inp(self._model)  # what images feed in
         try:
             self._open_context(config)
             self._apply_adapters(config.lora)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def handle(self) -> llama_cpp.llama_model_p:
+        return self._model
 
     def _open_context(self, config: ContextConfig) -> None:
         self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED)

@@ -31,6 +31,8 @@ class RunnerSettings:
     """LoRA adapter GGUF files applied to the model (scale 1), as Ollama's ``ADAPTER``."""
     debug: bool = False
     """Debug logging, including llama.cpp's own log lines."""
+    projector: str = ""
+    """Multimodal projector GGUF (``--mmproj``): the model then takes images."""
 
     @property
     def n_threads(self) -> int:
@@ -67,12 +69,15 @@ def parse_args(argv: list[str] | None = None) -> RunnerSettings:
     parser.add_argument("--embedding", action="store_true", help="serve embeddings")
     parser.add_argument("--lora", action="append", default=[], metavar="PATH",
                         help="LoRA adapter GGUF to apply (repeatable)")
+    parser.add_argument("--mmproj", default="", metavar="PATH",
+                        help="multimodal projector GGUF (the model then takes images)")
     parser.add_argument("--debug", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     return RunnerSettings(
         model=args.model, socket=args.socket, ctx_size=args.ctx_size, parallel=args.parallel,
         threads=max(args.threads, 0), batch_size=args.batch_size, parent_pid=args.parent_pid,
-        embedding=args.embedding, lora=tuple(args.lora), debug=args.debug)
+        embedding=args.embedding, lora=tuple(args.lora), debug=args.debug,
+        projector=args.mmproj)
 
 
 def _positive(text: str) -> int:

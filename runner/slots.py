@@ -14,10 +14,20 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import structlog
+
+from runner.images import text_tokens
 from runner.sampling import Sampler
 from runner.stops import TextStream
 from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+if TYPE_CHECKING:
+    from runner.llama import Model
+    from runner.vision import MediaSet
+
+log = structlog.get_logger()
 
 
 @dataclass
@@ -37,8 +47,10 @@ class Generation:
 
     def __init__(self, prompt: list[int], sampler: Sampler, *, num_predict: int, stops: list[str],
                  outbox: Outbox, logprobs: bool = False,
-                 top_logprobs: int = 0, shift: bool = True, num_keep: int = 4) -> None:
+                 top_logprobs: int = 0, shift: bool = True, num_keep: int = 4,
+                 media: MediaSet | None = None) -> None:
         self.prompt = prompt
+        self.media = media  # the images behind the prompt's image keys (runner.images)
         self.sampler = sampler
         self.num_predict = num_predict
         self.text = TextStream(stops)
@@ -84,6 +96,8 @@ class Generation:
     def _end(self, item) -> None:
         self.finished = True
         self.sampler.free()
+        if self.media is not None:
+            self.media.free()
         self._post(self._push, item)
 
     def _post(self, callback, *args) -> None:
@@ -96,7 +110,7 @@ class Generation:
             done_reason=reason, prompt_eval_count=s.prompt_eval_count,
             prompt_eval_duration_ns=max(first - s.started_ns, 0), eval_count=s.eval_count,
             eval_duration_ns=max(s.finished_ns - first, 0), load_duration_ns=0,
-            context=self.prompt + self.output)
+            context=text_tokens(self.prompt) + self.output)
 
     # -- event loop ---------------------------------------------------------------------------
 
@@ -178,6 +192,20 @@ class Slot:
     @property
     def idle(self) -> bool:
         return self.generation is None
+
+    def shift(self, model: Model) -> bool:
+        """Make room in this full slot (Ollama's ShiftContext): keep ``num_keep`` tokens (+BOS),
+        drop half of the rest; False when the generation may not or the model cannot."""
+        generation = self.generation
+        if not generation.shift or not model.can_shift:
+            return False
+        n = len(self.cache)
+        keep = min(max(generation.num_keep, 0) + int(model.vocab.add_bos), n - 2)
+        discard = (n - keep) // 2
+        model.shift(self.seq, keep, discard, n)
+        del self.cache[keep:keep + discard]
+        log.debug("context_shifted", seq=self.seq, kept=keep, discarded=discard)
+        return True
 
     def common_prefix(self, tokens: list[int]) -> int:
         """How many leading ``tokens`` this slot's cache already holds."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.formats.forced import ToolChoice
+from gateway.images import MESSAGE_INDEX
 from gateway.openai.wire import (FINGERPRINT, include_usage, openai_logprobs, refuse_logit_bias,
                                  sampling_options, typed, usage, with_extension_options)
 from gateway.streaming import encode_json
@@ -108,12 +109,20 @@ def reasoning(body: dict) -> bool | str | None:
 def native_messages(messages: list) -> list[dict]:
     """OpenAI messages as native ones; each part of a content array becomes its own message."""
     out: list[dict] = []
-    for raw in messages:
+    for index, raw in enumerate(messages):
         if not isinstance(raw, dict):
             raise InvalidRequestError(f"json: cannot unmarshal {json_kind(raw)} into Go struct "
                                       f"field {STRUCT}.messages of type openai.Message")
-        out.extend(_translate(raw, messages))
+        out.extend(with_message_index(_translate(raw, messages), index))
     return out
+
+
+def with_message_index(natives: list[dict], index: int) -> list[dict]:
+    """Native messages carrying images remember the client's message index (for errors)."""
+    for native in natives:
+        if native.get("images"):
+            native[MESSAGE_INDEX] = index
+    return natives
 
 
 def _translate(msg: dict, history: list) -> list[dict]:

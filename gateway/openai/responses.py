@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.openai.chat import image_data, native_tool_calls, openai_tool_calls, reasoning
+from gateway.openai.chat import (image_data, native_tool_calls, openai_tool_calls, reasoning,
+                                 with_message_index)
 from gateway.openai.wire import typed
 from services.errors import InvalidRequestError
 from services.gofmt import json_kind
@@ -80,10 +81,10 @@ def input_messages(raw: object) -> list[dict]:
         raise InvalidRequestError(f"json: cannot unmarshal {json_kind(raw)} into Go struct "
                                   f"field {STRUCT}.input of type openai.ResponsesInput")
     messages: list[dict] = []
-    for item in raw:
+    for index, item in enumerate(raw):
         if not isinstance(item, dict):
             raise InvalidRequestError("invalid input item")
-        messages.append(_item_message(item, raw))
+        messages += with_message_index([_item_message(item, raw)], index)
     return messages
 
 

@@ -17,6 +17,7 @@ from prompt_toolkit.styles import Style
 from services.api_client import ApiClient, ApiError
 from services.cli import repl_help
 from services.cli.display import WordWrapper
+from services.cli.images import attach_images, file_names
 from services.cli.run import RunOptions, apply_show, chat_once, infer_think, load_or_unload
 from services.cli.show import show_info
 from services.errors import InvalidRequestError
@@ -129,7 +130,7 @@ class Repl:
             else:
                 self.buffer.append(text + "\n")
                 self.multiline = "prompt"
-        elif line.startswith("/"):
+        elif line.startswith("/") and not self._is_image_path(line):
             return self._command(line)
         else:
             self.buffer.append(line)
@@ -151,8 +152,22 @@ class Repl:
             self.buffer = []
         self.multiline = None
 
+    def _is_image_path(self, line: str) -> bool:
+        """A line starting with an image path (``/tmp/cat.png what is it?``) is a prompt."""
+        word = line.split()[0]
+        return self.opts.multimodal and any(name.startswith(word) for name in file_names(line))
+
     def _send(self, text: str) -> None:
-        self.opts.messages.append({"role": "user", "content": text})
+        message: dict = {"role": "user", "content": text}
+        if self.opts.multimodal:
+            try:
+                message["content"], images = attach_images(text)
+            except ApiError as exc:
+                print(f"error: {exc}")
+                return
+            if images:
+                message["images"] = images
+        self.opts.messages.append(message)
         try:
             message = chat_once(self.client, self.opts)
         except ApiError as exc:
@@ -360,7 +375,7 @@ class Repl:
 
     def _help(self, args: list[str]) -> None:
         if len(args) < 2:
-            repl_help.usage()
+            repl_help.usage(self.opts.multimodal)
             return
         topic = args[1].lstrip("/")
         if topic == "set":

@@ -10,7 +10,8 @@ def _print(lines: list[str]) -> None:
     sys.stderr.flush()
 
 
-def usage() -> None:
+def usage(multimodal: bool = False) -> None:
+    images = ["Use /path/to/file to include .jpg, .png or .webp images."] if multimodal else []
     _print(["Available Commands:",
             "  /set            Set session variables",
             "  /show           Show model information",
@@ -21,7 +22,7 @@ def usage() -> None:
             "  /?, /help       Help for a command",
             "  /? shortcuts    Help for keyboard shortcuts",
             "",
-            'Use """ to begin a multi-line message.'])
+            'Use """ to begin a multi-line message.', *images])
 
 
 def usage_set() -> None:

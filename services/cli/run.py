@@ -9,6 +9,7 @@ from typing import Any
 
 from services.api_client import ApiClient, ApiError
 from services.cli.display import AnswerPrinter, print_stats
+from services.cli.images import attach_images
 from services.cli.parser import Invocation, UsageError
 from services.cli.progress import ProgressDisplay, Spinner
 from services.cli_format import go_duration
@@ -36,6 +37,8 @@ class RunOptions:
     wordwrap: bool = True
     verbose: bool = False
     insecure: bool = False
+    multimodal: bool = False  # the model takes images: paths in prompts are attached
+    images: list[str] = field(default_factory=list)  # base64, for the one-shot prompt
 
     def copy(self) -> RunOptions:
         return replace(self, loaded_messages=list(self.loaded_messages),
@@ -110,6 +113,7 @@ def infer_think(info: dict, opts: RunOptions) -> bool | str | None:
 def apply_show(opts: RunOptions, info: dict) -> None:
     opts.parent_model = (info.get("details") or {}).get("parent_model", "")
     opts.loaded_messages = list(info.get("messages") or [])
+    opts.multimodal = "vision" in (info.get("capabilities") or [])
 
 
 def load_or_unload(client: ApiClient, opts: RunOptions) -> None:
@@ -163,6 +167,8 @@ def stream_answer(client: ApiClient, path: str, body: dict, opts: RunOptions,
 def generate_once(client: ApiClient, opts: RunOptions) -> int:
     """One-shot /api/generate: the answer, then a blank line, then stats with --verbose."""
     body = {"model": opts.model, "prompt": opts.prompt, **request_fields(opts)}
+    if opts.images:
+        body["images"] = opts.images
     if opts.system:
         body["system"] = opts.system
     result = stream_answer(client, "/api/generate", body, opts)
@@ -249,6 +255,8 @@ def cmd_run(inv: Invocation, client: ApiClient) -> int:
     if "embedding" in (info.get("capabilities") or []):
         return embed_once(client, opts, inv)
     if not interactive:
+        if opts.multimodal:
+            opts.prompt, opts.images = attach_images(opts.prompt)
         return generate_once(client, opts)
     load_or_unload(client, opts)
     from services.cli.repl import Repl

@@ -174,3 +174,46 @@ async def test_long_raw_prompt_is_cut_keeping_num_keep(client, spawner):
         status, body = await post(client, "/api/generate", {
             "model": MODEL, "prompt": text, "raw": True, "options": {"num_ctx": 100}, **refusal})
         assert (status, body) == (400, {"error": PROMPT_TOO_LONG})
+
+def add_vision_model(registry, name: str = "vlm:latest") -> None:
+    model = resolved_model(name, "cc" * 32)
+    model.projector_paths.append("/models/blobs/sha256-" + "dd" * 32)
+    registry.models[name] = model
+
+
+async def test_images_reach_the_runner_behind_their_markers(client, registry, spawner):
+    from tests.vlm import BLUE, RED, b64, image_bytes
+
+    add_vision_model(registry)
+    red, blue = image_bytes(RED), image_bytes(BLUE)
+    status, _ = await post(client, "/api/chat", {"model": "vlm", "stream": False, "messages": [
+        {"role": "user", "content": "Compare [img] with this", "images": [b64(red), b64(blue)]},
+        {"role": "assistant", "content": "Done."},
+        {"role": "user", "content": "Again", "images": [b64(red)]}]})
+    assert status == 200
+    status, _ = await post(client, "/api/generate", {"model": "vlm", "prompt": "What?",
+                                                     "images": [b64(blue)], "stream": False})
+    assert status == 200
+    status, _ = await post(client, "/api/generate", {"model": "vlm", "prompt": "Raw [img-1]",
+                                                     "raw": True, "stream": False,
+                                                     "images": [b64(red), b64(blue)]})
+    assert status == 200
+    chat, generate, raw = spawner.spawned[0].client.requests
+    # Ollama's rule: the first image takes the [img] placeholder, the others go in front
+    assert "<|im_start|>user\n[img-1]Compare [img-0] with this<|im_end|>" in chat.prompt
+    assert "<|im_start|>user\n[img-2]Again<|im_end|>" in chat.prompt
+    assert list(chat.images) == [red, blue, red]
+    assert "<|im_start|>user\n[img-0]What?<|im_end|>" in generate.prompt
+    assert list(generate.images) == [blue]
+    assert raw.prompt == "[img-0]Raw [img-1]" and list(raw.images) == [red, blue]
+    assert spawner.spawned[0].spec.projector == "/models/blobs/sha256-" + "dd" * 32
+
+
+async def test_bad_images_are_400_before_a_runner_starts(client, registry, spawner):
+    add_vision_model(registry)
+    status, body = await post(client, "/api/chat", {"model": "vlm", "messages": [
+        {"role": "user", "content": "Hi"},
+        {"role": "user", "content": "x", "images": ["aGVsbG8="]}]})
+    assert (status, body) == (400, {"error": "message 1: image 0 is not a PNG, JPEG or WebP "
+                                             "image"})
+    assert not spawner.spawned

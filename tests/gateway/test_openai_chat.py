@@ -217,7 +217,9 @@ def test_image_part_becomes_native_images():
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
     assert text == {"role": "user", "content": "What is this?"}
-    assert image == {"role": "user", "content": "", "images": ["iVBORw0KGgo="]}
+    # the client's message index travels along, for errors about the image
+    assert image == {"role": "user", "content": "", "images": ["iVBORw0KGgo="],
+                     "_message_index": 0}
     with pytest.raises(InvalidRequestError, match="invalid message format"):
         native_messages([{"role": "user", "content": [
             {"type": "image_url", "image_url": "data:image/png;base64,@@@"}]}])

@@ -32,7 +32,8 @@ class FakeMemory:
     def available(self) -> int:
         return self.free
 
-    async def footprint(self, model_path: str, n_ctx: int) -> Footprint:
+    async def footprint(self, model_path: str, n_ctx: int,
+                        extra_files: tuple[str, ...] = ()) -> Footprint:
         return Footprint(weights=self.weights[model_path], kv_cache=n_ctx * 1000, overhead=0)
 
 
@@ -67,6 +68,14 @@ def test_kv_estimate_comes_from_the_gguf_shape():
     assert estimate.kv_cache == 30 * 3 * 128 * 2 * 2048
     assert estimate.weights > 90 * MB
     assert estimate.total == estimate.weights + estimate.kv_cache + memory.RUNNER_OVERHEAD
+
+
+def test_a_projector_counts_as_weights(tmp_path):
+    projector = tmp_path / "mmproj.gguf"
+    projector.write_bytes(b"\0" * 4096)
+    plain = estimate_footprint(smollm2_path(), 2048)
+    vision = estimate_footprint(smollm2_path(), 2048, (str(projector),))
+    assert vision.weights == plain.weights + 4096 and vision.kv_cache == plain.kv_cache
 
 
 def test_unreadable_model_estimates_nothing(tmp_path):

@@ -43,7 +43,7 @@ class SamplingOptions(_message.Message):
     def __init__(self, temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., min_p: _Optional[float] = ..., typical_p: _Optional[float] = ..., repeat_penalty: _Optional[float] = ..., repeat_last_n: _Optional[int] = ..., presence_penalty: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "context", "sampling", "num_predict", "stop", "num_keep", "grammar", "parse_special", "json_schema", "logprobs", "top_logprobs", "shift", "grammar_schemas")
+    __slots__ = ("prompt", "context", "sampling", "num_predict", "stop", "num_keep", "grammar", "parse_special", "json_schema", "logprobs", "top_logprobs", "shift", "grammar_schemas", "images")
     class GrammarSchemasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class GenerateRequest(_message.Message):
     TOP_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     SHIFT_FIELD_NUMBER: _ClassVar[int]
     GRAMMAR_SCHEMAS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     context: _containers.RepeatedScalarFieldContainer[int]
     sampling: SamplingOptions
@@ -77,7 +78,8 @@ class GenerateRequest(_message.Message):
     top_logprobs: int
     shift: bool
     grammar_schemas: _containers.ScalarMap[str, str]
-    def __init__(self, prompt: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., num_predict: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., num_keep: _Optional[int] = ..., grammar: _Optional[str] = ..., parse_special: _Optional[bool] = ..., json_schema: _Optional[str] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., shift: _Optional[bool] = ..., grammar_schemas: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    images: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, prompt: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., num_predict: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., num_keep: _Optional[int] = ..., grammar: _Optional[str] = ..., parse_special: _Optional[bool] = ..., json_schema: _Optional[str] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., shift: _Optional[bool] = ..., grammar_schemas: _Optional[_Mapping[str, str]] = ..., images: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("chunk", "done")
