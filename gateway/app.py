@@ -9,7 +9,9 @@ import structlog
 from aiohttp import web
 
 from gateway.generation import InferenceService
+from gateway.health import add_health_routes
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
+from gateway.metrics import metrics_middleware, setup_metrics
 from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
 from gateway.openai.routes import add_openai_routes
 from gateway.preload import start_preload
@@ -29,8 +31,8 @@ MAX_BODY_BYTES = 256 * 1024 * 1024  # images travel base64 in JSON bodies
 def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler) -> web.Application:
     """The application; it owns ``registry`` and ``scheduler`` and closes them on cleanup."""
     # request ids outermost so request_finished sees the status the error middleware chose
-    app = web.Application(middlewares=[request_id_middleware, error_middleware],
-                          client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[request_id_middleware, metrics_middleware,
+                                       error_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[SCHEDULER] = scheduler
@@ -43,6 +45,8 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     add_openai_routes(app)
     add_transfer_routes(app)
     add_v2_routes(app)
+    setup_metrics(app)
+    add_health_routes(app)
     return app
 
 

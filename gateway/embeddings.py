@@ -119,7 +119,7 @@ class EmbeddingService:
             if not inputs:
                 return None, lease.load_duration_ns
             inputs = await fit_inputs(lease.client, inputs, num_ctx, truncate=truncate)
-            reply = await lease.client.embed(pb.EmbedRequest(inputs=inputs, truncate=truncate))
+            reply = await lease.embed(pb.EmbedRequest(inputs=inputs, truncate=truncate))
             return reply, lease.load_duration_ns
 
     async def _resolve(self, name: str, empty: CorralError) -> Any:

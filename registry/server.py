@@ -20,6 +20,7 @@ from registry.db import migrate, open_database, session_factory
 from registry.embedded import ensure_embedded_model
 from registry.lifecycle import prune_at_startup
 from registry.servicer_models import ModelsServicerMixin
+from registry.status import StatusServicerMixin
 from registry.store import ModelRecord, ModelStore, ResolvedModel
 from registry.transfer.service import TransferService, options_from_settings
 from registry.transfer.servicer import TransferServicerMixin
@@ -34,7 +35,7 @@ BLOBS_DIRNAME = "blobs"
 log = structlog.get_logger()
 
 
-class RegistryServicer(ModelsServicerMixin, TransferServicerMixin,
+class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, StatusServicerMixin,
                        registry_pb2_grpc.RegistryServicer):
     """Thin translation between protobuf messages and ``ModelStore`` calls."""
 

@@ -102,5 +102,11 @@ class RegistryClient:
 
         return await self._stub.PutBlob(messages(), metadata=metadata())
 
+    @translating
+    async def status(self, timeout: float | None = None) -> pb.GetStatusResponse:
+        """Schema revision and store size (readiness probes, ``/metrics``)."""
+        return await self._stub.GetStatus(pb.GetStatusRequest(), metadata=metadata(),
+                                          timeout=timeout)
+
     async def close(self) -> None:
         await self._channel.close()
