@@ -14,6 +14,7 @@ from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
 from gateway.metrics import metrics_middleware, setup_metrics
 from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
 from gateway.openai.routes import add_openai_routes
+from gateway.openapi import add_openapi_route
 from gateway.preload import start_preload
 from gateway.routes import add_routes
 from gateway.routes_embed import add_embed_routes
@@ -47,6 +48,7 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     add_v2_routes(app)
     setup_metrics(app)
     add_health_routes(app)
+    add_openapi_route(app)
     return app
 
 
