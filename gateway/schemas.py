@@ -69,6 +69,8 @@ async def read_json(request: web.Request, struct: str) -> dict[str, Any]:
         raise InvalidRequestError("invalid character in request body") from exc
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(decode_error(exc)) from exc
+    if body is None:  # Go decodes `null` into a struct as no fields at all
+        return {}
     if not isinstance(body, dict):
         raise InvalidRequestError(
             f"json: cannot unmarshal {_json_kind(body)} into Go value of type api.{struct}")

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                response_headers_conformance,
                                                response_schema_conformance,
@@ -72,9 +73,9 @@ def fuzz_operation(operation, base_url: str, session: requests.Session,
         except requests.Timeout:
             failures.append(f"{mode.value}: no answer in {REQUEST_TIMEOUT_S}s to\n"
                             f"  {case.as_curl_command()}")
-        except AssertionError as exc:
-            first = str(exc).strip().splitlines()
-            failures.append(f"{mode.value}: {' / '.join(first[:12])}")
+        except (AssertionError, FailureGroup) as exc:
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            failures.append(f"{mode.value}: {' / '.join(lines[:14])}")
 
     try:
         run()

@@ -1,0 +1,65 @@
+"""The checker behind every e2e response: it would fail a test for each kind of drift."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e import openapi_check
+from tests.e2e.openapi_check import SpecViolation, check_response
+
+JSON = {"Content-Type": "application/json; charset=utf-8"}
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+@pytest.fixture(autouse=True)
+def forget_provoked_violations():
+    seen = len(openapi_check.violations)
+    yield
+    del openapi_check.violations[seen:]
+
+
+def body(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def test_a_conforming_response_passes():
+    check_response("GET", "http://x/api/version", 200, JSON, body({"version": "0.13.0"}))
+
+
+@pytest.mark.parametrize(("status", "headers", "payload", "complaint"), [
+    (200, JSON, {"version": "1", "extra": 1}, "Additional properties"),
+    (200, JSON, {}, "'version' is a required property"),
+    (200, {"Content-Type": "text/html"}, {"version": "1"}, "content type 'text/html'"),
+    (201, JSON, {"version": "1"}, "status 201 is not documented"),
+])
+def test_drift_fails(status, headers, payload, complaint):
+    with pytest.raises(SpecViolation, match=complaint):
+        check_response("GET", "http://x/api/version", status, headers, body(payload))
+
+
+def test_an_undescribed_route_fails_but_the_routers_404_passes():
+    with pytest.raises(SpecViolation, match="no such operation"):
+        check_response("GET", "http://x/api/secret", 200, JSON, body({}))
+    check_response("GET", "http://x/api/secret", 404, {"Content-Type": "text/plain"},
+                   b"404 page not found")
+    check_response("PUT", "http://x/api/tags", 405, {"Content-Type": "text/plain"},
+                   b"405 method not allowed")
+
+
+def test_streams_are_checked_line_by_line_even_when_cut_short():
+    good = body({"model": "m", "created_at": "2026-01-01T00:00:00Z", "response": "a",
+                 "done": False})
+    check_response("POST", "http://x/api/generate", 200, NDJSON, good + b"\n" + good[:10],
+                   complete=False)
+    bad = body({"model": "m", "created_at": "2026-01-01T00:00:00Z", "response": 1, "done": False})
+    with pytest.raises(SpecViolation, match="item 1"):
+        check_response("POST", "http://x/api/generate", 200, NDJSON, good + b"\n" + bad + b"\n")
+
+
+def test_path_templates_match_concrete_paths():
+    check_response("HEAD", "http://x/api/blobs/sha256-00", 404, {}, b"")
+    with pytest.raises(SpecViolation):
+        check_response("GET", "http://x/v1/models/m", 200, JSON,
+                       body({"id": "m", "object": "model", "created": 1}))
