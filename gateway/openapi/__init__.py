@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 HERE = Path(__file__).resolve().parent
-FAMILIES = ("native", "models", "openai", "registry", "operations")
+FAMILIES = ("native", "models", "openai", "openai_responses", "registry", "operations")
 
 
 def _merge(spec: dict, fragment: dict, name: str) -> None:
