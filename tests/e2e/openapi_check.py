@@ -26,6 +26,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from jsonschema import FormatChecker
 from jsonschema.validators import Draft202012Validator
 
@@ -254,7 +255,7 @@ class _Tee:
                            self.response.headers, bytes(self.body), complete=self.finished)
 
 
-class _SyncTee(_Tee):
+class _SyncTee(_Tee, httpx.SyncByteStream):
     def __iter__(self):
         for chunk in self.stream:
             self.body += chunk
@@ -267,7 +268,7 @@ class _SyncTee(_Tee):
         self.check()
 
 
-class _AsyncTee(_Tee):
+class _AsyncTee(_Tee, httpx.AsyncByteStream):
     async def __aiter__(self):
         async for chunk in self.stream:
             self.body += chunk
@@ -281,8 +282,6 @@ class _AsyncTee(_Tee):
 
 
 def _patch_httpx() -> None:
-    import httpx
-
     sync_send = httpx.HTTPTransport.handle_request
     async_send = httpx.AsyncHTTPTransport.handle_async_request
 

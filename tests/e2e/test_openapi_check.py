@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import aiohttp
+import httpx
 import pytest
 
 from tests.e2e import openapi_check
@@ -63,3 +70,46 @@ def test_path_templates_match_concrete_paths():
     with pytest.raises(SpecViolation):
         check_response("GET", "http://x/v1/models/m", 200, JSON,
                        body({"id": "m", "object": "model", "created": 1}))
+
+
+class _Drifted(BaseHTTPRequestHandler):
+    """A server whose /api/version has drifted from the spec (a number, not a string)."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        payload = b'{"version": 13}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def drifted() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Drifted)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    openapi_check.watch(url)
+    yield url
+    openapi_check.unwatch(url)
+    server.shutdown()
+    server.server_close()
+
+
+def test_every_client_hook_catches_drift(drifted):
+    openapi_check.install()
+    with pytest.raises(SpecViolation, match="13 is not of type 'string'"):
+        urllib.request.urlopen(drifted + "/api/version").read()
+    with pytest.raises(SpecViolation):
+        httpx.get(drifted + "/api/version")  # under the ollama, openai and anthropic SDKs
+
+    async def with_aiohttp() -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(drifted + "/api/version") as response:
+                await response.json()
+
+    with pytest.raises(SpecViolation):
+        asyncio.run(with_aiohttp())
