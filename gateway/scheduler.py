@@ -87,9 +87,10 @@ class Scheduler:
         started = time.monotonic_ns()
         with self.observer.request(resolved.model.name) as tracker:
             entry = await self._claim(resolved, num_ctx, keep_alive, embedding=embedding, slot=True)
-            tracker.started(time.monotonic_ns() - started)
+            waited_ns = time.monotonic_ns() - started
+            tracker.started(waited_ns)
             try:
-                yield Lease(entry, time.monotonic_ns() - started, tracker)
+                yield Lease(entry, waited_ns, tracker)
             finally:
                 entry.free_slot()
                 self._detach(entry)
