@@ -22,3 +22,10 @@ async def test_a_json_null_body_is_an_empty_request_not_a_crash(client, method, 
                                  headers={"Content-Type": "application/json"})
     assert response.status == empty.status == status
     assert await response.read() == await empty.read()
+
+
+async def test_a_streamed_response_for_an_unknown_model_is_a_404_not_an_event_stream(client):
+    response = await client.post("/v1/responses", json={"model": "nope", "input": "hi",
+                                                        "stream": True})
+    assert response.status == 404
+    assert (await response.json())["error"]["type"] == "not_found_error"
