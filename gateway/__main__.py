@@ -16,6 +16,7 @@ from services.clients.registry import RegistryClient
 from services.grpc_server import stop_event_on_signals
 from services.logging import configure_logging
 from services.settings import GatewaySettings
+from services.tracing import setup_tracing
 
 log = structlog.get_logger()
 
@@ -82,6 +83,7 @@ def config_fields(settings: GatewaySettings) -> dict[str, object]:
 def main() -> int:
     settings = GatewaySettings.from_env()
     configure_logging("gateway", debug=settings.debug)
+    setup_tracing("gateway", http_server=True, grpc_client=True)
     log.info("server_config", **config_fields(settings))
     try:
         return asyncio.run(serve(settings))

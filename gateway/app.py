@@ -11,10 +11,13 @@ from aiohttp import web
 from gateway.caps import RequestCaps
 from gateway.anthropic.routes import add_anthropic_routes
 from gateway.generation import InferenceService
+from gateway.health import add_health_routes
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
 from gateway.limits import LARGEST_BODY_BYTES
+from gateway.metrics import metrics_middleware, setup_metrics
 from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
 from gateway.openai.routes import add_openai_routes
+from gateway.openapi import add_openapi_route
 from gateway.preload import start_preload
 from gateway.routes import add_routes
 from gateway.routes_embed import add_embed_routes
@@ -37,9 +40,10 @@ MAX_BODY_BYTES = LARGEST_BODY_BYTES
 def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler) -> web.Application:
     """The application; it owns ``registry`` and ``scheduler`` and closes them on cleanup."""
     # request ids outermost so request_finished sees the status the error middleware chose
-    # security last: it refuses (origin, host, key, scope, limits) before any handler runs
-    app = web.Application(middlewares=[request_id_middleware, error_middleware,
-                                       security_middleware],
+    # security last: it refuses (origin, host, key, scope, limits) before any handler runs;
+    # metrics outside the error translator, so it counts the status clients see
+    app = web.Application(middlewares=[request_id_middleware, metrics_middleware,
+                                       error_middleware, security_middleware],
                           client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
@@ -59,6 +63,9 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     add_store_routes(app)
     add_v2_routes(app)
     add_key_routes(app)
+    setup_metrics(app)
+    add_health_routes(app)
+    add_openapi_route(app)
     return app
 
 

@@ -110,7 +110,7 @@ class EmbeddingService:
                 return None, lease.load_duration_ns
             # The runner cuts (or refuses) inputs longer than the request's num_ctx, which may be
             # smaller than a shared runner's context.
-            reply = await lease.client.embed(pb.EmbedRequest(inputs=inputs, truncate=truncate,
+            reply = await lease.embed(pb.EmbedRequest(inputs=inputs, truncate=truncate,
                                                              num_ctx=num_ctx))
             return reply, lease.load_duration_ns
 

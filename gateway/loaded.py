@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import enum
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.memory import Footprint
+from gateway.observer import RequestTracker
 from gateway.runners import RunnerSpec
 from services.errors import (CorralError, RequestCancelledError, RunnerCrashedError,
                              RunnerUnavailableError)
+from services.settings import FOREVER
 
 FOREVER_DELTA = dt.timedelta(days=292 * 365)  # Go's max Duration, as /api/ps shows "forever"
 CRASH_NOTICE_S = 1.0  # how long a broken stream waits for the process exit to be noticed
@@ -119,6 +122,20 @@ class LoadedRunner:
             self.timer.cancel()
             self.timer = None
 
+    def schedule_expiry(self, expire: Callable[[LoadedRunner], None]) -> None:
+        """Start the keep-alive timer: ``expire(self)`` when it runs out (at once for 0)."""
+        self.cancel_timer()
+        now = dt.datetime.now(dt.timezone.utc)
+        if self.keep_alive == FOREVER:
+            self.expires_at = now + FOREVER_DELTA
+        elif self.keep_alive <= 0:
+            self.expires_at = now
+            expire(self)
+        else:
+            self.expires_at = now + dt.timedelta(seconds=self.keep_alive)
+            self.timer = asyncio.get_running_loop().call_later(
+                self.keep_alive, expire, self, context=contextvars.Context())
+
     def fail_waiters(self) -> None:
         """Every request waiting for a slot starts over (on a fresh runner)."""
         while self.slot_waiters:
@@ -136,21 +153,35 @@ def eviction_candidate(resident: list[LoadedRunner]) -> LoadedRunner | None:
 class Lease:
     """A request's hold on a ready runner; released when the ``acquire`` block exits."""
 
-    def __init__(self, entry: LoadedRunner, load_duration_ns: int) -> None:
+    def __init__(self, entry: LoadedRunner, load_duration_ns: int,
+                 tracker: RequestTracker | None = None) -> None:
         self.entry = entry
         self.client = entry.process.client
         self.load_duration_ns = load_duration_ns
+        self.tracker = tracker or RequestTracker()
 
     async def generate(self, request) -> AsyncIterator[Any]:
         """The runner's Generate stream; a broken stream from a dead runner is RunnerCrashedError."""
         stream = self.client.generate(request)
+        first = True
         try:
             async for item in stream:
+                if item.HasField("done"):
+                    self.tracker.generated(item.done)
+                elif first:
+                    first = False
+                    self.tracker.first_token()
                 yield item
         except CorralError as exc:
             raise await self._explain(exc) from exc
         finally:
             await stream.aclose()
+
+    async def embed(self, request) -> Any:
+        """The runner's Embed reply (its prompt tokens are counted)."""
+        reply = await self.client.embed(request)
+        self.tracker.embedded(reply.prompt_eval_count)
+        return reply
 
     async def _explain(self, exc: CorralError) -> CorralError:
         if not (isinstance(exc, (RunnerUnavailableError, RequestCancelledError))

@@ -11,6 +11,8 @@ from aiohttp import web
 from gateway.streaming import error_response
 from services.context import REQUEST_ID_HEADER, bind_request_id, new_request_id
 from services.errors import CorralError, internal_error
+from services.errors import CorralError
+from services.tracing import annotate_request_id
 
 log = structlog.get_logger()
 
@@ -25,6 +27,7 @@ async def request_id_middleware(request: web.Request, handler) -> web.StreamResp
     request_id = incoming[:_MAX_REQUEST_ID] if incoming.isprintable() and incoming else new_request_id()
     structlog.contextvars.clear_contextvars()
     bind_request_id(request_id)
+    annotate_request_id(request_id)
     started = time.perf_counter()
     status = 500
     try:

@@ -8,12 +8,14 @@ of the transfer itself are 500s, as Ollama's ``waitForStream`` reports them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from gateway.keys import REGISTRY
+from gateway.metrics import METRICS
 from gateway.schemas import field_of, read_json
 from gateway.streaming import collect, ndjson_stream
 from services.errors import InvalidRequestError
@@ -33,8 +35,9 @@ def progress_dict(progress: Any) -> dict:
 
 
 async def _objects(progress: AsyncIterator[Any]) -> AsyncIterator[dict]:
-    async for item in progress:
-        yield progress_dict(item)
+    async with contextlib.aclosing(progress):  # a client gone ends the transfer (and its count)
+        async for item in progress:
+            yield progress_dict(item)
 
 
 def _reply(request: web.Request, progress: AsyncIterator[Any], stream: bool):
@@ -50,7 +53,8 @@ async def pull(request: web.Request) -> web.StreamResponse:
     insecure = field_of(body, "PullRequest", "insecure", bool, False)
     stream = field_of(body, "PullRequest", "stream", bool, True)
     parse_name(name)  # 400 "invalid model name" before anything is sent
-    return await _reply(request, request.app[REGISTRY].pull(name, insecure=insecure), stream)
+    progress = request.app[REGISTRY].pull(name, insecure=insecure)
+    return await _reply(request, request.app[METRICS].transfer("pull", progress), stream)
 
 
 async def push(request: web.Request) -> web.StreamResponse:
@@ -61,7 +65,8 @@ async def push(request: web.Request) -> web.StreamResponse:
     if not name:
         raise InvalidRequestError("model is required")
     parse_name(name)
-    return await _reply(request, request.app[REGISTRY].push(name, insecure=insecure), stream)
+    progress = request.app[REGISTRY].push(name, insecure=insecure)
+    return await _reply(request, request.app[METRICS].transfer("push", progress), stream)
 
 
 def add_transfer_routes(app: web.Application) -> None:

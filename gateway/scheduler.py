@@ -28,7 +28,6 @@ import asyncio
 import collections
 import contextlib
 import contextvars
-import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -39,6 +38,7 @@ from gateway.loaded import (BACKOFF_BASE_S, BACKOFF_MAX_S, FOREVER_DELTA, CrashH
                             LoadedRunner, RunnerGone, RunnerKey, RunnerState,
                             eviction_candidate)
 from gateway.memory import Footprint, SystemMemory, shortfall
+from gateway.observer import SchedulerObserver
 from gateway.runners import RunnerSpec, SpecMaker, describe_returncode, spawn_runner
 from services.errors import CorralError, RunnerUnavailableError, ServerBusyError
 from services.settings import FOREVER, MAX_DURATION_S, GatewaySettings
@@ -56,9 +56,10 @@ class Scheduler:
     """Starts, shares, expires, evicts, supervises and stops runner processes."""
 
     def __init__(self, settings: GatewaySettings, spawn: SpawnFn = spawn_runner,
-                 memory: Any = None) -> None:
+                 memory: Any = None, observer: SchedulerObserver | None = None) -> None:
         self.settings = settings
         self.memory = memory or SystemMemory()
+        self.observer = observer or SchedulerObserver()  # metrics (gateway/metrics.py)
         self.backoff = (BACKOFF_BASE_S, BACKOFF_MAX_S)
         self._spawn = spawn
         self._runners: dict[RunnerKey, LoadedRunner] = {}  # the current runner of each key
@@ -84,12 +85,15 @@ class Scheduler:
         ``OLLAMA_MAX_QUEUE`` requests already do.
         """
         started = time.monotonic_ns()
-        entry = await self._claim(resolved, num_ctx, keep_alive, embedding=embedding, slot=True)
-        try:
-            yield Lease(entry, time.monotonic_ns() - started)
-        finally:
-            entry.free_slot()
-            self._detach(entry)
+        with self.observer.request(resolved.model.name) as tracker:
+            entry = await self._claim(resolved, num_ctx, keep_alive, embedding=embedding, slot=True)
+            waited_ns = time.monotonic_ns() - started
+            tracker.started(waited_ns)
+            try:
+                yield Lease(entry, waited_ns, tracker)
+            finally:
+                entry.free_slot()
+                self._detach(entry)
 
     async def load(self, resolved: Any, num_ctx: int, keep_alive: float | None, *,
                    embedding: bool = False) -> None:
@@ -238,7 +242,7 @@ class Scheduler:
             if entry.retired:
                 self._background(self._stop(entry, "replaced"))
             else:
-                self._schedule_expiry(entry)
+                entry.schedule_expiry(self._expire)
         elif (entry.state is RunnerState.LOADING and not entry.pinned
               and not self._wanted.get(entry.key)):
             log.info("load_aborted", model=entry.spec.model_name, runner_pid=entry.pid,
@@ -249,19 +253,6 @@ class Scheduler:
                 entry.load_task.cancel()
 
     # -- keep-alive -----------------------------------------------------------------------------
-
-    def _schedule_expiry(self, entry: LoadedRunner) -> None:
-        entry.cancel_timer()
-        now = dt.datetime.now(dt.timezone.utc)
-        if entry.keep_alive == FOREVER:
-            entry.expires_at = now + FOREVER_DELTA
-        elif entry.keep_alive <= 0:
-            entry.expires_at = now
-            self._expire(entry)
-        else:
-            entry.expires_at = now + dt.timedelta(seconds=entry.keep_alive)
-            entry.timer = asyncio.get_running_loop().call_later(
-                entry.keep_alive, self._expire, entry, context=contextvars.Context())
 
     def _expire(self, entry: LoadedRunner) -> None:
         if entry.refcount == 0 and entry.state is RunnerState.READY:
@@ -289,6 +280,7 @@ class Scheduler:
         self._runners[key] = entry
         self._alive.add(entry)
         entry.ready.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.observer.starting(entry)
         entry.load_task = self._background(self._load(entry))
         return entry
 
@@ -310,8 +302,10 @@ class Scheduler:
             if not full and short <= 0:
                 return
             if victim := eviction_candidate(resident):
+                because = "model_limit" if full else "memory"
                 log.info("model_evicting", model=victim.spec.model_name, for_model=model,
-                         because="model_limit" if full else "memory", short_bytes=max(short, 0))
+                         because=because, short_bytes=max(short, 0))
+                self.observer.evicting(victim, because)
                 await self._stop(victim, "evicted")
             elif not resident:
                 log.warning("memory_estimate_exceeds_available", model=model,
@@ -338,6 +332,7 @@ class Scheduler:
         entry.state, entry.ready_at = RunnerState.READY, time.monotonic()
         log.info("runner_ready", runner_pid=entry.pid, model=entry.spec.model_name,
                  load_duration_ms=round((entry.ready_at - started) * 1000, 1))
+        self.observer.loaded(entry, entry.ready_at - started)
         entry.ready.set_result(None)
         if entry.refcount == 0:
             self._on_idle(entry)
@@ -355,6 +350,7 @@ class Scheduler:
             self._crashes.setdefault(entry.key, CrashHistory()).record(None)
             log.warning("runner_load_failed", model=entry.spec.model_name, runner_pid=entry.pid,
                         error=error.message)
+            self.observer.load_failed(entry)
         self._drop(entry)
         if not entry.ready.done():
             entry.ready.set_exception(error)
@@ -374,6 +370,7 @@ class Scheduler:
             log.warning("runner_exited", runner_pid=entry.pid, model=entry.spec.model_name,
                         returncode=returncode, cause=describe_returncode(returncode),
                         stderr_tail=list(getattr(entry.process, "stderr_tail", ())))
+            self.observer.crashed(entry, returncode)
             if was_ready:
                 uptime = time.monotonic() - (entry.ready_at or 0.0)
                 self._crashes.setdefault(entry.key, CrashHistory()).record(uptime)
@@ -404,6 +401,7 @@ class Scheduler:
         with contextlib.suppress(OSError):
             entry.spec.socket_path.unlink(missing_ok=True)
         self._alive.discard(entry)
+        self.observer.stopped(entry, reason)
         if reason in ("expired", "evicted", "replaced"):
             self._crashes.pop(entry.key, None)
             log.info("model_unloaded", model=entry.spec.model_name, reason=reason)

@@ -281,6 +281,8 @@ class Struct(Spec):
 def check_body(body: Any, struct: Struct, package: str) -> dict:
     """``body`` checked against the top-level ``struct`` (Go's ``api.GenerateRequest`` etc.)."""
     name = struct.go.rpartition(".")[2]
+    if body is None:  # Go decodes `null` into a struct as no fields at all (then {}'s reply)
+        return {}
     if not isinstance(body, dict):
         raise InvalidRequestError(
             f"json: cannot unmarshal {json_kind(body)} into Go value of type {package}.{name}")

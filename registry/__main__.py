@@ -10,6 +10,7 @@ from registry.server import running_registry
 from services.grpc_server import stop_event_on_signals
 from services.logging import configure_logging
 from services.settings import RegistrySettings
+from services.tracing import setup_tracing
 
 log = structlog.get_logger()
 
@@ -27,6 +28,7 @@ async def serve(settings: RegistrySettings) -> None:
 def main() -> None:
     settings = RegistrySettings.from_env()
     configure_logging("registry", debug=settings.debug)
+    setup_tracing("registry", grpc_server=True)
     asyncio.run(serve(settings))
 
 

@@ -26,6 +26,7 @@ from registry.lifecycle import prune_at_startup
 from registry.servicer_keys import KeysServicerMixin
 from registry.servicer_models import ModelsServicerMixin
 from registry.servicer_store import StoreServicerMixin
+from registry.status import StatusServicerMixin
 from registry.store import ModelRecord, ModelStore, ResolvedModel
 from registry.transfer.service import TransferService, options_from_settings
 from registry.transfer.servicer import TransferServicerMixin
@@ -42,7 +43,7 @@ log = structlog.get_logger()
 
 
 class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, StoreServicerMixin,
-                       KeysServicerMixin, registry_pb2_grpc.RegistryServicer):
+                       KeysServicerMixin, StatusServicerMixin, registry_pb2_grpc.RegistryServicer):
     """Thin translation between protobuf messages and ``ModelStore`` calls."""
 
     def __init__(self, store: ModelStore, transfers: TransferService | None = None, *,

@@ -25,6 +25,7 @@ from runner.server import SERVICE_NAME, add_to_server
 from runner.settings import RunnerSettings, parse_args
 from services.grpc_server import GrpcService, stop_event_on_signals
 from services.logging import configure_logging
+from services.tracing import setup_tracing
 
 log = structlog.get_logger()
 
@@ -36,6 +37,7 @@ _PR_SET_PDEATHSIG = 1
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     configure_logging("runner", debug=settings.debug, json=True)
+    setup_tracing("runner", grpc_server=True)
     if not settings.debug:
         silence_llama_logs()
     return asyncio.run(serve(settings))

@@ -13,6 +13,11 @@ if ! command -v tinyproxy >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1;
     { apt-get update -qq && apt-get install -y -qq tinyproxy; } >/dev/null || \
         echo "tinyproxy unavailable: its test will be skipped" >&2
 fi
+# Debian's prometheus: the real Prometheus tests/stack/test_prometheus.py scrapes Corral with.
+if ! command -v prometheus >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null || \
+        echo "prometheus unavailable: its tests will be skipped" >&2
+fi
 .venv/bin/python scripts/gen_protos.py --check
 status=0
 .venv/bin/python -m pytest "$@" || status=$?

@@ -18,6 +18,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.context import REQUEST_ID_HEADER, bind_request_id
 from services.errors import ERROR_METADATA_KEY, CorralError, internal_error
+from services.errors import ERROR_METADATA_KEY, CorralError
+from services.tracing import annotate_request_id
 
 log = structlog.get_logger()
 
@@ -64,6 +66,7 @@ def _bind(context: grpc.aio.ServicerContext) -> None:
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_HEADER:
             bind_request_id(value)
+            annotate_request_id(value)
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: CorralError) -> None:

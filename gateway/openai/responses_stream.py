@@ -31,8 +31,13 @@ class ResponseEvents:
 
     async def stream(self, objects: AsyncIterator[dict]) -> AsyncIterator[dict]:
         async with contextlib.aclosing(objects):
+            # an unknown model or a bad input fails before any event: a real 404/400 reply
+            first = await anext(objects, None)
             yield self._event("response.created", response=self._response("in_progress"))
             yield self._event("response.in_progress", response=self._response("in_progress"))
+            if first is not None:
+                for event in self.convert(first):
+                    yield event
             async for native in objects:
                 for event in self.convert(native):
                     yield event

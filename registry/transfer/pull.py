@@ -105,7 +105,7 @@ async def pull_model(store: ModelStore, downloads: DownloadManager, session: Reg
     if pruned:  # the blobs only the name's previous manifest used (unless OLLAMA_NOPRUNE)
         yield pb.Progress(status="removing unused layers")
     log.info("pull_finished", model=ref.name.display, pruned=len(pruned))
-    yield pb.Progress(status="success")
+    yield pb.Progress(status="success", transferred=sum(d.size for d in missing))
 
 
 async def _check_stored(blobs: BlobStore, descriptors: list[Descriptor]) -> None:

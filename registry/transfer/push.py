@@ -39,6 +39,7 @@ async def push_model(store: ModelStore, session: RegistrySession, local_name: st
         raise
     manifest = Manifest.parse(content)
     log.info("push_started", model=ref.name.display, registry=ref.base)
+    transferred = 0
     for descriptor in unique_blobs(manifest):
         upload = BlobUpload(session, descriptor, store.blobs.path(descriptor.digest), options)
         status = blob_status("pushing", descriptor.digest)
@@ -49,12 +50,13 @@ async def push_model(store: ModelStore, session: RegistrySession, local_name: st
         async for completed in _follow(upload, options.progress_interval_s):
             yield pb.Progress(status=status, digest=descriptor.digest, total=descriptor.size,
                               completed=completed)
+        transferred += descriptor.size
     yield pb.Progress(status="pushing manifest")
     async with session.request("PUT", ref.manifest_url(), body=content,
                                headers={"Content-Type": manifest.media_type}) as resp:
         await raise_for_status(resp, "push model manifest")
-    log.info("push_finished", model=ref.name.display)
-    yield pb.Progress(status="success")
+    log.info("push_finished", model=ref.name.display, transferred=transferred)
+    yield pb.Progress(status="success", transferred=transferred)
 
 
 async def _follow(upload: BlobUpload, interval: float) -> AsyncIterator[int]:

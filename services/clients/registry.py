@@ -138,6 +138,11 @@ class RegistryClient:
     async def check_key(self, key_hash: str = "") -> pb.CheckKeyResponse:
         """Whether keys exist and, given a hash, the state of that key."""
         return await self._stub.CheckKey(pb.CheckKeyRequest(key_hash=key_hash), metadata=metadata())
+    @translating
+    async def status(self, timeout: float | None = None) -> pb.GetStatusResponse:
+        """Schema revision and store size (readiness probes, ``/metrics``)."""
+        return await self._stub.GetStatus(pb.GetStatusRequest(), metadata=metadata(),
+                                          timeout=timeout)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -1,4 +1,5 @@
-"""One shared ``corral serve`` for the end-to-end tests of a module."""
+"""One shared ``corral serve`` for the end-to-end tests, and the OpenAPI check of every response
+they receive (``tests/e2e/openapi_check.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,20 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e import openapi_check
 from tests.e2e.server import CorralServer
+
+openapi_check.install()
+
+
+@pytest.fixture(autouse=True)
+def responses_match_the_openapi_spec() -> Iterator[None]:
+    """Fail the test if any response it received violated the spec, even one a client library
+    caught and turned into something else."""
+    seen = len(openapi_check.violations)
+    yield
+    new = openapi_check.violations[seen:]
+    assert not new, "responses that violate gateway/openapi:\n" + "\n".join(new)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.e2e import openapi_check
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -94,6 +96,7 @@ class CorralServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve"], cwd=ROOT, env=self.env,
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        openapi_check.watch(self.url)  # every response from here on is checked against the spec
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -109,13 +112,15 @@ class CorralServer:
     def stop(self, timeout: float = 30.0) -> int:
         if self.process:
             terminate(self.process, timeout)
+        openapi_check.unwatch(self.url)
         self._log.close()
         return self.process.returncode if self.process else 0
 
     def request(self, method: str, path: str, body: object = None, raw: bytes | None = None,
-                timeout: float = 120.0) -> tuple[int, bytes, dict]:
+                timeout: float = 120.0, headers: dict | None = None) -> tuple[int, bytes, dict]:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=self.headers)
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={**self.headers, **(headers or {})})
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=self.tls) as resp:
                 return resp.status, resp.read(), dict(resp.headers)

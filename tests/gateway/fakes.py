@@ -45,6 +45,8 @@ class FakeRegistry:
     def __init__(self, *models: rpb.ResolveModelResponse) -> None:
         self.models = {m.model.name: m for m in models}
         self.closed = False
+        self.down = False  # status() fails as an unreachable registry does
+        self.schema_revision = "0001"
 
     async def resolve(self, name: str) -> rpb.ResolveModelResponse:
         if " " in name or "!" in name:
@@ -61,6 +63,11 @@ class FakeRegistry:
         """No API keys: auth stays off (tests/gateway/test_security.py uses a real registry)."""
         return rpb.CheckKeyResponse(
             keys_exist=False, status=rpb.KEY_STATUS_UNKNOWN if key_hash else rpb.KEY_STATUS_UNSPECIFIED)
+    async def status(self, timeout: float | None = None) -> rpb.GetStatusResponse:
+        if self.down:
+            raise RunnerUnavailableError("failed to connect to all addresses")
+        return rpb.GetStatusResponse(schema_revision=self.schema_revision, schema_head="0001",
+                                     models=len(self.models), blobs=2, blob_bytes=1234)
 
     async def close(self) -> None:
         self.closed = True

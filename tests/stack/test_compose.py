@@ -49,8 +49,8 @@ def compose() -> dict:
 
 def test_docker_compose_config_accepts_the_stack():
     config = resolved(COMPOSE, profile="webui")
-    assert set(config["services"]) == {"registry", "gateway", "open-webui"}
-    assert set(config["volumes"]) == {"models", "open-webui"}
+    assert set(config["services"]) == {"registry", "gateway", "open-webui", "prometheus", "grafana"}
+    assert set(config["volumes"]) == {"models", "open-webui", "prometheus", "grafana"}
 
 
 def test_docker_compose_config_accepts_the_gpu_override():
@@ -106,7 +106,7 @@ def test_healthchecks_probe_the_grpc_and_http_health_endpoints(compose):
     gateway_check = services["gateway"]["healthcheck"]["test"]
     assert registry_check == ["CMD", "python", "-m", "services.healthcheck", "grpc", "127.0.0.1:11435"]
     assert gateway_check == ["CMD", "python", "-m", "services.healthcheck", "http",
-                             "http://127.0.0.1:11434/api/version"]
+                             "http://127.0.0.1:11434/readyz"]
     assert services["gateway"]["depends_on"]["registry"]["condition"] == "service_healthy"
 
 
@@ -129,3 +129,21 @@ def test_the_webui_test_runs_the_open_webui_release_compose_pins():
     script = (ROOT / "scripts" / "test-webui.sh").read_text()
     assert f"OPEN_WEBUI_VERSION={image_tag}" in script
 
+
+
+def test_monitoring_profile_runs_prometheus_on_the_shipped_scrape_config(compose):
+    services = compose["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    for service in (prometheus, grafana):
+        assert service["profiles"] == ["monitoring"]
+        assert not service["image"].endswith(":latest") and ":" in service["image"]
+        for volume in service["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    assert prometheus["depends_on"]["gateway"]["condition"] == "service_healthy"
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (job,) = scrape["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["gateway:11434"]

@@ -113,16 +113,18 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelSummary, _Mapping]]] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("status", "digest", "total", "completed")
+    __slots__ = ("status", "digest", "total", "completed", "transferred")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERRED_FIELD_NUMBER: _ClassVar[int]
     status: str
     digest: str
     total: int
     completed: int
-    def __init__(self, status: _Optional[str] = ..., digest: _Optional[str] = ..., total: _Optional[int] = ..., completed: _Optional[int] = ...) -> None: ...
+    transferred: int
+    def __init__(self, status: _Optional[str] = ..., digest: _Optional[str] = ..., total: _Optional[int] = ..., completed: _Optional[int] = ..., transferred: _Optional[int] = ...) -> None: ...
 
 class ShowModelRequest(_message.Message):
     __slots__ = ("name",)
@@ -453,3 +455,21 @@ class CheckKeyResponse(_message.Message):
     status: KeyStatus
     key: ApiKey
     def __init__(self, keys_exist: _Optional[bool] = ..., status: _Optional[_Union[KeyStatus, str]] = ..., key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("schema_revision", "schema_head", "models", "blobs", "blob_bytes")
+    SCHEMA_REVISION_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_HEAD_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
+    BLOB_BYTES_FIELD_NUMBER: _ClassVar[int]
+    schema_revision: str
+    schema_head: str
+    models: int
+    blobs: int
+    blob_bytes: int
+    def __init__(self, schema_revision: _Optional[str] = ..., schema_head: _Optional[str] = ..., models: _Optional[int] = ..., blobs: _Optional[int] = ..., blob_bytes: _Optional[int] = ...) -> None: ...

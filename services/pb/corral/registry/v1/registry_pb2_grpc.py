@@ -125,6 +125,11 @@ class RegistryStub:
                 request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyRequest.SerializeToString,
                 response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyResponse.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/corral.registry.v1.Registry/GetStatus',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -260,6 +265,13 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatus(self, request, context):
+        """GetStatus reports the schema revision and the store's size, for readiness probes and metrics.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -352,6 +364,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.CheckKey,
                     request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyRequest.FromString,
                     response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -841,6 +858,33 @@ class Registry:
             '/corral.registry.v1.Registry/CheckKey',
             corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyRequest.SerializeToString,
             corral_dot_registry_dot_v1_dot_registry__pb2.CheckKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.registry.v1.Registry/GetStatus',
+            corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

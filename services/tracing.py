@@ -1,0 +1,82 @@
+"""OpenTelemetry tracing, on only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces-only
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set; otherwise nothing of OpenTelemetry is imported.
+
+Each process calls ``setup_tracing`` once at startup, before it builds its servers and channels:
+the gateway with the official aiohttp-server instrumentation (a span per HTTP request) and the
+gRPC client instrumentation (spans for its registry and runner calls, which carry the trace
+context to them), the registry and the runners with the gRPC server instrumentation. So one
+request is one trace across the three processes, and every span that knows the request id
+carries it as ``corral.request_id``.
+
+Exporting follows OpenTelemetry's own variables (``OTEL_EXPORTER_OTLP_PROTOCOL``,
+``..._HEADERS``, ``OTEL_BSP_*``, ...), which reach the runners with the rest of the environment:
+that is the OpenTelemetry convention, and Corral's own settings still reach runners as flags.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import structlog
+
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+REQUEST_ID_ATTRIBUTE = "corral.request_id"
+
+log = structlog.get_logger()
+
+_enabled = False
+
+
+def tracing_requested(env: Mapping[str, str] = os.environ) -> bool:
+    return any(env.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+
+
+def setup_tracing(service: str, *, http_server: bool = False, grpc_client: bool = False,
+                  grpc_server: bool = False, env: Mapping[str, str] = os.environ) -> bool:
+    """Export this process's spans as ``corral-<service>`` and instrument what it runs.
+
+    Returns whether tracing is on. Call before creating the aiohttp application, gRPC servers
+    or channels: the instrumentations hook their constructors.
+    """
+    global _enabled
+    if not tracing_requested(env):
+        return False
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": f"corral-{service}"}))
+    provider.add_span_processor(BatchSpanProcessor(_exporter(env)))
+    trace.set_tracer_provider(provider)
+    if http_server:
+        from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
+        AioHttpServerInstrumentor().instrument()
+    if grpc_client:
+        from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
+        GrpcAioInstrumentorClient().instrument()
+    if grpc_server:
+        from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer
+        GrpcAioInstrumentorServer().instrument()
+    _enabled = True
+    log.info("tracing_enabled", service=f"corral-{service}")
+    return True
+
+
+def _exporter(env: Mapping[str, str]):
+    """OTLP over HTTP/protobuf (OpenTelemetry's default), or gRPC when the protocol says so."""
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        return OTLPSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter()
+
+
+def annotate_request_id(request_id: str) -> None:
+    """Put the request id on the current span (a no-op, and no import, while tracing is off)."""
+    if _enabled:
+        from opentelemetry import trace
+        trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
