@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import models as tables
@@ -48,7 +48,9 @@ def info_from_row(row: tables.GGUFFacts) -> GGUFInfo:
 async def insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor]) -> None:
     values = [{"digest": d.digest, "size": d.size, "created_at": tables.utcnow()}
               for d in descriptors]
-    await session.execute(insert(tables.Blob).values(values).on_conflict_do_nothing())
+    # ON CONFLICT DO NOTHING exists in both dialects, behind dialect-specific constructs.
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    await session.execute(dialect.insert(tables.Blob).values(values).on_conflict_do_nothing())
 
 
 async def insert_manifest(session: AsyncSession, digest: str, manifest: Manifest,

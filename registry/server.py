@@ -8,6 +8,7 @@ steps backwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,10 +16,13 @@ import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from registry.blob_stream import BlobStreamServicerMixin
 from registry.blobs import BlobStore
 from registry.db import migrate, open_database, session_factory
 from registry.embedded import ensure_embedded_model
 from registry.lifecycle import prune_at_startup
+from registry.manifests import ADAPTER_MEDIA_TYPE, MODEL_MEDIA_TYPE
+from registry.replicas import watch_model_changes
 from registry.servicer_models import ModelsServicerMixin
 from registry.store import ModelRecord, ModelStore, ResolvedModel
 from registry.transfer.service import TransferService, options_from_settings
@@ -34,7 +38,7 @@ BLOBS_DIRNAME = "blobs"
 log = structlog.get_logger()
 
 
-class RegistryServicer(ModelsServicerMixin, TransferServicerMixin,
+class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, BlobStreamServicerMixin,
                        registry_pb2_grpc.RegistryServicer):
     """Thin translation between protobuf messages and ``ModelStore`` calls."""
 
@@ -62,11 +66,13 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
     blobs = BlobStore(settings.models_dir / BLOBS_DIRNAME)
     await asyncio.to_thread(blobs.root.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(blobs.remove_stale_temp_files)
-    async with open_database(settings.models_dir) as engine:
+    async with (open_database(settings.models_dir, settings.database_url) as engine,
+                contextlib.AsyncExitStack() as stack):
         await migrate(engine)
         store = ModelStore(session_factory(engine), blobs, noprune=settings.noprune)
+        await stack.enter_async_context(watch_model_changes(engine, store))
         await prune_at_startup(store)
-        service = GrpcService(settings.address, [SERVICE_NAME])
+        service = GrpcService(settings.address, [SERVICE_NAME], settings.grpc_tls)
         transfers = TransferService(store, options_from_settings(settings))
         registry_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(store, transfers),
                                                          service.server)
@@ -102,6 +108,17 @@ def resolve_response(model: ResolvedModel) -> pb.ResolveModelResponse:
         messages=[pb.Message(role=m.get("role", ""), content=m.get("content", ""))
                   for m in model.messages],
         bos_token=model.bos_token, eos_token=model.eos_token,
-        adapter_paths=[str(path) for path in model.adapter_paths])
+        adapter_paths=[str(path) for path in model.adapter_paths],
+        blobs=runner_blobs(model))
     response.parameters.update(model.parameters)
     return response
+
+
+def runner_blobs(model: ResolvedModel) -> list[pb.BlobRef]:
+    """The weights and adapter blobs, in the order of ``model_path`` then ``adapter_paths``."""
+    layers = model.manifest.layers if model.manifest else ()
+    weights = [layer for layer in layers if layer.media_type == MODEL_MEDIA_TYPE][:1]
+    adapters = [layer for layer in layers if layer.media_type == ADAPTER_MEDIA_TYPE]
+    pairs = [*zip(weights, [model.model_path]), *zip(adapters, model.adapter_paths, strict=True)]
+    return [pb.BlobRef(digest=layer.digest, size=layer.size, path=str(path))
+            for layer, path in pairs]

@@ -30,6 +30,7 @@ from registry.manifests import (
     PARAMS_MEDIA_TYPE, SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
 )
 from registry.refs import release_manifest
+from registry.replicas import StoreLock, notify_models_changed
 from services.errors import CorralError, InvalidModelNameError, ModelNotFoundError
 from services.gofmt import go_quote
 from services.names import ModelName, parse_name
@@ -103,11 +104,14 @@ class ModelStore:
         self._sessions = sessions
         self.blobs = blobs
         self.noprune = noprune
-        self.write_lock = asyncio.Lock()
-        # Resolve runs on every inference request and costs several queries and blob reads;
-        # this process is the only writer of model rows, so its writes invalidate the cache.
+        engine = sessions.kw.get("bind")
+        self.write_lock = StoreLock(engine)
+        # Resolve runs on every inference request and costs several queries and blob reads.
+        # Our own writes invalidate the cache; on PostgreSQL other replicas write too, so the
+        # cache stays off until registry.replicas.watch_model_changes listens for their writes.
         self._resolved_cache: dict[str, ResolvedModel] = {}
         self._generation = 0
+        self._cache_enabled = engine is None or engine.dialect.name != "postgresql"
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -141,13 +145,19 @@ class ModelStore:
             row = await queries.find_model(session, text)
             facts = await queries.facts_by_blob(session, queries.model_layer_digests([row]))
         resolved = await self._resolved(row, facts)
-        if generation == self._generation:  # no write committed meanwhile
+        if generation == self._generation and self._cache_enabled:  # no write meanwhile
             self._resolved_cache[key] = resolved
         return resolved
 
-    def _models_changed(self) -> None:
+    def models_changed(self) -> None:
+        """Forget every cached resolve (a write here or, via NOTIFY, on another replica)."""
         self._generation += 1
         self._resolved_cache.clear()
+
+    def set_cache_enabled(self, enabled: bool) -> None:
+        """Turn the resolve cache on or off; either way it starts empty."""
+        self._cache_enabled = enabled
+        self.models_changed()
 
     async def manifest_bytes(self, text: str) -> bytes:
         """The stored manifest of model ``text``, byte for byte (its sha256 is the model id)."""
@@ -192,7 +202,8 @@ class ModelStore:
                 row, old = await queries.upsert_model(session, name, digest)
                 pruned = (await release_manifest(session, old)
                           if old not in (None, digest) and not self.noprune else [])
-            self._models_changed()
+                await notify_models_changed(session)
+            self.models_changed()
             await self.unlink_blobs(pruned)
         log.info("model_saved", model=row_name(row).display, digest=digest, pruned=len(pruned))
         async with self._sessions() as session:
@@ -232,7 +243,8 @@ class ModelStore:
                 await session.delete(row)
                 await session.flush()
                 pruned = await release_manifest(session, digest)
-            self._models_changed()
+                await notify_models_changed(session)
+            self.models_changed()
             await self.unlink_blobs(pruned)
         log.info("model_deleted", model=name.display, digest=digest, pruned=len(pruned))
         return pruned

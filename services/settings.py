@@ -113,6 +113,43 @@ def default_models_dir(env: Mapping[str, str]) -> Path:
     return Path(raw).expanduser() if raw else Path.home() / ".corral"
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``20GB``, ``512MiB``, ``1.5g`` or a bare number; empty or unparsable is 0."""
+    match = _SIZE.fullmatch(text.strip().strip("\"'"))
+    if match is None:
+        return 0
+    unit = (match.group(2) or "").lower().removesuffix("b")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+@dataclass(frozen=True)
+class GrpcTls:
+    """TLS for registry gRPC over TCP (``CORRAL_GRPC_TLS_CERT`` / ``_KEY`` / ``_CA``).
+
+    On the registry: ``cert`` + ``key`` serve TLS; ``ca`` also requires clients to present a
+    certificate it signed (so the registry trusts only gateways). On a gateway: ``ca`` (or a
+    ``cert``) turns TLS on; ``ca`` verifies the registry, ``cert`` + ``key`` identify us.
+    """
+
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.cert, self.key, self.ca))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> GrpcTls:
+        return cls(cert=_path(env, "CORRAL_GRPC_TLS_CERT"), key=_path(env, "CORRAL_GRPC_TLS_KEY"),
+                   ca=_path(env, "CORRAL_GRPC_TLS_CA"))
+
+
 @dataclass(frozen=True)
 class RegistrySettings:
     """Settings of the registry process."""
@@ -127,6 +164,12 @@ class RegistrySettings:
         "env": "CORRAL_REGISTRY_AUTH", "doc": "JSON file of registry host -> {username, password} or {token} (Docker config.json works)"})
     registry_key: Path | None = field(default=None, metadata={
         "env": "CORRAL_REGISTRY_KEY", "doc": "ed25519 key for Ollama registry auth (default $OLLAMA_MODELS/id_ed25519)"})
+    database_url: str = field(default="", repr=False, metadata={
+        "env": "CORRAL_DATABASE_URL", "doc": "postgresql+asyncpg://... to keep metadata in PostgreSQL (default: SQLite in OLLAMA_MODELS)"})
+    grpc_tls: GrpcTls = field(default_factory=lambda: GrpcTls(), metadata={
+        "env": "CORRAL_GRPC_TLS_CERT", "doc": "serve gRPC over TLS with this certificate (PEM) on TCP addresses", "also": (
+            ("CORRAL_GRPC_TLS_KEY", "private key (PEM) of CORRAL_GRPC_TLS_CERT"),
+            ("CORRAL_GRPC_TLS_CA", "accept only clients whose certificate this CA (PEM) signed"))})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RegistrySettings:
@@ -138,6 +181,8 @@ class RegistrySettings:
             embedded_model=parse_bool(env.get("CORRAL_EMBEDDED_MODEL", "1")),
             registry_auth=_path(env, "CORRAL_REGISTRY_AUTH"),
             registry_key=_path(env, "CORRAL_REGISTRY_KEY"),
+            database_url=env.get("CORRAL_DATABASE_URL", "").strip(),
+            grpc_tls=GrpcTls.from_env(env),
         )
 
 
@@ -160,6 +205,11 @@ class GatewaySettings:
     origins: tuple[str, ...] = field(default=(), metadata={"env": "OLLAMA_ORIGINS", "doc": "extra allowed CORS origins"})
     preload: tuple[str, ...] = field(default=(), metadata={"env": "CORRAL_PRELOAD", "doc": "models to load and pin at startup (comma list)"})
     registry_write: bool = field(default=False, metadata={"env": "CORRAL_REGISTRY_WRITE", "doc": "accept pushes on /v2/ (blob uploads, manifest PUT)"})
+    cache_dir: Path | None = field(default=None, metadata={"env": "CORRAL_CACHE_DIR", "doc": "blob cache of a gateway that shares no disk with the registry (default: read the registry's files when visible, else ~/.cache/corral/blobs)"})
+    cache_max: int = field(default=0, metadata={"env": "CORRAL_CACHE_MAX", "doc": "blob cache size limit, e.g. 20GB (default 0 = unlimited); LRU evicts blobs no loaded model uses"})
+    grpc_tls: GrpcTls = field(default_factory=lambda: GrpcTls(), metadata={"env": "CORRAL_GRPC_TLS_CA", "doc": "reach the registry over TLS, verifying it against this CA (PEM)", "also": (
+        ("CORRAL_GRPC_TLS_CERT", "client certificate (PEM) to present to the registry"),
+        ("CORRAL_GRPC_TLS_KEY", "private key (PEM) of CORRAL_GRPC_TLS_CERT"))})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -180,6 +230,9 @@ class GatewaySettings:
             origins=tuple(o.strip() for o in env.get("OLLAMA_ORIGINS", "").split(",") if o.strip()),
             preload=tuple(m.strip() for m in env.get("CORRAL_PRELOAD", "").split(",") if m.strip()),
             registry_write=parse_bool(env.get("CORRAL_REGISTRY_WRITE")),
+            cache_dir=_path(env, "CORRAL_CACHE_DIR"),
+            cache_max=parse_size(env.get("CORRAL_CACHE_MAX", "")),
+            grpc_tls=GrpcTls.from_env(env),
         )
 
 
@@ -200,5 +253,5 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
 
 def documented_variables(settings_cls: type) -> list[tuple[str, str]]:
     """(variable, description) pairs for ``--help`` screens, in declaration order."""
-    return [(f.metadata["env"], f.metadata["doc"]) for f in dataclasses.fields(settings_cls)
-            if "env" in f.metadata]
+    return [pair for f in dataclasses.fields(settings_cls) if "env" in f.metadata
+            for pair in ((f.metadata["env"], f.metadata["doc"]), *f.metadata.get("also", ()))]
