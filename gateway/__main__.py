@@ -10,6 +10,8 @@ import structlog
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.blob_cache import BlobCache
+from gateway.runners import spawn_runner
 from gateway.scheduler import Scheduler
 from services.clients.registry import RegistryClient
 from services.grpc_server import stop_event_on_signals
@@ -24,9 +26,13 @@ REGISTRY_WAIT_S = 120.0
 async def serve(settings: GatewaySettings) -> int:
     """Run the HTTP server; on a stop signal, close it and the runners (via cleanup_ctx)."""
     stopping = stop_event_on_signals()
-    registry = RegistryClient(settings.registry_address)
+    registry = RegistryClient(settings.registry_address, settings.grpc_tls)
     await wait_for_registry(registry)
-    app = create_app(settings, registry=registry, scheduler=Scheduler(settings))
+    blobs = BlobCache.from_settings(settings, registry)
+    scheduler = Scheduler(settings, spawn=blobs.spawner(spawn_runner))
+    blobs.track_in_use(lambda: {path for entry in scheduler.loaded()
+                                for path in (entry.spec.model_path, *entry.spec.adapters)})
+    app = create_app(settings, registry=registry, scheduler=scheduler, blobs=blobs)
     # handler_cancellation: a client that disconnects cancels its handler, hence its gRPC call.
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()

@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from gateway.generation import InferenceService
-from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
+from gateway.keys import BLOBS, INFERENCE, REGISTRY, SCHEDULER, SETTINGS
 from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
 from gateway.openai.routes import add_openai_routes
 from gateway.preload import start_preload
@@ -26,15 +26,19 @@ log = structlog.get_logger()
 MAX_BODY_BYTES = 256 * 1024 * 1024  # images travel base64 in JSON bodies
 
 
-def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler) -> web.Application:
-    """The application; it owns ``registry`` and ``scheduler`` and closes them on cleanup."""
+def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler,
+               blobs: Any = None) -> web.Application:
+    """The application; it owns ``registry``, ``scheduler`` and ``blobs`` (a
+    ``gateway.blob_cache.BlobCache``; None uses the registry's paths as given) and closes them."""
     # request ids outermost so request_finished sees the status the error middleware chose
     app = web.Application(middlewares=[request_id_middleware, error_middleware],
                           client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[SCHEDULER] = scheduler
-    app[INFERENCE] = InferenceService(registry, scheduler, default_num_ctx=settings.context_length)
+    app[BLOBS] = blobs
+    app[INFERENCE] = InferenceService(registry, scheduler, default_num_ctx=settings.context_length,
+                                      blobs=blobs)
     app.on_response_prepare.append(request_id_on_prepare)
     app.cleanup_ctx.append(_owned_resources)
     add_routes(app)
@@ -51,5 +55,7 @@ async def _owned_resources(app: web.Application) -> AsyncIterator[None]:
     start_preload(app)
     yield
     await app[SCHEDULER].shutdown()
+    if app[BLOBS] is not None:
+        await app[BLOBS].close()
     await app[REGISTRY].close()
     log.info("gateway_resources_closed")

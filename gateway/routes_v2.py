@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.keys import REGISTRY, SETTINGS
+from gateway.keys import BLOBS, REGISTRY, SETTINGS
 from services.errors import (
     BlobCorruptError, CorralError, InvalidModelNameError, InvalidRequestError, ModelNotFoundError,
 )
@@ -39,6 +40,7 @@ MAX_MANIFEST_BYTES = 2 << 20  # under gRPC's 4 MiB message limit on the way to t
 CHUNK = 1 << 20
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _RANGE = re.compile(r"(?:bytes[= ])?(\d+)-(\d+)")
+_BYTES_RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))")
 _API_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
 
 
@@ -110,7 +112,59 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
                **_API_HEADER}
     if request.method == "GET":
         headers["Location"] = str(request.url)
-    return web.FileResponse(stat.path, headers=headers)
+    local = await _local_copy(request.app, digest, stat)
+    if local is not None:
+        return web.FileResponse(local, headers=headers)
+    return await stream_blob(request, digest, stat.size, headers)
+
+
+async def _local_copy(app: web.Application, digest: str, stat) -> str | None:
+    """A file on this host holding the blob: the registry's own (shared disk) or our cached
+    copy; None when the bytes must come from the registry's ``ReadBlob`` stream."""
+    blobs = app[BLOBS]
+    if blobs is None:
+        return stat.path
+    candidates = [stat.path] if blobs.use_registry_files else []
+    for path in [*candidates, str(blobs.path(digest))]:
+        try:
+            if (await asyncio.to_thread(os.stat, path)).st_size == stat.size:
+                return path
+        except OSError:
+            continue
+    return None
+
+
+async def stream_blob(request: web.Request, digest: str, size: int,
+                      headers: dict[str, str]) -> web.StreamResponse:
+    """Relay the registry's stream, honouring one ``Range: bytes=…`` (206) as files do."""
+    span = _byte_range(request.headers.get("Range", ""), size)
+    if span == ():
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+    start, end = span or (0, size - 1)
+    response = web.StreamResponse(status=206 if span else 200, headers={
+        **headers, "Accept-Ranges": "bytes",
+        **({"Content-Range": f"bytes {start}-{end}/{size}"} if span else {})})
+    response.content_length = end - start + 1
+    await response.prepare(request)
+    if request.method == "GET" and end >= start:
+        async for message in request.app[REGISTRY].read_blob(digest, offset=start,
+                                                             length=end - start + 1):
+            await response.write(message.chunk)
+    await response.write_eof()
+    return response
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | tuple[()] | None:
+    """``(first, last)`` of one ``bytes=`` range; ``()`` when unsatisfiable; None for all."""
+    match = _BYTES_RANGE.fullmatch(header.strip())
+    if match is None or size == 0:
+        return None
+    if match.group(3) is not None:  # bytes=-N: the last N bytes
+        start, end = max(size - int(match.group(3)), 0), size - 1
+    else:
+        start = int(match.group(1))
+        end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    return (start, end) if start <= end else ()
 
 
 def _writable(handler):

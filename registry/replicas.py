@@ -32,6 +32,7 @@ log = structlog.get_logger()
 WRITE_LOCK_KEY = 0x636F7272616C + 1  # registry.db.MIGRATION_LOCK_KEY + 1
 CHANNEL = "corral_models_changed"
 PING_INTERVAL_S = 5.0
+FIRST_LISTEN_S = 5.0
 RETRY_MAX_S = 10.0
 
 
@@ -77,10 +78,14 @@ async def _rollback_and_close(connection: AsyncConnection) -> None:
         await connection.close()
 
 
-async def notify_models_changed(session: AsyncSession) -> None:
-    """Tell every replica (this one included) to drop its resolve cache once this commits."""
+async def notify_models_changed(session: AsyncSession, origin: str) -> None:
+    """Tell every other replica to drop its resolve cache once this transaction commits.
+
+    ``origin`` names the writing replica, which has already dropped its own cache (and must not
+    drop a fresher one when its own message comes back)."""
     if session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        await session.execute(text("SELECT pg_notify(:channel, :origin)"),
+                              {"channel": CHANNEL, "origin": origin})
 
 
 @contextlib.asynccontextmanager
@@ -89,15 +94,20 @@ async def watch_model_changes(engine: AsyncEngine, store: Any, *,
     """On PostgreSQL, listen for other replicas' model changes for the duration of the block.
 
     ``store`` gets ``set_cache_enabled(False)`` at once and ``True`` only while listening, and
-    ``models_changed()`` for every message. A no-op on SQLite (one registry per file; its own
-    writes already invalidate). ``connect`` overrides how the asyncpg connection is made.
+    ``models_changed(origin)`` for every message. A no-op on SQLite (one registry per file; its
+    own writes already invalidate). ``connect`` overrides how the asyncpg connection is made.
+    Entering waits (up to ``FIRST_LISTEN_S``) for the first LISTEN, so a fresh replica starts
+    with its cache on; the database being down then only delays that.
     """
     if engine.dialect.name != "postgresql":
         yield
         return
     store.set_cache_enabled(False)
+    listening = asyncio.Event()
     task = asyncio.get_running_loop().create_task(
-        _listen_forever(store, connect or _asyncpg_connector(engine)))
+        _listen_forever(store, connect or _asyncpg_connector(engine), listening))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(listening.wait(), FIRST_LISTEN_S)
     try:
         yield
     finally:
@@ -116,11 +126,11 @@ def _asyncpg_connector(engine: AsyncEngine) -> Callable[[], Any]:
     return lambda: asyncpg.connect(*args, **kwargs)
 
 
-async def _listen_forever(store: Any, connect: Callable[[], Any]) -> None:
+async def _listen_forever(store: Any, connect: Callable[[], Any], listening: asyncio.Event) -> None:
     delay = 0.1
     while True:
         try:
-            await _listen_once(store, connect)
+            await _listen_once(store, connect, listening)
             delay = 0.1
         except asyncio.CancelledError:
             raise
@@ -131,15 +141,16 @@ async def _listen_forever(store: Any, connect: Callable[[], Any]) -> None:
         delay = min(delay * 2, RETRY_MAX_S)
 
 
-async def _listen_once(store: Any, connect: Callable[[], Any]) -> None:
+async def _listen_once(store: Any, connect: Callable[[], Any], listening: asyncio.Event) -> None:
     """Listen until the connection fails; returns or raises when it does."""
     connection = await connect()
     lost = asyncio.Event()
     try:
         connection.add_termination_listener(lambda _conn: lost.set())
-        await connection.add_listener(CHANNEL, lambda *_args: store.models_changed())
-        store.models_changed()  # messages may have been missed while we were not listening
-        store.set_cache_enabled(True)
+        await connection.add_listener(
+            CHANNEL, lambda _conn, _pid, _channel, origin: store.models_changed(origin))
+        store.set_cache_enabled(True)  # empties it: messages may have been missed meanwhile
+        listening.set()
         log.info("model_change_feed_listening", channel=CHANNEL)
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):

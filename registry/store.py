@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,6 +113,7 @@ class ModelStore:
         self._resolved_cache: dict[str, ResolvedModel] = {}
         self._generation = 0
         self._cache_enabled = engine is None or engine.dialect.name != "postgresql"
+        self.replica_id = uuid.uuid4().hex
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -149,8 +151,11 @@ class ModelStore:
             self._resolved_cache[key] = resolved
         return resolved
 
-    def models_changed(self) -> None:
-        """Forget every cached resolve (a write here or, via NOTIFY, on another replica)."""
+    def models_changed(self, origin: str = "") -> None:
+        """Forget every cached resolve: after a write here, or (``origin`` naming the writer,
+        via NOTIFY) on another replica; our own messages coming back change nothing."""
+        if origin == self.replica_id:
+            return
         self._generation += 1
         self._resolved_cache.clear()
 
@@ -202,7 +207,7 @@ class ModelStore:
                 row, old = await queries.upsert_model(session, name, digest)
                 pruned = (await release_manifest(session, old)
                           if old not in (None, digest) and not self.noprune else [])
-                await notify_models_changed(session)
+                await notify_models_changed(session, self.replica_id)
             self.models_changed()
             await self.unlink_blobs(pruned)
         log.info("model_saved", model=row_name(row).display, digest=digest, pruned=len(pruned))
@@ -243,7 +248,7 @@ class ModelStore:
                 await session.delete(row)
                 await session.flush()
                 pruned = await release_manifest(session, digest)
-                await notify_models_changed(session)
+                await notify_models_changed(session, self.replica_id)
             self.models_changed()
             await self.unlink_blobs(pruned)
         log.info("model_deleted", model=name.display, digest=digest, pruned=len(pruned))

@@ -5,22 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 
 from services.clients.base import (
-    local_channel,
     metadata,
+    service_channel,
     translated_stream,
     translating,
 )
 from services.grpc_server import wait_for_serving
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 from services.pb.corral.registry.v1 import registry_pb2_grpc
+from services.settings import GrpcTls
 
 
 class RegistryClient:
     """Typed access to the registry's RPCs; errors arrive as ``CorralError``."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, tls: GrpcTls | None = None) -> None:
         self.target = target
-        self._channel = local_channel(target)
+        self._channel = service_channel(target, tls)
         self._stub = registry_pb2_grpc.RegistryStub(self._channel)
 
     async def wait_ready(self, timeout: float) -> None:
@@ -101,6 +102,14 @@ class RegistryClient:
                     yield pb.PutBlobRequest(chunk=chunk)
 
         return await self._stub.PutBlob(messages(), metadata=metadata())
+
+    def read_blob(self, digest: str, *, offset: int = 0,
+                  length: int = 0) -> AsyncIterator[pb.ReadBlobResponse]:
+        """Stream blob ``digest`` (``length`` 0 = to the end); the first message has the size.
+
+        Unverified bytes: the reader hashes them (``ModelNotFoundError`` when not stored)."""
+        request = pb.ReadBlobRequest(digest=digest, offset=offset, length=length)
+        return translated_stream(self._stub.ReadBlob(request, metadata=metadata()))
 
     async def close(self) -> None:
         await self._channel.close()
