@@ -8,6 +8,15 @@ if ! command -v docker-registry >/dev/null 2>&1 && command -v apt-get >/dev/null
     { apt-get update -qq && apt-get install -y -qq docker-registry; } >/dev/null || \
         echo "docker-registry unavailable: its tests will be skipped" >&2
 fi
+# Debian's postgresql and nginx: the registry suite's second database and the fleet test's
+# load balancer (the tests start their own instances on free ports, never the system ones).
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
+        >/dev/null || echo "${missing[*]} unavailable: their tests will fail under CI" >&2
+fi
 .venv/bin/python scripts/gen_protos.py --check
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
