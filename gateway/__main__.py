@@ -72,7 +72,7 @@ def main() -> int:
     log.info("server_config", **config_fields(settings))
     try:
         return asyncio.run(serve(settings))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: half a TLS key pair
         log.error("gateway_failed", error=str(exc))
         return 1
 

@@ -27,7 +27,11 @@ async def serve(settings: RegistrySettings) -> None:
 def main() -> None:
     settings = RegistrySettings.from_env()
     configure_logging("registry", debug=settings.debug)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ValueError as exc:  # a bad CORRAL_DATABASE_URL or TLS setting: say so, no traceback
+        log.error("registry_failed", error=str(exc))
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from registry.blob_stream import BlobStreamServicerMixin
 from registry.blobs import BlobStore
-from registry.db import migrate, open_database, session_factory
+from registry.db import is_postgres, migrate, open_database, session_factory
 from registry.embedded import ensure_embedded_model
 from registry.lifecycle import prune_at_startup
 from registry.manifests import ADAPTER_MEDIA_TYPE, MODEL_MEDIA_TYPE
@@ -34,6 +34,7 @@ from services.settings import RegistrySettings
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Registry"].full_name
 BLOBS_DIRNAME = "blobs"
+REPLICA_TEMP_GRACE_S = 3600.0  # as the startup prune's grace: a live write touches its file
 
 log = structlog.get_logger()
 
@@ -65,9 +66,11 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
     """Serve the registry for the duration of the block; yields the started ``GrpcService``."""
     blobs = BlobStore(settings.models_dir / BLOBS_DIRNAME)
     await asyncio.to_thread(blobs.root.mkdir, parents=True, exist_ok=True)
-    await asyncio.to_thread(blobs.remove_stale_temp_files)
     async with (open_database(settings.models_dir, settings.database_url) as engine,
                 contextlib.AsyncExitStack() as stack):
+        # Replicas (PostgreSQL) may share the blob directory: spare their writes in progress.
+        min_age = REPLICA_TEMP_GRACE_S if is_postgres(engine) else 0.0
+        await asyncio.to_thread(blobs.remove_stale_temp_files, min_age)
         await migrate(engine)
         store = ModelStore(session_factory(engine), blobs, noprune=settings.noprune)
         await stack.enter_async_context(watch_model_changes(engine, store))
