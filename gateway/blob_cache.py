@@ -132,7 +132,8 @@ class BlobCache:
                     if not await asyncio.to_thread(Path(path).is_file):
                         digest = name.replace("-", ":", 1)
                         self._known.pop(digest, None)
-                        await self.local_file(digest, 0, model=spec.model_name)
+                        size = (await self._registry.stat_blob(digest)).size
+                        await self.local_file(digest, size, model=spec.model_name)
             return await spawn(spec)
         return spawn_with_blobs
 
@@ -144,8 +145,13 @@ class BlobCache:
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(digest, size, model))
             self._fetches[digest] = pending
-            pending.add_done_callback(lambda _f: self._fetches.pop(digest, None))
+            pending.add_done_callback(lambda f: self._forget_fetch(digest, f))
         return await asyncio.shield(pending)
+
+    def _forget_fetch(self, digest: str, fetch: asyncio.Future) -> None:
+        self._fetches.pop(digest, None)
+        if not fetch.cancelled():
+            fetch.exception()  # retrieved: every waiter may have left before it failed
 
     async def _fetch(self, digest: str, size: int, model: str) -> Path:
         await self._prepare_dir()
