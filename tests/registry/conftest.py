@@ -25,7 +25,7 @@ from tests.registry.transfer_helpers import fast_options, write_gguf
 
 
 # Modules that never open a database run on SQLite only.
-NO_DATABASE = {"test_blobs", "test_gguf_info", "test_transfer_hashing", "test_transfer_auth"}
+NO_DATABASE = {"test_blobs", "test_blob_stream", "test_gguf_info", "test_transfer_hashing", "test_transfer_auth"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
