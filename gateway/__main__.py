@@ -11,6 +11,8 @@ import structlog
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.blob_cache import BlobCache
+from gateway.runners import spawn_runner
 from gateway.scheduler import Scheduler
 from services.clients.registry import RegistryClient
 from services.grpc_server import stop_event_on_signals
@@ -27,9 +29,13 @@ async def serve(settings: GatewaySettings) -> int:
     """Run the HTTP server; on a stop signal, close it and the runners (via cleanup_ctx)."""
     stopping = stop_event_on_signals()
     tls = tls_context(settings)
-    registry = RegistryClient(settings.registry_address)
+    registry = RegistryClient(settings.registry_address, settings.grpc_tls)
     await wait_for_registry(registry)
-    app = create_app(settings, registry=registry, scheduler=Scheduler(settings))
+    blobs = BlobCache.from_settings(settings, registry)
+    scheduler = Scheduler(settings, spawn=blobs.spawner(spawn_runner))
+    blobs.track_in_use(lambda: {path for entry in scheduler.loaded()
+                                for path in (entry.spec.model_path, *entry.spec.adapters)})
+    app = create_app(settings, registry=registry, scheduler=scheduler, blobs=blobs)
     # handler_cancellation: a client that disconnects cancels its handler, hence its gRPC call.
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
@@ -87,7 +93,7 @@ def main() -> int:
     log.info("server_config", **config_fields(settings))
     try:
         return asyncio.run(serve(settings))
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; ValueError: half a key pair
         log.error("gateway_failed", error=str(exc))
         return 1
 

@@ -12,7 +12,7 @@ from gateway.caps import RequestCaps
 from gateway.anthropic.routes import add_anthropic_routes
 from gateway.generation import InferenceService
 from gateway.health import add_health_routes
-from gateway.keys import INFERENCE, REGISTRY, SCHEDULER, SETTINGS
+from gateway.keys import BLOBS, INFERENCE, REGISTRY, SCHEDULER, SETTINGS
 from gateway.limits import LARGEST_BODY_BYTES
 from gateway.metrics import metrics_middleware, setup_metrics
 from gateway.middleware import error_middleware, request_id_middleware, request_id_on_prepare
@@ -37,8 +37,10 @@ log = structlog.get_logger()
 MAX_BODY_BYTES = LARGEST_BODY_BYTES
 
 
-def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler) -> web.Application:
-    """The application; it owns ``registry`` and ``scheduler`` and closes them on cleanup."""
+def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler,
+               blobs: Any = None) -> web.Application:
+    """The application; it owns ``registry``, ``scheduler`` and ``blobs`` (a
+    ``gateway.blob_cache.BlobCache``; None uses the registry's paths as given) and closes them."""
     # request ids outermost so request_finished sees the status the error middleware chose
     # security last: it refuses (origin, host, key, scope, limits) before any handler runs;
     # metrics outside the error translator, so it counts the status clients see
@@ -48,8 +50,9 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[SCHEDULER] = scheduler
+    app[BLOBS] = blobs
     app[INFERENCE] = InferenceService(
-        registry, scheduler, default_num_ctx=settings.context_length,
+        registry, scheduler, default_num_ctx=settings.context_length, blobs=blobs,
         caps=RequestCaps(max_num_ctx=settings.max_num_ctx, max_predict=settings.max_predict))
     app.on_response_prepare.append(request_id_on_prepare)
     install_security(app, settings, registry)
@@ -74,5 +77,7 @@ async def _owned_resources(app: web.Application) -> AsyncIterator[None]:
     start_preload(app)
     yield
     await app[SCHEDULER].shutdown()
+    if app[BLOBS] is not None:
+        await app[BLOBS].close()
     await app[REGISTRY].close()
     log.info("gateway_resources_closed")

@@ -35,6 +35,7 @@ TOKEN_PATH = "/v2/token"
 # registered route is listed, so a new route cannot silently become admin-only or public.
 ROUTE_SCOPES: dict[str, frozenset[str]] = {
     "/": PUBLIC, "/healthz": PUBLIC, "/readyz": PUBLIC, TOKEN_PATH: PUBLIC,
+    "/openapi.json": PUBLIC,  # the published description of the API: nothing secret in it
     "/api/version": frozenset({READ}), "/api/tags": frozenset({READ}),
     "/api/ps": frozenset({READ}), "/api/show": frozenset({READ}),
     "/api/generate": frozenset({INFERENCE}), "/api/chat": frozenset({INFERENCE}),

@@ -44,17 +44,20 @@ class InferenceService:
     """Generate and chat over the registry (names → models) and the scheduler (→ runners)."""
 
     def __init__(self, registry: Any, scheduler: Scheduler, *, default_num_ctx: int,
-                 caps: RequestCaps = RequestCaps()) -> None:
+                 caps: RequestCaps = RequestCaps(), blobs: Any = None) -> None:
         self.registry = registry
         self.scheduler = scheduler
         self.default_num_ctx = default_num_ctx
         self.caps = caps
+        self.blobs = blobs
 
     async def resolve(self, name: str, *, empty: CorralError) -> Any:
-        """The registry's ResolveModelResponse for ``name``; ``empty`` is raised for ``""``."""
+        """The registry's ResolveModelResponse for ``name``, its blobs local files (fetched into
+        the gateway's cache when the registry's are out of reach); ``empty`` is raised for ``""``."""
         if not name:
             raise empty
-        return await self.registry.resolve(name)
+        resolved = await self.registry.resolve(name)
+        return await self.blobs.localize(resolved) if self.blobs is not None else resolved
 
     def options(self, resolved: Any, request_options: dict) -> ModelOptions:
         """defaults < Modelfile PARAMETERs < request, within the server's caps (400 past one),

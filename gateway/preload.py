@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 from gateway.keys import INFERENCE, SCHEDULER, SETTINGS
-from services.errors import CorralError
+from services.errors import CorralError, ModelNotFoundError
 
 log = structlog.get_logger()
 
@@ -27,7 +27,7 @@ async def preload_models(app: web.Application, names: tuple[str, ...]) -> None:
     inference, scheduler = app[INFERENCE], app[SCHEDULER]
     for name in names:
         try:
-            resolved = await inference.registry.resolve(name)
+            resolved = await inference.resolve(name, empty=ModelNotFoundError("model '' not found"))
             num_ctx = inference.options(resolved, {}).num_ctx
             await scheduler.preload(resolved, num_ctx)
         except CorralError as exc:

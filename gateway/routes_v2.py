@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -30,8 +31,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.blob_relay import stream_blob
 from gateway.blob_serving import init_blob_serving, serve_blob
-from gateway.keys import REGISTRY, SETTINGS
+from gateway.keys import BLOBS, REGISTRY, SETTINGS
 from services.errors import (
     BlobCorruptError, CorralError, InvalidModelNameError, InvalidRequestError, ModelNotFoundError,
 )
@@ -111,8 +113,27 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
                **_API_HEADER}
     if request.method == "GET":
         headers["Location"] = str(request.url)
-    return await serve_blob(request, Path(stat.path), digest, headers,
+    local = await _local_copy(request.app, digest, stat)
+    if local is None:
+        return await stream_blob(request, digest, stat.size, headers)
+    return await serve_blob(request, Path(local), digest, headers,
                             lambda message: oci_error(500, "UNKNOWN", message, digest))
+
+
+async def _local_copy(app: web.Application, digest: str, stat) -> str | None:
+    """A file on this host holding the blob: the registry's own (shared disk) or our cached
+    copy; None when the bytes must come from the registry's ``ReadBlob`` stream."""
+    blobs = app[BLOBS]
+    if blobs is None:
+        return stat.path
+    candidates = [stat.path] if blobs.use_registry_files else []
+    for path in [*candidates, str(blobs.path(digest))]:
+        try:
+            if (await asyncio.to_thread(os.stat, path)).st_size == stat.size:
+                return path
+        except OSError:
+            continue
+    return None
 
 
 def _writable(handler):

@@ -1,11 +1,13 @@
 """Alembic environment, in the async template's shape.
 
 The registry runs migrations itself at startup (``registry.db.migrate``): it hands its own
-AsyncConnection's sync facade over in ``config.attributes["connection"]``. Run standalone
-(``alembic -x`` style tooling), the URL comes from ``sqlalchemy.url``.
+AsyncConnection's sync facade over in ``config.attributes["connection"]``, on SQLite or
+PostgreSQL alike. Run standalone (``alembic`` tooling), the URL comes from ``sqlalchemy.url``,
+else from ``CORRAL_DATABASE_URL``.
 """
 
 import asyncio
+import os
 
 from alembic import context
 from sqlalchemy import pool
@@ -36,8 +38,9 @@ def do_run_migrations(connection: Connection) -> None:
 
 async def run_async_migrations() -> None:
     """Open our own engine (standalone use only)."""
-    connectable = async_engine_from_config(config.get_section(config.config_ini_section, {}),
-                                           prefix="sqlalchemy.", poolclass=pool.NullPool)
+    section = config.get_section(config.config_ini_section, {})
+    section.setdefault("sqlalchemy.url", os.environ.get("CORRAL_DATABASE_URL", ""))
+    connectable = async_engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
     async with connectable.connect() as connection:
         await connection.run_sync(do_run_migrations)
     await connectable.dispose()

@@ -29,7 +29,11 @@ def main() -> None:
     settings = RegistrySettings.from_env()
     configure_logging("registry", debug=settings.debug)
     setup_tracing("registry", grpc_server=True)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ValueError as exc:  # a bad CORRAL_DATABASE_URL or TLS setting: say so, no traceback
+        log.error("registry_failed", error=str(exc))
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from collections.abc import AsyncIterable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -141,11 +142,16 @@ class BlobStore:
             self._fresh[expected] = stat.st_mtime_ns
         return stat.st_size
 
-    def remove_stale_temp_files(self) -> int:
-        """Delete temp files left by interrupted writes; call before serving. Blocking."""
+    def remove_stale_temp_files(self, min_age_s: float = 0.0) -> int:
+        """Delete temp files left by interrupted writes; call before serving. Blocking.
+
+        ``min_age_s`` spares younger files: with replicas sharing this directory, a fresh temp
+        file is another replica's write in progress."""
         if not self.root.is_dir():
             return 0
-        stale = [p for p in self.root.iterdir() if p.name.startswith(TEMP_PREFIX)]
+        cutoff = time.time() - min_age_s
+        stale = [p for p in self.root.iterdir() if p.name.startswith(TEMP_PREFIX)
+                 and (not min_age_s or _mtime(p) < cutoff)]
         for path in stale:
             path.unlink(missing_ok=True)
         if stale:
@@ -196,6 +202,13 @@ class BlobStore:
 
     def _temp_path(self) -> Path:
         return self.root / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _write_hashed(f: BinaryIO, hasher, chunk: bytes) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import models as tables
@@ -59,7 +59,9 @@ async def insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor],
                          "mtime_ns": stats[d.digest][0],
                          "verified_at": now if stats[d.digest][1] else None}
               for d in descriptors}
-    await session.execute(insert(tables.Blob).values(list(values.values()))
+    # ON CONFLICT DO NOTHING exists in both dialects, behind dialect-specific constructs.
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    await session.execute(dialect.insert(tables.Blob).values(list(values.values()))
                           .on_conflict_do_nothing())
     for digest, (mtime_ns, fresh) in stats.items():
         if fresh:

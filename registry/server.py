@@ -9,6 +9,7 @@ manifest-tree watcher and the blob verifier. Shutdown runs the same steps backwa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,14 +17,17 @@ import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from registry.blob_stream import BlobStreamServicerMixin
 from registry.blobs import BlobStore
-from registry.db import migrate, open_database, session_factory
+from registry.db import is_postgres, migrate, open_database, session_factory
 from registry.embedded import ensure_embedded_model
 from registry.indexer import ManifestIndexer
 from registry.integrity import BlobVerifier
 from registry.keys import KeyStore
 from registry.lifecycle import prune_at_startup
 from registry.servicer_keys import KeysServicerMixin
+from registry.manifests import ADAPTER_MEDIA_TYPE, MODEL_MEDIA_TYPE, PROJECTOR_MEDIA_TYPE
+from registry.replicas import watch_model_changes
 from registry.servicer_models import ModelsServicerMixin
 from registry.servicer_store import StoreServicerMixin
 from registry.status import StatusServicerMixin
@@ -38,12 +42,14 @@ from services.settings import RegistrySettings
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Registry"].full_name
 BLOBS_DIRNAME = "blobs"
+REPLICA_TEMP_GRACE_S = 3600.0  # as the startup prune's grace: a live write touches its file
 
 log = structlog.get_logger()
 
 
 class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, StoreServicerMixin,
-                       KeysServicerMixin, StatusServicerMixin, registry_pb2_grpc.RegistryServicer):
+                       KeysServicerMixin, StatusServicerMixin, BlobStreamServicerMixin,
+                       registry_pb2_grpc.RegistryServicer):
     """Thin translation between protobuf messages and ``ModelStore`` calls."""
 
     def __init__(self, store: ModelStore, transfers: TransferService | None = None, *,
@@ -83,16 +89,20 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
     """Serve the registry for the duration of the block; yields the started ``GrpcService``."""
     blobs = BlobStore(settings.models_dir / BLOBS_DIRNAME)
     await asyncio.to_thread(blobs.root.mkdir, parents=True, exist_ok=True)
-    await asyncio.to_thread(blobs.remove_stale_temp_files)
-    async with open_database(settings.models_dir) as engine:
+    async with (open_database(settings.models_dir, settings.database_url) as engine,
+                contextlib.AsyncExitStack() as stack):
+        # Replicas (PostgreSQL) may share the blob directory: spare their writes in progress.
+        min_age = REPLICA_TEMP_GRACE_S if is_postgres(engine) else 0.0
+        await asyncio.to_thread(blobs.remove_stale_temp_files, min_age)
         await migrate(engine)
         store = ModelStore(session_factory(engine), blobs, noprune=settings.noprune)
+        await stack.enter_async_context(watch_model_changes(engine, store))
         await asyncio.to_thread(store.manifest_files.remove_stale_temp_files)
         verifier = BlobVerifier(store)
         indexer = ManifestIndexer(store, on_indexed=verifier.wake)
         await indexer.sync()
         await prune_at_startup(store)
-        service = GrpcService(settings.address, [SERVICE_NAME])
+        service = GrpcService(settings.address, [SERVICE_NAME], settings.grpc_tls)
         transfers = TransferService(store, options_from_settings(settings))
         keys = KeyStore(store.sessions)
         registry_pb2_grpc.add_RegistryServicer_to_server(
@@ -137,6 +147,20 @@ def resolve_response(model: ResolvedModel) -> pb.ResolveModelResponse:
         bos_token=model.bos_token, eos_token=model.eos_token,
         adapter_paths=[str(path) for path in model.adapter_paths],
         renderer=model.renderer, parser=model.parser,
-        projector_paths=[str(path) for path in model.projector_paths])
+        projector_paths=[str(path) for path in model.projector_paths],
+        blobs=runner_blobs(model))
     response.parameters.update(model.parameters)
     return response
+
+
+def runner_blobs(model: ResolvedModel) -> list[pb.BlobRef]:
+    """The weights, adapter and projector blobs, in the order of ``model_path``, then
+    ``adapter_paths``, then ``projector_paths``."""
+    layers = model.manifest.layers if model.manifest else ()
+    weights = [layer for layer in layers if layer.media_type == MODEL_MEDIA_TYPE][:1]
+    adapters = [layer for layer in layers if layer.media_type == ADAPTER_MEDIA_TYPE]
+    projectors = [layer for layer in layers if layer.media_type == PROJECTOR_MEDIA_TYPE]
+    pairs = [*zip(weights, [model.model_path]), *zip(adapters, model.adapter_paths, strict=True),
+             *zip(projectors, model.projector_paths, strict=True)]
+    return [pb.BlobRef(digest=layer.digest, size=layer.size, path=str(path))
+            for layer, path in pairs]

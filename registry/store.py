@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from registry.manifests import (
 )
 from registry.records import ModelDetails, ModelRecord, ResolvedModel, details_of
 from registry.refs import release_manifest
+from registry.replicas import StoreLock, notify_models_changed
 from services.errors import (
     CorralError, InvalidModelNameError, ModelNotFoundError, StoredBlobCorruptError,
 )
@@ -59,11 +61,15 @@ class ModelStore:
         self.noprune = noprune
         # Ollama's manifest files in the same store: their blobs are in use whatever our rows say.
         self.manifest_files = manifest_files or ManifestTree(blobs.root.parent / MANIFESTS_DIRNAME)
-        self.write_lock = asyncio.Lock()
-        # Resolve runs on every inference request and costs several queries and blob reads;
-        # this process is the only writer of model rows, so its writes invalidate the cache.
+        engine = sessions.kw.get("bind")
+        self.write_lock = StoreLock(engine)
+        # Resolve runs on every inference request and costs several queries and blob reads.
+        # Our own writes invalidate the cache; on PostgreSQL other replicas write too, so the
+        # cache stays off until registry.replicas.watch_model_changes listens for their writes.
         self._resolved_cache: dict[str, ResolvedModel] = {}
         self._generation = 0
+        self._cache_enabled = engine is None or engine.dialect.name != "postgresql"
+        self.replica_id = uuid.uuid4().hex
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -102,14 +108,22 @@ class ModelStore:
         if check is not None:
             await check(text, Manifest.parse(row.manifest.content))
         resolved = await self._resolved(row, facts)
-        if generation == self._generation:  # no write committed meanwhile
+        if generation == self._generation and self._cache_enabled:  # no write meanwhile
             self._resolved_cache[key] = resolved
         return resolved
 
-    def models_changed(self) -> None:
-        """Forget cached resolves: call after any change to model rows."""
+    def models_changed(self, origin: str = "") -> None:
+        """Forget every cached resolve: after a write here, or (``origin`` naming the writer,
+        via NOTIFY) on another replica; our own messages coming back change nothing."""
+        if origin == self.replica_id:
+            return
         self._generation += 1
         self._resolved_cache.clear()
+
+    def set_cache_enabled(self, enabled: bool) -> None:
+        """Turn the resolve cache on or off; either way it starts empty."""
+        self._cache_enabled = enabled
+        self.models_changed()
 
     async def manifest_bytes(self, text: str) -> bytes:
         """The stored manifest of model ``text``, byte for byte (its sha256 is the model id)."""
@@ -160,6 +174,7 @@ class ModelStore:
                 row, old = await queries.upsert_model(session, name, digest, file_digest=digest)
                 pruned = (await release_manifest(session, old)
                           if old not in (None, digest) and not self.noprune else [])
+                await notify_models_changed(session, self.replica_id)
             self.models_changed()
             pruned = await self.unlink_blobs(pruned)
         log.info("model_saved", model=row_name(row).display, digest=digest, pruned=len(pruned))
@@ -205,6 +220,7 @@ class ModelStore:
                 await session.delete(row)
                 await session.flush()
                 pruned = await release_manifest(session, digest)
+                await notify_models_changed(session, self.replica_id)
             self.models_changed()
             pruned = await self.unlink_blobs(pruned)
         log.info("model_deleted", model=name.display, digest=digest, pruned=len(pruned))

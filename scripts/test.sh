@@ -3,20 +3,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-# Debian's docker-registry: the real OCI registry the pull/push tests talk to (no network at run time).
-if ! command -v docker-registry >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    { apt-get update -qq && apt-get install -y -qq docker-registry; } >/dev/null || \
-        echo "docker-registry unavailable: its tests will be skipped" >&2
-fi
-# Debian's tinyproxy: the real HTTP proxy a pull goes through in the proxy test.
-if ! command -v tinyproxy >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    { apt-get update -qq && apt-get install -y -qq tinyproxy; } >/dev/null || \
-        echo "tinyproxy unavailable: its test will be skipped" >&2
-fi
-# Debian's prometheus: the real Prometheus tests/stack/test_prometheus.py scrapes Corral with.
-if ! command -v prometheus >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null || \
-        echo "prometheus unavailable: its tests will be skipped" >&2
+# Debian's real peers, started by the tests themselves on free ports (never the system services):
+# docker-registry (OCI registry for pull/push), tinyproxy (pulls through a proxy), prometheus
+# (scrapes /metrics), postgresql (the registry suite's second database) and nginx (the fleet's
+# load balancer). Installed in one apt-get run when any is missing; under CI a failure is fatal.
+missing=()
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || missing+=(tinyproxy)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null 2>&1 && { apt-get update -qq && \
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}"; } >/dev/null; then
+        :
+    elif [ "${CI:-}" = "true" ]; then
+        echo "could not install ${missing[*]}: CI needs them" >&2
+        exit 1
+    else
+        echo "${missing[*]} unavailable: their tests will be skipped" >&2
+    fi
 fi
 .venv/bin/python scripts/gen_protos.py --check
 status=0

@@ -20,6 +20,7 @@ from services.context import REQUEST_ID_HEADER, bind_request_id
 from services.errors import ERROR_METADATA_KEY, CorralError, internal_error
 from services.errors import ERROR_METADATA_KEY, CorralError
 from services.tracing import annotate_request_id
+from services.settings import GrpcTls
 
 log = structlog.get_logger()
 
@@ -117,14 +118,17 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator], method: str = ""):
 class GrpcService:
     """A grpc.aio server with health, bound to one address, run until a stop signal."""
 
-    def __init__(self, address: str, service_names: Iterable[str]) -> None:
+    def __init__(self, address: str, service_names: Iterable[str], tls: GrpcTls | None = None) -> None:
         self.address = address
         self.server = grpc.aio.server(interceptors=[ErrorInterceptor()],
                                       options=MESSAGE_SIZE_OPTIONS)
         self.health = health.aio.HealthServicer()
         self._service_names = [*service_names, ""]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(address)
+        credentials = server_credentials(tls) if tls and not address.startswith("unix:") else None
+        self.tls = credentials is not None
+        self.port = (self.server.add_secure_port(address, credentials) if credentials
+                     else self.server.add_insecure_port(address))
         if self.port == 0:
             raise OSError(f"cannot bind gRPC server to {address}")
 
@@ -141,6 +145,24 @@ class GrpcService:
     async def stop(self, grace: float = 5.0) -> None:
         await self.set_serving(False)
         await self.server.stop(grace)
+
+
+def server_credentials(tls: GrpcTls) -> grpc.ServerCredentials | None:
+    """TLS credentials from ``tls`` (None when it names no certificate).
+
+    With a CA the server requires and verifies client certificates (mutual TLS): only holders
+    of a certificate that CA signed (the gateways) get in. Unix sockets stay plaintext: they
+    never leave the machine and their file permissions guard them.
+    """
+    if not tls.cert and not tls.key:
+        return None
+    if not (tls.cert and tls.key):
+        raise ValueError("CORRAL_GRPC_TLS_CERT and CORRAL_GRPC_TLS_KEY must be set together")
+    pair = [(tls.key.read_bytes(), tls.cert.read_bytes())]
+    if tls.ca is None:
+        return grpc.ssl_server_credentials(pair)
+    return grpc.ssl_server_credentials(pair, root_certificates=tls.ca.read_bytes(),
+                                       require_client_auth=True)
 
 
 def stop_event_on_signals() -> asyncio.Event:

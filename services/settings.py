@@ -148,6 +148,43 @@ def default_models_dir(env: Mapping[str, str]) -> Path:
     return Path(raw).expanduser() if raw else Path.home() / ".corral"
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``20GB``, ``512MiB``, ``1.5g`` or a bare number; empty or unparsable is 0."""
+    match = _SIZE.fullmatch(text.strip().strip("\"'"))
+    if match is None:
+        return 0
+    unit = (match.group(2) or "").lower().removesuffix("b")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+@dataclass(frozen=True)
+class GrpcTls:
+    """TLS for registry gRPC over TCP (``CORRAL_GRPC_TLS_CERT`` / ``_KEY`` / ``_CA``).
+
+    On the registry: ``cert`` + ``key`` serve TLS; ``ca`` also requires clients to present a
+    certificate it signed (so the registry trusts only gateways). On a gateway: ``ca`` (or a
+    ``cert``) turns TLS on; ``ca`` verifies the registry, ``cert`` + ``key`` identify us.
+    """
+
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.cert, self.key, self.ca))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> GrpcTls:
+        return cls(cert=_path(env, "CORRAL_GRPC_TLS_CERT"), key=_path(env, "CORRAL_GRPC_TLS_KEY"),
+                   ca=_path(env, "CORRAL_GRPC_TLS_CA"))
+
+
 @dataclass(frozen=True)
 class RegistrySettings:
     """Settings of the registry process."""
@@ -165,6 +202,12 @@ class RegistrySettings:
     https_proxy: str = field(default="", metadata={"env": "HTTPS_PROXY", "doc": "HTTPS proxy for pulls and pushes"})
     http_proxy: str = field(default="", metadata={"env": "HTTP_PROXY", "doc": "HTTP proxy for pulls and pushes"})
     no_proxy: str = field(default="", metadata={"env": "NO_PROXY", "doc": "hosts never proxied (loopback never is)"})
+    database_url: str = field(default="", repr=False, metadata={
+        "env": "CORRAL_DATABASE_URL", "doc": "postgresql+asyncpg://... to keep metadata in PostgreSQL (default: SQLite in OLLAMA_MODELS)"})
+    grpc_tls: GrpcTls = field(default_factory=lambda: GrpcTls(), metadata={
+        "env": "CORRAL_GRPC_TLS_CERT", "doc": "serve gRPC over TLS with this certificate (PEM) on TCP addresses", "also": (
+            ("CORRAL_GRPC_TLS_KEY", "private key (PEM) of CORRAL_GRPC_TLS_CERT"),
+            ("CORRAL_GRPC_TLS_CA", "accept only clients whose certificate this CA (PEM) signed"))})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RegistrySettings:
@@ -179,6 +222,8 @@ class RegistrySettings:
             https_proxy=_first(env, "HTTPS_PROXY", "https_proxy"),
             http_proxy=_first(env, "HTTP_PROXY", "http_proxy"),
             no_proxy=_first(env, "NO_PROXY", "no_proxy"),
+            database_url=env.get("CORRAL_DATABASE_URL", "").strip(),
+            grpc_tls=GrpcTls.from_env(env),
         )
 
 
@@ -206,6 +251,11 @@ class GatewaySettings:
     tls_key: Path | None = field(default=None, metadata={"env": "CORRAL_TLS_KEY", "doc": "PEM private key of CORRAL_TLS_CERT"})
     max_num_ctx: int = field(default=0, metadata={"env": "CORRAL_MAX_NUM_CTX", "doc": "largest num_ctx a request may ask for (0 = no cap)"})
     max_predict: int = field(default=0, metadata={"env": "CORRAL_MAX_PREDICT", "doc": "largest num_predict a request may ask for (0 = no cap)"})
+    cache_dir: Path | None = field(default=None, metadata={"env": "CORRAL_CACHE_DIR", "doc": "blob cache of a gateway that shares no disk with the registry (default: read the registry's files when visible, else ~/.cache/corral/blobs)"})
+    cache_max: int = field(default=0, metadata={"env": "CORRAL_CACHE_MAX", "doc": "blob cache size limit, e.g. 20GB (default 0 = unlimited); LRU evicts blobs no loaded model uses"})
+    grpc_tls: GrpcTls = field(default_factory=lambda: GrpcTls(), metadata={"env": "CORRAL_GRPC_TLS_CA", "doc": "reach the registry over TLS, verifying it against this CA (PEM)", "also": (
+        ("CORRAL_GRPC_TLS_CERT", "client certificate (PEM) to present to the registry"),
+        ("CORRAL_GRPC_TLS_KEY", "private key (PEM) of CORRAL_GRPC_TLS_CERT"))})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -231,6 +281,9 @@ class GatewaySettings:
             tls_key=_path(env, "CORRAL_TLS_KEY"),
             max_num_ctx=_int(env, "CORRAL_MAX_NUM_CTX", 0, minimum=0),
             max_predict=_int(env, "CORRAL_MAX_PREDICT", 0, minimum=0),
+            cache_dir=_path(env, "CORRAL_CACHE_DIR"),
+            cache_max=parse_size(env.get("CORRAL_CACHE_MAX", "")),
+            grpc_tls=GrpcTls.from_env(env),
         )
 
 
@@ -256,5 +309,5 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
 
 def documented_variables(settings_cls: type) -> list[tuple[str, str]]:
     """(variable, description) pairs for ``--help`` screens, in declaration order."""
-    return [(f.metadata["env"], f.metadata["doc"]) for f in dataclasses.fields(settings_cls)
-            if "env" in f.metadata]
+    return [pair for f in dataclasses.fields(settings_cls) if "env" in f.metadata
+            for pair in ((f.metadata["env"], f.metadata["doc"]), *f.metadata.get("also", ()))]

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.postgres"]  # the session's PostgreSQL, for the tests that need one
+
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:

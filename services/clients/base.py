@@ -10,6 +10,7 @@ import grpc
 from services.context import outgoing_metadata
 from services.errors import from_rpc_error
 from services.grpc_server import MESSAGE_SIZE_OPTIONS
+from services.settings import GrpcTls
 
 # gRPC's default reconnect backoff starts at 1 s: a runner whose socket appears 0.4 s after spawn
 # would be seen as ready only after that second. Our peers are local processes that come up in
@@ -26,6 +27,28 @@ def local_channel(target: str, *options: tuple[str, int]) -> grpc.aio.Channel:
     limits match the servers' (``MESSAGE_SIZE_OPTIONS``)."""
     return grpc.aio.insecure_channel(
         target, options=[*FAST_RECONNECT, *MESSAGE_SIZE_OPTIONS, *options])
+
+
+def service_channel(target: str, tls: GrpcTls | None = None,
+                    *options: tuple[str, int]) -> grpc.aio.Channel:
+    """A channel to a service that may live on another host: TLS when ``tls`` is enabled and
+    ``target`` is a TCP address (unix sockets stay plaintext), fast reconnects either way."""
+    credentials = channel_credentials(tls) if tls and not target.startswith("unix:") else None
+    if credentials is None:
+        return local_channel(target, *options)
+    return grpc.aio.secure_channel(target, credentials, options=[*FAST_RECONNECT, *options])
+
+
+def channel_credentials(tls: GrpcTls) -> grpc.ChannelCredentials | None:
+    """Verify the server against ``tls.ca`` (system roots without one); present ``cert``."""
+    if not tls.enabled:
+        return None
+    if bool(tls.cert) != bool(tls.key):
+        raise ValueError("CORRAL_GRPC_TLS_CERT and CORRAL_GRPC_TLS_KEY must be set together")
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls.ca.read_bytes() if tls.ca else None,
+        private_key=tls.key.read_bytes() if tls.key else None,
+        certificate_chain=tls.cert.read_bytes() if tls.cert else None)
 
 
 def translating(method: Callable):

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 
 from services.clients.base import (
-    local_channel,
     metadata,
+    service_channel,
     translated_stream,
     translating,
 )
 from services.grpc_server import wait_for_serving
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 from services.pb.corral.registry.v1 import registry_pb2_grpc
+from services.settings import GrpcTls
 
 
 class RegistryClient:
@@ -20,9 +21,9 @@ class RegistryClient:
 
     PEER = "model registry"
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, tls: GrpcTls | None = None) -> None:
         self.target = target
-        self._channel = local_channel(target)
+        self._channel = service_channel(target, tls)
         self._stub = registry_pb2_grpc.RegistryStub(self._channel)
 
     async def wait_ready(self, timeout: float) -> None:
@@ -138,11 +139,20 @@ class RegistryClient:
     async def check_key(self, key_hash: str = "") -> pb.CheckKeyResponse:
         """Whether keys exist and, given a hash, the state of that key."""
         return await self._stub.CheckKey(pb.CheckKeyRequest(key_hash=key_hash), metadata=metadata())
+
     @translating
     async def status(self, timeout: float | None = None) -> pb.GetStatusResponse:
         """Schema revision and store size (readiness probes, ``/metrics``)."""
         return await self._stub.GetStatus(pb.GetStatusRequest(), metadata=metadata(),
                                           timeout=timeout)
+
+    def read_blob(self, digest: str, *, offset: int = 0,
+                  length: int = 0) -> AsyncIterator[pb.ReadBlobResponse]:
+        """Stream blob ``digest`` (``length`` 0 = to the end); the first message has the size.
+
+        Unverified bytes: the reader hashes them (``ModelNotFoundError`` when not stored)."""
+        request = pb.ReadBlobRequest(digest=digest, offset=offset, length=length)
+        return translated_stream(self._stub.ReadBlob(request, metadata=metadata()))
 
     async def close(self) -> None:
         await self._channel.close()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
+from gateway.app import create_app
+from gateway.scheduler import Scheduler
 from registry.transfer.service import TransferService
 from services.names import parse_name
+from services.settings import GatewaySettings
 from tests.gateway.transfer_stack import gateway_client, real_registry
 from tests.registry.conftest import open_store, write_tiny_gguf
 from tests.registry.transfer_helpers import fast_options
@@ -179,3 +183,29 @@ async def test_a_blob_changed_on_disk_is_never_served_whole_under_its_digest(cli
     assert again.status == 206 and await again.read() == good[5:]
     beyond = await client.get(url, headers={"Range": f"bytes={len(good)}-"})
     assert beyond.status == 416
+
+
+async def test_blobs_are_relayed_from_the_registry_without_a_shared_disk(
+        aiohttp_client, registry, tmp_path):
+    """A gateway on another host (its own cache dir) streams blobs over ReadBlob instead."""
+    from gateway.blob_cache import BlobCache
+
+    settings = dataclasses.replace(GatewaySettings.from_env({}), runtime_dir=tmp_path / "run")
+    blobs = BlobCache(tmp_path / "cache", registry, use_registry_files=False)
+    app = create_app(settings, registry=registry, scheduler=Scheduler(settings), blobs=blobs)
+    client = await aiohttp_client(app, server_kwargs={"host": "127.0.0.1"})
+    layer = json.loads((await registry.get_manifest("library/tiny", "v1")).content)["layers"][0]
+    data = (tmp_path / "tiny.gguf").read_bytes()
+    url = f"/v2/library/tiny/blobs/{layer['digest']}"
+    full = await client.get(url)
+    assert full.status == 200 and await full.read() == data
+    assert full.headers["Location"].endswith(url) and full.headers["Accept-Ranges"] == "bytes"
+    part = await client.get(url, headers={"Range": "bytes=10-109"})
+    assert part.status == 206 and await part.read() == data[10:110]
+    assert part.headers["Content-Range"] == f"bytes 10-109/{len(data)}"
+    tail = await client.get(url, headers={"Range": "bytes=-5"})
+    assert tail.status == 206 and await tail.read() == data[-5:]
+    assert (await client.get(url, headers={"Range": f"bytes={len(data)}-"})).status == 416
+    head = await client.head(url)
+    assert head.status == 200 and int(head.headers["Content-Length"]) == len(data)
+    assert not (tmp_path / "cache").exists()  # relaying fills no cache

@@ -10,6 +10,7 @@ from pathlib import Path
 from registry.blobs import BlobStore
 from registry.create import CreateRequest, ModelCreator
 from registry.db import migrate, open_database, session_factory
+from registry.replicas import watch_model_changes
 from registry.store import ModelStore
 
 
@@ -19,7 +20,9 @@ async def model_store(models_dir: Path, *, noprune: bool = False) -> AsyncIterat
     models_dir.mkdir(parents=True, exist_ok=True)
     async with open_database(models_dir) as engine:
         await migrate(engine)
-        yield ModelStore(session_factory(engine), BlobStore(models_dir / "blobs"), noprune=noprune)
+        store = ModelStore(session_factory(engine), BlobStore(models_dir / "blobs"), noprune=noprune)
+        async with watch_model_changes(engine, store):
+            yield store
 
 
 def write_llama_gguf(path: Path, *, float16: bool = False, general_type: str = "") -> Path:

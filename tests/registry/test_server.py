@@ -22,8 +22,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(tmp_path_factory: pytest.TempPathFactory,
-                 smollm2_file: Path) -> AsyncIterator[RegistryClient]:
+async def client(tmp_path_factory: pytest.TempPathFactory, smollm2_file: Path,
+                 database_backend: str) -> AsyncIterator[RegistryClient]:
     settings = RegistrySettings(models_dir=tmp_path_factory.mktemp("models"),
                                 address="127.0.0.1:0")
     async with running_registry(settings) as service:

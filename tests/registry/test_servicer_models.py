@@ -22,7 +22,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def registry(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple]:
+async def registry(tmp_path_factory: pytest.TempPathFactory,
+                   database_backend: str) -> AsyncIterator[tuple]:
     models = tmp_path_factory.mktemp("models")
     settings = RegistrySettings(models_dir=models, address="127.0.0.1:0", embedded_model=False)
     async with running_registry(settings) as service:

@@ -2,8 +2,9 @@ import math
 
 import pytest
 
-from services.settings import (FOREVER, GatewaySettings, parse_bool, parse_env_duration,
-                               parse_go_duration, parse_ollama_host)
+from services.settings import (FOREVER, GatewaySettings, GrpcTls, RegistrySettings,
+                               documented_variables, parse_bool, parse_env_duration,
+                               parse_go_duration, parse_ollama_host, parse_size)
 
 
 @pytest.mark.parametrize("text,seconds", [
@@ -73,3 +74,30 @@ def test_gateway_settings_from_env(tmp_path):
     assert settings.load_timeout == math.inf
     with pytest.raises(AttributeError):
         settings.num_parallel = 2  # frozen
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("", 0), ("0", 0), ("1048576", 1 << 20), ("20GB", 20 * 10**9), ("20gb", 20 * 10**9),
+    ("512MiB", 512 << 20), ("1.5g", 1_500_000_000), ("2 TiB", 2 << 40), ("lots", 0), ("-5GB", 0),
+])
+def test_sizes_parse_decimal_and_binary_units(text, size):
+    assert parse_size(text) == size
+
+
+def test_fleet_settings_from_env(tmp_path):
+    gateway = GatewaySettings.from_env({
+        "CORRAL_CACHE_DIR": str(tmp_path / "cache"), "CORRAL_CACHE_MAX": "8GiB",
+        "CORRAL_GRPC_TLS_CA": str(tmp_path / "ca.pem"),
+        "CORRAL_GRPC_TLS_CERT": str(tmp_path / "gw.pem"), "CORRAL_GRPC_TLS_KEY": str(tmp_path / "gw.key")})
+    assert gateway.cache_dir == tmp_path / "cache" and gateway.cache_max == 8 << 30
+    assert gateway.grpc_tls == GrpcTls(cert=tmp_path / "gw.pem", key=tmp_path / "gw.key",
+                                       ca=tmp_path / "ca.pem")
+    assert GatewaySettings.from_env({}).cache_dir is None and not GatewaySettings.from_env({}).grpc_tls.enabled
+    url = "postgresql+asyncpg://corral:s3cret@db/corral"
+    registry = RegistrySettings.from_env({"CORRAL_DATABASE_URL": f" {url} "})
+    assert registry.database_url == url
+    assert "s3cret" not in repr(registry)  # settings get logged; the DSN's password must not be
+    documented = dict(documented_variables(GatewaySettings)) | dict(documented_variables(RegistrySettings))
+    for name in ("CORRAL_DATABASE_URL", "CORRAL_CACHE_DIR", "CORRAL_CACHE_MAX", "CORRAL_GRPC_TLS_CERT",
+                 "CORRAL_GRPC_TLS_KEY", "CORRAL_GRPC_TLS_CA"):
+        assert documented[name]

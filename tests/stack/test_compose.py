@@ -18,6 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 GPU = ROOT / "compose.gpu.yaml"
+FLEET = {"postgres", "fleet-registry", "gateway-a", "gateway-b", "lb"}  # the `fleet` profile
 
 
 def docker_compose() -> str:
@@ -49,8 +50,10 @@ def compose() -> dict:
 
 def test_docker_compose_config_accepts_the_stack():
     config = resolved(COMPOSE, profile="webui")
-    assert set(config["services"]) == {"registry", "gateway", "open-webui", "prometheus", "grafana"}
-    assert set(config["volumes"]) == {"models", "open-webui", "prometheus", "grafana"}
+    # docker-compose 1.29's `config` lists the services of every profile (see FLEET below).
+    assert set(config["services"]) == {"registry", "gateway", "open-webui", "prometheus",
+                                       "grafana"} | FLEET
+    assert {"models", "open-webui", "prometheus", "grafana"} <= set(config["volumes"])
 
 
 def test_docker_compose_config_accepts_the_gpu_override():
@@ -147,3 +150,66 @@ def test_monitoring_profile_runs_prometheus_on_the_shipped_scrape_config(compose
     (job,) = scrape["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"][0]["targets"] == ["gateway:11434"]
+
+
+# -- the fleet profile ----------------------------------------------------------------------------
+
+
+def test_docker_compose_config_accepts_the_fleet_profile():
+    config = resolved(COMPOSE, profile="fleet")
+    assert FLEET <= set(config["services"])
+    assert {"fleet-models", "fleet-postgres", "gateway-a-cache", "gateway-b-cache"} <= set(config["volumes"])
+    services = config["services"]
+    for name in FLEET:
+        assert services[name].get("profiles") == ["fleet"], name
+    # Only the load balancer is published; the database and the registry stay inside.
+    assert [name for name in FLEET if services[name].get("ports")] == ["lb"]
+    (port,) = services["lb"]["ports"]
+    assert (int(port["published"]), int(port["target"])) == (11500, 11434)
+
+
+def test_fleet_gateways_share_no_disk_with_the_registry(compose):
+    services = compose["services"]
+    registry = services["fleet-registry"]
+    assert registry["environment"]["CORRAL_DATABASE_URL"].startswith("postgresql+asyncpg://corral:")
+    assert "@postgres:5432/corral" in registry["environment"]["CORRAL_DATABASE_URL"]
+    assert registry["depends_on"]["postgres"]["condition"] == "service_healthy"
+    caches = set()
+    for name in ("gateway-a", "gateway-b"):
+        gateway = services[name]
+        (volume,) = gateway["volumes"]
+        assert volume.endswith(":/cache") and "models" not in volume
+        caches.add(volume)
+        env = gateway["environment"]
+        assert env["CORRAL_CACHE_DIR"] == "/cache" and env["CORRAL_CACHE_MAX"]
+        assert env["CORRAL_REGISTRY_ADDR"] == "fleet-registry:11435"
+        assert "OLLAMA_MODELS" not in env
+        assert gateway["depends_on"]["fleet-registry"]["condition"] == "service_healthy"
+    assert len(caches) == 2  # each gateway its own cache
+
+
+def test_the_fleet_load_balancer_config_names_both_gateways(compose):
+    lb = compose["services"]["lb"]
+    (mount,) = lb["volumes"]
+    source, target, mode = mount.split(":")
+    assert (target, mode) == ("/etc/nginx/nginx.conf", "ro")
+    config = (ROOT / source).read_text()
+    for name in ("gateway-a", "gateway-b"):
+        assert f"server {name}:11434" in config
+    assert "proxy_buffering off;" in config and "proxy_next_upstream error timeout;" in config
+    assert "listen 11434;" in config
+    assert not lb["image"].endswith(":latest")
+
+
+def test_the_fleet_nginx_config_is_valid_for_nginx(tmp_path):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx not installed")
+    # nginx -t resolves upstream names: point them at loopback for the syntax check.
+    config = (ROOT / "deploy/nginx/fleet.conf").read_text().replace("gateway-a", "127.0.0.1")
+    config = config.replace("gateway-b", "127.0.0.2")
+    (tmp_path / "nginx.conf").write_text(config)
+    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                             "-e", str(tmp_path / "error.log"), "-g", f"pid {tmp_path}/nginx.pid;"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr

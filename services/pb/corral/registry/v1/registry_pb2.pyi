@@ -73,7 +73,7 @@ class ResolveModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ResolveModelResponse(_message.Message):
-    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token", "adapter_paths", "renderer", "parser", "projector_paths")
+    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token", "adapter_paths", "renderer", "parser", "projector_paths", "blobs")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,7 @@ class ResolveModelResponse(_message.Message):
     RENDERER_FIELD_NUMBER: _ClassVar[int]
     PARSER_FIELD_NUMBER: _ClassVar[int]
     PROJECTOR_PATHS_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
     model: ModelSummary
     model_path: str
     template: str
@@ -100,7 +101,18 @@ class ResolveModelResponse(_message.Message):
     renderer: str
     parser: str
     projector_paths: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ..., adapter_paths: _Optional[_Iterable[str]] = ..., renderer: _Optional[str] = ..., parser: _Optional[str] = ..., projector_paths: _Optional[_Iterable[str]] = ...) -> None: ...
+    blobs: _containers.RepeatedCompositeFieldContainer[BlobRef]
+    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ..., adapter_paths: _Optional[_Iterable[str]] = ..., renderer: _Optional[str] = ..., parser: _Optional[str] = ..., projector_paths: _Optional[_Iterable[str]] = ..., blobs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ...) -> None: ...
+
+class BlobRef(_message.Message):
+    __slots__ = ("digest", "size", "path")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    size: int
+    path: str
+    def __init__(self, digest: _Optional[str] = ..., size: _Optional[int] = ..., path: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -473,3 +485,21 @@ class GetStatusResponse(_message.Message):
     blobs: int
     blob_bytes: int
     def __init__(self, schema_revision: _Optional[str] = ..., schema_head: _Optional[str] = ..., models: _Optional[int] = ..., blobs: _Optional[int] = ..., blob_bytes: _Optional[int] = ...) -> None: ...
+
+class ReadBlobRequest(_message.Message):
+    __slots__ = ("digest", "offset", "length")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    offset: int
+    length: int
+    def __init__(self, digest: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
+class ReadBlobResponse(_message.Message):
+    __slots__ = ("chunk", "size")
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    chunk: bytes
+    size: int
+    def __init__(self, chunk: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...

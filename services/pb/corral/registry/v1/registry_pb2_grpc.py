@@ -130,6 +130,11 @@ class RegistryStub:
                 request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.ReadBlob = channel.unary_stream(
+                '/corral.registry.v1.Registry/ReadBlob',
+                request_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.ReadBlobRequest.SerializeToString,
+                response_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.ReadBlobResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -272,6 +277,14 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadBlob(self, request, context):
+        """ReadBlob streams a stored blob's bytes, for gateways that share no disk with the registry.
+        The reader verifies the sha256 itself: the stream carries bytes, not trust.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -369,6 +382,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusRequest.FromString,
                     response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'ReadBlob': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadBlob,
+                    request_deserializer=corral_dot_registry_dot_v1_dot_registry__pb2.ReadBlobRequest.FromString,
+                    response_serializer=corral_dot_registry_dot_v1_dot_registry__pb2.ReadBlobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -885,6 +903,33 @@ class Registry:
             '/corral.registry.v1.Registry/GetStatus',
             corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusRequest.SerializeToString,
             corral_dot_registry_dot_v1_dot_registry__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/corral.registry.v1.Registry/ReadBlob',
+            corral_dot_registry_dot_v1_dot_registry__pb2.ReadBlobRequest.SerializeToString,
+            corral_dot_registry_dot_v1_dot_registry__pb2.ReadBlobResponse.FromString,
             options,
             channel_credentials,
             insecure,
