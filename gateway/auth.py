@@ -23,6 +23,7 @@ from services.apikeys import (
     ADMIN, INFERENCE, MANAGE, METRICS, READ, REGISTRY_PULL, REGISTRY_PUSH, grants, hash_secret,
 )
 from services.pb.corral.registry.v1 import registry_pb2 as pb
+from services.errors import RunnerUnavailableError
 from services.settings import AUTH_REQUIRED
 
 log = structlog.get_logger()
@@ -114,14 +115,27 @@ class Authenticator:
     def __init__(self, registry, mode: str) -> None:
         self._registry = registry
         self._required = mode == AUTH_REQUIRED
+        # What the registry last said: while it is unreachable, a server that had no keys stays
+        # open (probes, /metrics, loaded models keep working); one that had keys fails closed.
+        self._keys_existed: bool | None = None
 
     async def keys_exist(self) -> bool:
-        return (await self._registry.check_key()).keys_exist
+        return (await self._check("")).keys_exist
+
+    async def _check(self, key_hash: str) -> pb.CheckKeyResponse:
+        try:
+            reply = await self._registry.check_key(key_hash)
+        except RunnerUnavailableError:
+            if self._required or self._keys_existed is not False:
+                raise
+            return pb.CheckKeyResponse(keys_exist=False)
+        self._keys_existed = reply.keys_exist
+        return reply
 
     async def caller(self, secret: str | None) -> Caller:
         """The caller presenting ``secret`` (``AuthFailed`` 401 when auth is on and the key is
         missing, unknown, revoked or expired)."""
-        reply = await self._registry.check_key(hash_secret(secret) if secret else "")
+        reply = await self._check(hash_secret(secret) if secret else "")
         if not (self._required or reply.keys_exist):
             return Caller(auth_on=False)
         if secret is None:

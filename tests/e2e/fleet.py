@@ -120,6 +120,7 @@ http {{
             proxy_pass http://corral;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header Host $http_host;  # loopback-bound gateways refuse foreign Hosts
             proxy_buffering off;
             proxy_request_buffering off;
             proxy_read_timeout 300s;
