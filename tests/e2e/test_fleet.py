@@ -27,8 +27,9 @@ from tests.flip_proxy import FlipProxy
 pytestmark = pytest.mark.e2e
 
 MODEL = "fleet-test:latest"
-LONG = {"model": MODEL, "prompt": "Count from 1 to 400, separated by commas.",
-        "options": {"temperature": 0, "seed": 7, "num_predict": 400}}
+# Long enough (≈10 s here) that B is still streaming when it is killed, whatever the load order.
+LONG = {"model": MODEL, "prompt": "Tell me a very long story about a dragon and a ship.",
+        "options": {"temperature": 0, "seed": 7, "num_predict": 1500}}
 SHORT = {"model": MODEL, "prompt": "Say hello.", "stream": False,
          "options": {"temperature": 0, "seed": 7, "num_predict": 4}}
 CREATE = {"model": MODEL, "from": "smollm2:135m", "system": "You answer briefly.", "stream": False}
