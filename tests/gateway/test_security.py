@@ -82,6 +82,18 @@ async def test_unlisted_origin_is_refused_and_nothing_runs(client) -> None:
     assert "stolen:latest" not in await models(client)
 
 
+@pytest.mark.parametrize(("path", "message_of"), [
+    ("/v1/chat/completions", lambda body: body["error"]["message"]),
+    ("/v1/messages", lambda body: body["type"] == "error" and body["error"]["message"]),
+    ("/v2/library/tiny/manifests/v1", lambda body: body["errors"][0]["message"]),
+])
+async def test_the_browser_guard_answers_in_the_familys_error_shape(client, path, message_of):
+    method = client.get if path.startswith("/v2/") else client.post
+    response = await method(path, headers={"Origin": EVIL})
+    assert response.status == 403
+    assert "origin not allowed" in message_of(await response.json())
+
+
 async def test_allowed_origin_runs_and_gets_cors_headers(client) -> None:
     response = await client.post("/api/copy", json={"source": "tiny:v1", "destination": "mine"},
                                  headers={"Origin": "http://localhost:3000"})
