@@ -108,7 +108,10 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     digest = request.match_info["digest"]
     if not _DIGEST.fullmatch(digest):
         return oci_error(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
-    stat = await request.app[REGISTRY].stat_blob(digest)
+    try:
+        stat = await request.app[REGISTRY].stat_blob(digest)
+    except CorralError as exc:  # e.g. the registry is down: still an OCI error body
+        return _error_for(exc, "BLOB_UNKNOWN")
     if not stat.exists:
         return oci_error(404, "BLOB_UNKNOWN", "blob unknown to registry", digest)
     headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest,
