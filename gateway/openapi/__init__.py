@@ -5,10 +5,12 @@ components); ``load_spec`` merges them into one document and refuses a path or c
 defined twice. Two things the security middleware does for every route are added here rather
 than written out per operation: its refusals (403 always; 401 and 429 where the operation's
 ``security`` names a scope) in the family's error shape, and the OPTIONS preflight it answers
-on every path (``base.yaml`` says why). It cannot drift from the code: the end-to-end tests validate every response
-they receive against it (``tests/e2e/openapi_check.py``), ``tests/gateway/test_openapi.py``
-checks that it and the router list the same routes, and schemathesis fuzzes a live server
-from it (``tests/fuzz``).
+on every path (``base.yaml`` says why).
+
+It cannot drift from the code: the end-to-end tests validate every response they receive
+against it (``tests/e2e/openapi_check.py``), ``tests/gateway/test_openapi.py`` checks that it
+and the router list the same routes and that each operation's ``security`` is the scope
+``gateway.auth`` asks for, and schemathesis fuzzes a live server from it (``tests/fuzz``).
 """
 
 from __future__ import annotations
@@ -55,22 +57,30 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/responses/{name}"}
 
 
+_REFUSALS = {"401": "Unauthorized", "403": "Forbidden", "429": "TooManyRequests"}
+# A 503 when the registry, which checks keys, cannot be asked: the family's generic failure,
+# which most operations list already for their own reasons.
+_UNAVAILABLE = {"": "Busy", "OpenAI": "OpenAIFailure", "Anthropic": "AnthropicFailure",
+                "OCI": "OCIError"}
+
+
 def _add_refusals(spec: dict) -> None:
     """Every operation may meet the browser guard (403); one that needs a scope may also get
-    401 (no valid key), 403 (the key lacks the scope) and 429 (the key's limits)."""
+    401 (no valid key), 403 (the key lacks the scope), 429 (the key's limits) and 503 (keys
+    may be on and the registry cannot be asked)."""
     for path, item in spec["paths"].items():
         family = refusal_family(path)
         for method, operation in item.items():
             if method not in METHODS:
                 continue
-            statuses = ["403"]
-            if operation.get("security", spec["security"]):
-                statuses += ["401", "429"]
-            for status in statuses:
-                if status in operation["responses"]:
+            responses = operation["responses"]
+            scoped = bool(operation.get("security", spec["security"]))
+            for status in ("401", "403", "429") if scoped else ("403",):
+                if status in responses:
                     raise ValueError(f"{method} {path}: {status} is the security middleware's")
-                name = {"401": "Unauthorized", "403": "Forbidden", "429": "TooManyRequests"}
-                operation["responses"][status] = _ref(family + name[status])
+                responses[status] = _ref(family + _REFUSALS[status])
+            if scoped:
+                responses.setdefault("503", _ref(_UNAVAILABLE[family]))
 
 
 def _add_preflights(spec: dict) -> None:

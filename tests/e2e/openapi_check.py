@@ -12,9 +12,10 @@ tests use, so no test has to ask for it:
 Only servers registered with ``watch`` (every ``CorralServer.start``) are checked. A path or
 method the spec does not describe fails, unless it is the router's own ``404 page not found`` /
 ``405 method not allowed``. A header the response documents as required must be there (and
-match its schema). A path parameter marked ``x-multi-segment`` may span ``/``. A stream the client stops reading early is checked line by line up
-to where it stopped. Violations raise ``SpecViolation`` in the test and are also collected, so
-one swallowed by a client library still fails the test (``tests/e2e/conftest.py``).
+match its schema); a path parameter marked ``x-multi-segment`` may span ``/``. A stream the
+client stops reading early is checked line by line up to where it stopped. Violations raise
+``SpecViolation`` in the test and are also collected, so one swallowed by a client library
+still fails the test (``tests/e2e/conftest.py``).
 """
 
 from __future__ import annotations

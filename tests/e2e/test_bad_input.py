@@ -117,7 +117,7 @@ ENDPOINTS = [
      {"model": "string", "input": "input", "encoding_format": "string", "dimensions": "int"}),
 ]
 MALFORMED = [
-    b"", b"  \n", b"null", b"[]", b"1", b'"x"', b"true", b"{", b"}", b"{'model':1}",
+    b"", b"  \n", b"[]", b"1", b'"x"', b"true", b"{", b"}", b"{'model':1}",
     b'{"model"}', b"{} {}", b'{"a":NaN}', b'{"a":Infinity}', b'{"a":-Infinity}', b'{"a":1e999}',
     b'{"a":' + b"1" * 5000 + b"}", b"\xff\xfe{}", b'{"model":"\xff"}', b'{"model":"\\ud800"}',
     b'{"model":"x","prompt":"\\udfff"}', b'{"a":' + b"[" * 200_000 + b"}",
@@ -173,6 +173,13 @@ def test_a_bad_field_is_a_400(corral, method, path, body):
 def test_a_malformed_body_is_a_400(corral, method, path, raw):
     status, answer, _ = corral.request(method, path, raw=raw)
     check_refusal(status, answer, path)
+
+
+@pytest.mark.parametrize("method,path", [(method, path) for method, path, _, _ in ENDPOINTS])
+def test_a_null_body_is_the_empty_request(corral, method, path):
+    """Go decodes ``null`` into the zero request, as it does ``{}``: the same answer."""
+    null, empty = (corral.request(method, path, raw=raw)[:2] for raw in (b"null", b"{}"))
+    assert null == empty and null[0] < 500
 
 
 def test_the_matrix_is_hundreds_of_cases():
