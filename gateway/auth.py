@@ -138,7 +138,7 @@ class Authenticator:
         except CorralError as exc:
             if self._required or self._keys_seen is not False:
                 raise AuthFailed(503, f"cannot check the API key: {exc.message}") from None
-            log.warning("auth_check_skipped", reason=exc.message, auth="off")
+            log.info("auth_check_skipped", reason=exc.message, auth="off")
             return Caller(auth_on=False)
         if not (self._required or reply.keys_exist):
             return Caller(auth_on=False)
