@@ -3,7 +3,10 @@
 Auth is off while no key exists and ``CORRAL_AUTH`` is not ``required`` (Ollama's behaviour on a
 laptop); it is on as soon as one key exists. The gateway asks the registry on every request
 (one in-memory lookup there, by the key's SHA-256), so nothing here caches a key: a revoked key
-fails on its very next request, whichever process revoked it.
+fails on its very next request, whichever process revoked it. While the registry cannot be
+asked (``corral serve`` restarts a crashed one), a gateway that last saw auth off stays off, so
+``/metrics`` and ``/api/ps`` still answer the operator watching the outage; one that last saw
+keys (or has not asked yet) refuses with 503: a key it cannot check is not accepted.
 
 Clients present the key as ``Authorization: Bearer <key>`` (OpenAI SDK ``api_key``,
 ollama-python ``Client(headers=...)``, ``CORRAL_API_KEY`` for the CLI) or as the password of
@@ -22,8 +25,8 @@ from aiohttp import web
 from services.apikeys import (
     ADMIN, INFERENCE, MANAGE, METRICS, READ, REGISTRY_PULL, REGISTRY_PUSH, grants, hash_secret,
 )
+from services.errors import CorralError
 from services.pb.corral.registry.v1 import registry_pb2 as pb
-from services.errors import RunnerUnavailableError
 from services.settings import AUTH_REQUIRED
 
 log = structlog.get_logger()
@@ -101,7 +104,8 @@ class Caller:
 
 
 class AuthFailed(Exception):  # noqa: N818 - a signal carrying the 401/403's details
-    """The caller may not do this: ``status`` 401 (no valid key) or 403 (missing scope)."""
+    """The caller may not do this: ``status`` 401 (no valid key), 403 (missing scope) or 503
+    (the registry, which checks keys, cannot be asked)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -115,27 +119,27 @@ class Authenticator:
     def __init__(self, registry, mode: str) -> None:
         self._registry = registry
         self._required = mode == AUTH_REQUIRED
-        # What the registry last said: while it is unreachable, a server that had no keys stays
-        # open (probes, /metrics, loaded models keep working); one that had keys fails closed.
-        self._keys_existed: bool | None = None
+        self._keys_seen: bool | None = None  # keys_exist at the last answer (None: never asked)
 
     async def keys_exist(self) -> bool:
         return (await self._check("")).keys_exist
 
     async def _check(self, key_hash: str) -> pb.CheckKeyResponse:
-        try:
-            reply = await self._registry.check_key(key_hash)
-        except RunnerUnavailableError:
-            if self._required or self._keys_existed is not False:
-                raise
-            return pb.CheckKeyResponse(keys_exist=False)
-        self._keys_existed = reply.keys_exist
+        reply = await self._registry.check_key(key_hash)
+        self._keys_seen = reply.keys_exist
         return reply
 
     async def caller(self, secret: str | None) -> Caller:
         """The caller presenting ``secret`` (``AuthFailed`` 401 when auth is on and the key is
-        missing, unknown, revoked or expired)."""
-        reply = await self._check(hash_secret(secret) if secret else "")
+        missing, unknown, revoked or expired; 503 when auth may be on and the registry cannot
+        be asked)."""
+        try:
+            reply = await self._check(hash_secret(secret) if secret else "")
+        except CorralError as exc:
+            if self._required or self._keys_seen is not False:
+                raise AuthFailed(503, f"cannot check the API key: {exc.message}") from None
+            log.info("auth_check_skipped", reason=exc.message, auth="off")
+            return Caller(auth_on=False)
         if not (self._required or reply.keys_exist):
             return Caller(auth_on=False)
         if secret is None:

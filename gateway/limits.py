@@ -57,10 +57,11 @@ def describe(size: int) -> str:
     return f"{size // MiB} MiB" if size % MiB == 0 else f"{size} bytes"
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The request body, refused with 413 when it is larger than its route's limit: before it is
-    read when ``Content-Length`` says so, else as soon as the bytes read cross the limit."""
-    limit = body_limit(request.path)
+async def read_body(request: web.Request, limit: int | None = None) -> bytes:
+    """The request body, refused with 413 when it is larger than ``limit`` (default: its route's
+    limit): before it is read when ``Content-Length`` says so, else as soon as the bytes read
+    cross the limit."""
+    limit = body_limit(request.path) if limit is None else limit
     declared = request.content_length
     if declared is not None and declared > limit:
         raise RequestTooLargeError(

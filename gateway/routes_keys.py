@@ -19,10 +19,10 @@ import structlog
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.auth import AuthFailed, presented_secret
+from gateway.auth import TOKEN_PATH, AuthFailed, presented_secret
 from gateway.keys import REGISTRY
 from gateway.schemas import field_of, read_json
-from gateway.security import SECURITY
+from gateway.security import SECURITY, refusal_response
 from gateway.streaming import local_timestamp
 from services.apikeys import (
     check_limit, check_name, check_scopes, hash_secret, new_secret, parse_expiry,
@@ -97,6 +97,8 @@ async def token(request: web.Request) -> web.Response:
     try:
         caller = await request.app[SECURITY].auth.caller(secret)
     except AuthFailed as exc:
+        if exc.status != 401:  # the registry cannot be asked
+            return refusal_response(request, TOKEN_PATH, exc.status, exc.message)
         body = {"errors": [{"code": "UNAUTHORIZED", "message": exc.message, "detail": None}]}
         return web.Response(status=401, body=json.dumps(body).encode(),
                              content_type="application/json",

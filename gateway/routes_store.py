@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.keys import REGISTRY
+from gateway.limits import read_body
 from gateway.schemas import field_of, read_json
 from gateway.streaming import collect, json_response, ndjson_stream
-from services.errors import InvalidRequestError
 from services.names import parse_name
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
@@ -82,9 +82,7 @@ async def get_manifest(request: web.Request) -> web.Response:
 async def put_manifest(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     parse_name(name)
-    content = await request.content.read(MAX_MANIFEST_BYTES + 1)
-    if len(content) > MAX_MANIFEST_BYTES:
-        raise InvalidRequestError("manifest too large")
+    content = await read_body(request, MAX_MANIFEST_BYTES)
     digest = await request.app[REGISTRY].put_manifest("", "", content, name=name)
     return json_response({"digest": digest}, status=201)
 

@@ -34,8 +34,10 @@ from aiohttp import web
 from gateway.blob_relay import stream_blob
 from gateway.blob_serving import init_blob_serving, serve_blob
 from gateway.keys import BLOBS, REGISTRY, SETTINGS
+from gateway.limits import read_body
 from services.errors import (
     BlobCorruptError, CorralError, InvalidModelNameError, InvalidRequestError, ModelNotFoundError,
+    RequestTooLargeError,
 )
 
 MAX_MANIFEST_BYTES = 2 << 20  # under gRPC's 4 MiB message limit on the way to the registry
@@ -106,7 +108,10 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     digest = request.match_info["digest"]
     if not _DIGEST.fullmatch(digest):
         return oci_error(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
-    stat = await request.app[REGISTRY].stat_blob(digest)
+    try:
+        stat = await request.app[REGISTRY].stat_blob(digest)
+    except CorralError as exc:  # e.g. the registry is down: still an OCI error body
+        return _error_for(exc, "BLOB_UNKNOWN")
     if not stat.exists:
         return oci_error(404, "BLOB_UNKNOWN", "blob unknown to registry", digest)
     headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest,
@@ -244,8 +249,9 @@ async def _finish(request: web.Request, upload: Upload, digest: str) -> web.Resp
 
 
 async def put_manifest(request: web.Request) -> web.Response:
-    content = await request.content.read(MAX_MANIFEST_BYTES + 1)
-    if len(content) > MAX_MANIFEST_BYTES:
+    try:
+        content = await read_body(request, MAX_MANIFEST_BYTES)
+    except RequestTooLargeError:
         return oci_error(413, "SIZE_INVALID", "manifest too large")
     repository, reference = _repository(request), request.match_info["reference"]
     try:

@@ -7,7 +7,8 @@ scope: a missing/invalid key → 401 with ``WWW-Authenticate``, a key without th
 (5) the key's requests per minute and, for inference routes, its concurrent generations →
 429 with ``Retry-After``. The key's name (never the secret) is bound to every log line of the
 request. Refusals use the shape of the API family: Ollama's ``{"error": …}``, OpenAI's error
-object on ``/v1/``, the OCI ``{"errors": […]}`` on ``/v2/``.
+object on ``/v1/``, Anthropic's on ``/v1/messages``, the OCI ``{"errors": […]}`` on ``/v2/``
+(gateway/openapi documents them per family).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
+from gateway.anthropic.wire import error_body as anthropic_error_body
 from gateway.auth import (
     AuthFailed, Authenticator, Caller, TOKEN_PATH, is_v2, needed_scopes, presented_secret,
     route_path,
@@ -113,7 +115,8 @@ def _browser_guard(request: web.Request, security: Security) -> web.Response | N
     if is_cross_origin(origin, host_header):
         if not security.origins.allows(origin):
             log.info("request_refused", status=403, reason="origin not allowed", origin=origin[:200])
-            return _forbidden(f"origin not allowed: {origin[:200]} (add it to OLLAMA_ORIGINS)")
+            return _forbidden(request, f"origin not allowed: {origin[:200]} "
+                                       "(add it to OLLAMA_ORIGINS)")
         headers = (security.origins.preflight_headers(origin) if request.method == "OPTIONS"
                    else security.origins.response_headers(origin))
         _CORS_HEADERS.set(headers)
@@ -121,8 +124,8 @@ def _browser_guard(request: web.Request, security: Security) -> web.Response | N
             return web.Response(status=204, headers=headers)
     if security.hosts.active and not _host_allowed(security.hosts, split_host(host_header)):
         log.info("request_refused", status=403, reason="host not allowed", host=host_header[:200])
-        return _forbidden("host not allowed: this server is bound to a loopback address "
-                          "(see OLLAMA_HOST)")
+        return _forbidden(request, "host not allowed: this server is bound to a loopback "
+                                   "address (see OLLAMA_HOST)")
     return None
 
 
@@ -131,8 +134,9 @@ def _host_allowed(guard: HostGuard, host: str) -> bool:
     return by_ip if by_ip is not None else guard.allows_name(host)
 
 
-def _forbidden(message: str) -> web.Response:
-    return web.json_response({"error": message}, status=403)
+def _forbidden(request: web.Request, message: str) -> web.Response:
+    """The browser guard's 403, in the family's shape like every other refusal."""
+    return refusal_response(request, route_path(request), 403, message)
 
 
 def refusal_response(request: web.Request, path: str, status: int, message: str) -> web.Response:
@@ -144,6 +148,8 @@ def refusal_response(request: web.Request, path: str, status: int, message: str)
         headers["Docker-Distribution-API-Version"] = "registry/2.0"
         if status == 401:
             headers["WWW-Authenticate"] = registry_challenge(request)
+    elif path == "/v1/messages" or path.startswith("/v1/messages/"):
+        body = anthropic_error_body(status, message)
     elif path.startswith("/v1/"):
         body = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "api_error"),
                           "param": None, "code": None}}

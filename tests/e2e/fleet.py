@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import openapi_check
 from tests.e2e.server import ROOT, free_port, terminate
 
 NGINX = "/usr/sbin/nginx"
@@ -73,6 +74,14 @@ class Gateway(Process):
                        CORRAL_RUNTIME_DIR=str(root / f"gateway-{name}" / "run"))
         super().__init__("gateway", env, root / f"gateway-{name}.log")
 
+    def start(self) -> Gateway:
+        openapi_check.watch(self.url)  # its responses are checked against the spec too
+        return super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        openapi_check.unwatch(self.url)
+
     def wait_ready(self, timeout: float = 120.0) -> Gateway:
         wait_http(f"{self.url}/api/version", timeout, self)
         return self
@@ -118,6 +127,7 @@ http {{
         listen 127.0.0.1:{self.port};
         location / {{
             proxy_pass http://corral;
+            proxy_set_header Host localhost;  # the gateways bind loopback: Ollama's Host check
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;  # loopback-bound gateways refuse foreign Hosts
@@ -137,12 +147,14 @@ http {{
         self.process = subprocess.Popen(
             [NGINX, "-p", str(self.root), "-c", str(self.root / "nginx.conf")],
             stdout=subprocess.DEVNULL, stderr=open(self.root / "stderr.log", "ab"))
+        openapi_check.watch(self.url)  # what the gateways answer through it, checked
         wait_http(f"{self.url}/api/version", 30, None)
         return self
 
     def stop(self) -> None:
         if self.process is not None:
             terminate(self.process, 10)
+        openapi_check.unwatch(self.url)
 
 
 def wait_http(url: str, timeout: float, owner: Process | None) -> None:

@@ -11,9 +11,11 @@ tests use, so no test has to ask for it:
 
 Only servers registered with ``watch`` (every ``CorralServer.start``) are checked. A path or
 method the spec does not describe fails, unless it is the router's own ``404 page not found`` /
-``405 method not allowed``. A stream the client stops reading early is checked line by line up
-to where it stopped. Violations raise ``SpecViolation`` in the test and are also collected, so
-one swallowed by a client library still fails the test (``tests/e2e/conftest.py``).
+``405 method not allowed``. A header the response documents as required must be there (and
+match its schema); a path parameter marked ``x-multi-segment`` may span ``/``. A stream the
+client stops reading early is checked line by line up to where it stopped. Violations raise
+``SpecViolation`` in the test and are also collected, so one swallowed by a client library
+still fails the test (``tests/e2e/conftest.py``).
 """
 
 from __future__ import annotations
@@ -68,8 +70,20 @@ def _spec() -> dict:
 def _routes() -> list[tuple[re.Pattern, str]]:
     """Path templates as regexes, literal ones first (``/v2/`` before ``/v2/{namespace}/...``)."""
     templates = sorted(_spec()["paths"], key=lambda t: (t.count("{"), -len(t)))
-    return [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(t)) + "$"), t)
+    return [(re.compile("^" + re.sub(r"\\\{([^}]+)\\\}", lambda m: _segment(t, m.group(1)),
+                                     re.escape(t)) + "$"), t)
             for t in templates]
+
+
+def _segment(template: str, name: str) -> str:
+    """The regex of path parameter ``name``: one segment, or any (``x-multi-segment``)."""
+    item = _spec()["paths"][template]
+    parameters = [*item.get("parameters", []),
+                  *(p for op in item.values() if isinstance(op, dict)
+                    for p in op.get("parameters", []))]
+    spans = any(p.get("in") == "path" and p.get("name") == name and p.get("x-multi-segment")
+                for p in parameters)
+    return ".+" if spans else "[^/]+"
 
 
 def _resolve(obj: dict) -> dict:
@@ -111,6 +125,7 @@ def check_response(method: str, url: str, status: int, headers: Any, body: bytes
     response = operation["responses"].get(str(status)) or operation["responses"].get("default")
     if response is None:
         _fail(f"{where}: status {status} is not documented")
+    _check_headers(where, _resolve(response), headers)
     content = _resolve(response).get("content")
     if method == "head":
         return
@@ -131,6 +146,23 @@ def check_response(method: str, url: str, status: int, headers: Any, body: bytes
             error = errors[0]
             location = "/".join(map(str, error.absolute_path)) or "(root)"
             _fail(f"{where} [{media}, item {index}] at {location}: {error.message}")
+
+
+def _check_headers(where: str, response: dict, headers: Any) -> None:
+    present = {name.lower(): value for name, value in headers.items()}
+    for name, header in (response.get("headers") or {}).items():
+        header = _resolve(header)
+        value = present.get(name.lower())
+        if value is None:
+            if header.get("required"):
+                _fail(f"{where}: required header {name} is missing")
+            continue
+        schema = header.get("schema", {})
+        if schema.get("type") == "integer":
+            value = int(value) if value.isdigit() else value
+        errors = list(Draft202012Validator({**_spec(), **schema}).iter_errors(value))
+        if errors:
+            _fail(f"{where}: header {name}: {errors[0].message}")
 
 
 def _documents(media: str, body: bytes, complete: bool) -> list[Any]:

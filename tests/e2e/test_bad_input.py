@@ -177,6 +177,13 @@ def test_a_malformed_body_is_a_400(corral, method, path, raw):
     check_refusal(status, answer, path)
 
 
+@pytest.mark.parametrize("method,path", [(method, path) for method, path, _, _ in ENDPOINTS])
+def test_a_null_body_is_the_empty_request(corral, method, path):
+    """Go decodes ``null`` into the zero request, as it does ``{}``: the same answer."""
+    null, empty = (corral.request(method, path, raw=raw)[:2] for raw in (b"null", b"{}"))
+    assert null == empty and null[0] < 500
+
+
 def test_the_matrix_is_hundreds_of_cases():
     assert len(list(field_cases())) + len(list(malformed_cases())) > 500
 

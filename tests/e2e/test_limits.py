@@ -46,7 +46,7 @@ def _expected(reply: bytes) -> int:
 
 def test_a_declared_length_over_the_limit_is_refused_before_reading(corral):
     started = time.monotonic()
-    status, body = raw_http(corral, b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    status, body = raw_http(corral, b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\n"
                                     b"Content-Type: application/json\r\n"
                                     b"Content-Length: 1073741824\r\n\r\n", [b'{"model":'])
     assert status == 413 and time.monotonic() - started < 10
@@ -59,14 +59,14 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading(corral):
 def test_a_chunked_body_is_refused_once_it_crosses_the_limit(corral, path, size, limit):
     piece = b" " * (1 << 20)
     chunks = (b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(size // len(piece)))
-    status, body = raw_http(corral, f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    status, body = raw_http(corral, f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
                                     "Transfer-Encoding: chunked\r\n\r\n".encode(), chunks)
     assert (status, body) == (413, {"error": f"request body too large: over the {limit} "
                                              f"limit of {path}"})
 
 
 def test_an_openai_route_says_413_in_openai_shape(corral):
-    status, body = raw_http(corral, b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    status, body = raw_http(corral, b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
                                     b"Content-Length: 999999999999\r\n\r\n")
     assert status == 413 and body["error"]["type"] == "api_error"
 

@@ -72,6 +72,32 @@ def test_path_templates_match_concrete_paths():
                        body({"id": "m", "object": "model", "created": 1}))
 
 
+def test_a_multi_segment_parameter_spans_slashes():
+    manifest = {"schemaVersion": 2, "config": {"mediaType": "x", "digest": "d", "size": 1},
+                "layers": []}
+    headers = {"Content-Type": "application/vnd.docker.distribution.manifest.v2+json",
+               "Docker-Content-Digest": "sha256:" + "a" * 64}
+    check_response("GET", "http://x/api/manifests/registry.ollama.ai/library/smol:1", 200,
+                   headers, body(manifest))
+
+
+def test_documented_headers_are_required_and_checked():
+    refusal = body({"error": "unauthorized"})
+    check_response("GET", "http://x/api/tags", 401,
+                   {**JSON, "WWW-Authenticate": 'Bearer realm="corral"'}, refusal)
+    with pytest.raises(SpecViolation, match="required header WWW-Authenticate is missing"):
+        check_response("GET", "http://x/api/tags", 401, JSON, refusal)
+    with pytest.raises(SpecViolation, match="header Retry-After"):
+        check_response("POST", "http://x/api/chat", 429, {**JSON, "Retry-After": "soon"},
+                       body({"error": "slow down"}))
+
+
+def test_preflights_are_described_on_every_path():
+    check_response("OPTIONS", "http://x/v1/messages", 204, {}, b"")
+    check_response("OPTIONS", "http://x/v2/library/smol/blobs/sha256:00", 403, JSON,
+                   body({"errors": [{"code": "DENIED", "message": "no", "detail": None}]}))
+
+
 class _Drifted(BaseHTTPRequestHandler):
     """A server whose /api/version has drifted from the spec (a number, not a string)."""
 

@@ -8,11 +8,16 @@ gathered and reported together, with the request that caused each.
 Nothing may leave the machine: pull, push and create name remote registries, so their model
 names are put under ``127.0.0.1:9`` (discard: closed, refused at once). Names that were invalid
 stay invalid, so the 400 paths are still fuzzed.
+
+Auth is on, with one admin key every request carries: otherwise the first key the fuzzer made
+through ``POST /api/keys`` would turn auth on and leave every later operation a 401. Its name
+is not one the fuzzer can guess, so ``DELETE /api/keys/{name}`` cannot revoke it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -45,12 +50,17 @@ NAME_FIELDS = {"/api/pull": ("model", "name"), "/api/push": ("model", "name"),
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralServer]:
     base = tmp_path_factory.mktemp("fuzz")
     srv = CorralServer(base / "models", base / "serve.log").start()
+    status, key = srv.post("/api/keys", {"name": f"fuzz-{secrets.token_hex(16)}",
+                                         "scopes": ["admin"]})
+    assert status == 200, key
+    srv.headers = {"Authorization": f"Bearer {key['key']}"}
     yield srv
     srv.stop()
 
 
-def confine(case) -> None:
-    """Point every remote model name in the body at a closed loopback port."""
+def confine(case, headers: dict[str, str]) -> None:
+    """Send the admin key; point every remote model name in the body at a closed loopback port."""
+    case.headers = {**(case.headers or {}), **headers}
     fields = NAME_FIELDS.get(case.operation.path, ())
     if isinstance(case.body, dict):
         for field in fields:
@@ -58,7 +68,7 @@ def confine(case) -> None:
                 case.body[field] = f"{DEAD_END}/{case.body[field]}"
 
 
-def fuzz_operation(operation, base_url: str, session: requests.Session,
+def fuzz_operation(operation, server: CorralServer, session: requests.Session,
                    mode: GenerationMode) -> list[str]:
     failures: list[str] = []
 
@@ -66,9 +76,9 @@ def fuzz_operation(operation, base_url: str, session: requests.Session,
     @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     def run(case) -> None:
-        confine(case)
+        confine(case, server.headers)
         try:
-            case.call_and_validate(base_url=base_url, session=session, checks=CHECKS,
+            case.call_and_validate(base_url=server.url, session=session, checks=CHECKS,
                                    timeout=REQUEST_TIMEOUT_S)
         except requests.Timeout:
             failures.append(f"{mode.value}: no answer in {REQUEST_TIMEOUT_S}s to\n"
@@ -91,7 +101,7 @@ def test_the_api_survives_schemathesis(server):
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            if found := fuzz_operation(operation, server.url, session, mode):
+            if found := fuzz_operation(operation, server, session, mode):
                 report.setdefault(operation.label, []).extend(dict.fromkeys(found))
     assert server.request("GET", "/readyz")[0] == 200  # and the server is still well
     assert not report, "\n\n".join(f"{label}:\n  " + "\n  ".join(found)

@@ -51,6 +51,16 @@ async def test_manifests_round_trip_byte_for_byte(client, tmp_path: Path):
     assert copy.read_bytes() == stored
 
 
+async def test_a_big_manifest_is_read_whole(client, tmp_path: Path):
+    """A manifest arriving in many chunks (1 MiB, under the 2 MiB limit) is stored whole."""
+    stored = (tmp_path / "models/manifests/registry.ollama.ai/library/smol/latest").read_bytes()
+    padded = stored + b" " * (1 << 20)
+    put = await client.put("/api/manifests/elsewhere/big:v1", data=padded)
+    assert put.status == 201, await put.text()
+    copy = tmp_path / "models/manifests/registry.ollama.ai/elsewhere/big/v1"
+    assert copy.read_bytes() == padded
+
+
 @pytest.mark.parametrize(("method", "path", "body", "status", "error"), [
     ("GET", "/api/manifests/nope:v1", None, 404, "model 'nope:v1' not found"),
     ("GET", "/api/manifests/bad name!", None, 400, "invalid model name"),
@@ -59,6 +69,9 @@ async def test_manifests_round_trip_byte_for_byte(client, tmp_path: Path):
         "schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:" + "0" * 64,
                                         "size": 1}, "layers": []}).encode(), 400,
      f"blob unknown to registry: sha256:{'0' * 64}"),
+    ("PUT", "/api/manifests/x:v1", b" " * (2 << 20) + b"{}", 413,
+     "request body too large: Content-Length 2097154 is over the 2 MiB limit of "
+     "/api/manifests/x:v1"),
     ("POST", "/api/verify", b'{"model": "nope"}', 404, "model 'nope' not found"),
     ("POST", "/api/verify", b'{"repair": "yes"}', 400,
      "json: cannot unmarshal string into Go struct field VerifyRequest.repair of type bool"),

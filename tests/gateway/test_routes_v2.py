@@ -12,8 +12,10 @@ import pytest
 from gateway.app import create_app
 from gateway.scheduler import Scheduler
 from registry.transfer.service import TransferService
+from services.errors import RunnerUnavailableError
 from services.names import parse_name
 from services.settings import GatewaySettings
+from tests.e2e.openapi_check import check_response
 from tests.gateway.transfer_stack import gateway_client, real_registry
 from tests.registry.conftest import open_store, write_tiny_gguf
 from tests.registry.transfer_helpers import fast_options
@@ -72,18 +74,18 @@ async def test_blob_full_ranged_and_head(client, registry, tmp_path):
     layer = stored["layers"][0]
     data = (tmp_path / "tiny.gguf").read_bytes()
     url = f"/v2/library/tiny/blobs/{layer['digest']}"
-    full = await client.get(url)
+    full = await documented(client, "GET", url)
     assert full.status == 200 and await full.read() == data
     assert full.headers["Docker-Content-Digest"] == layer["digest"]
     assert full.headers["Location"].endswith(url)  # what real Ollama clients need on a 200
-    part = await client.get(url, headers={"Range": "bytes=10-109"})
+    part = await documented(client, "GET", url, headers={"Range": "bytes=10-109"})
     assert part.status == 206 and await part.read() == data[10:110]
     assert part.headers["Content-Range"] == f"bytes 10-109/{len(data)}"
-    head = await client.head(url)
+    head = await documented(client, "HEAD", url)
     assert head.status == 200 and int(head.headers["Content-Length"]) == len(data)
-    missing = await client.get("/v2/library/tiny/blobs/sha256:" + "0" * 64)
+    missing = await documented(client, "GET", "/v2/library/tiny/blobs/sha256:" + "0" * 64)
     assert missing.status == 404 and (await missing.json())["errors"][0]["code"] == "BLOB_UNKNOWN"
-    bad = await client.get("/v2/library/tiny/blobs/sha256:xyz")
+    bad = await documented(client, "GET", "/v2/library/tiny/blobs/sha256:xyz")
     assert bad.status == 400
 
 
@@ -176,12 +178,12 @@ async def test_a_blob_changed_on_disk_is_never_served_whole_under_its_digest(cli
     assert response.status == 200 and int(response.headers["Content-Length"]) == len(good)
     with pytest.raises(aiohttp.ClientPayloadError):
         await response.read()  # cut short: never the complete wrong bytes
-    ranged = await client.get(url, headers={"Range": "bytes=0-9"})  # size/mtime changed: re-hash
+    ranged = await documented(client, "GET", url, headers={"Range": "bytes=0-9"})  # re-hashed
     assert ranged.status == 500 and layer["digest"] in (await ranged.json())["errors"][0]["message"]
     path.write_bytes(good)
     again = await client.get(url, headers={"Range": "bytes=5-"})
     assert again.status == 206 and await again.read() == good[5:]
-    beyond = await client.get(url, headers={"Range": f"bytes={len(good)}-"})
+    beyond = await documented(client, "GET", url, headers={"Range": f"bytes={len(good)}-"})
     assert beyond.status == 416
 
 
@@ -197,15 +199,36 @@ async def test_blobs_are_relayed_from_the_registry_without_a_shared_disk(
     layer = json.loads((await registry.get_manifest("library/tiny", "v1")).content)["layers"][0]
     data = (tmp_path / "tiny.gguf").read_bytes()
     url = f"/v2/library/tiny/blobs/{layer['digest']}"
-    full = await client.get(url)
+    full = await documented(client, "GET", url)
     assert full.status == 200 and await full.read() == data
     assert full.headers["Location"].endswith(url) and full.headers["Accept-Ranges"] == "bytes"
-    part = await client.get(url, headers={"Range": "bytes=10-109"})
+    part = await documented(client, "GET", url, headers={"Range": "bytes=10-109"})
     assert part.status == 206 and await part.read() == data[10:110]
     assert part.headers["Content-Range"] == f"bytes 10-109/{len(data)}"
-    tail = await client.get(url, headers={"Range": "bytes=-5"})
+    tail = await documented(client, "GET", url, headers={"Range": "bytes=-5"})
     assert tail.status == 206 and await tail.read() == data[-5:]
-    assert (await client.get(url, headers={"Range": f"bytes={len(data)}-"})).status == 416
-    head = await client.head(url)
+    beyond = await documented(client, "GET", url, headers={"Range": f"bytes={len(data)}-"})
+    assert beyond.status == 416
+    head = await documented(client, "HEAD", url)
     assert head.status == 200 and int(head.headers["Content-Length"]) == len(data)
     assert not (tmp_path / "cache").exists()  # relaying fills no cache
+
+
+async def documented(client, method: str, url: str, **kwargs):
+    """The response, after checking it against gateway/openapi (as the e2e tests do)."""
+    response = await client.request(method, url, **kwargs)
+    body = await response.read()
+    check_response(method, str(response.url), response.status, response.headers, body)
+    return response
+
+
+async def test_a_registry_that_is_down_is_an_oci_503(client, registry, monkeypatch):
+    async def down(*_args, **_kwargs):
+        raise RunnerUnavailableError("the registry is unavailable")
+
+    monkeypatch.setattr(registry, "stat_blob", down)
+    monkeypatch.setattr(registry, "get_manifest", down)
+    for url in ("/v2/library/tiny/blobs/sha256:" + "0" * 64, "/v2/library/tiny/manifests/v1"):
+        response = await documented(client, "GET", url)
+        assert response.status == 503
+        assert (await response.json())["errors"][0]["message"] == "the registry is unavailable"

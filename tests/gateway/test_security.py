@@ -22,6 +22,7 @@ from gateway.auth import ROUTE_SCOPES, needed_scopes
 from gateway.scheduler import Scheduler
 from gateway.security import SECURITY
 from services.apikeys import SCOPES, hash_secret, new_secret
+from services.errors import RunnerUnavailableError
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 from services.settings import GatewaySettings
 from tests.gateway.transfer_stack import real_registry
@@ -80,6 +81,18 @@ async def test_unlisted_origin_is_refused_and_nothing_runs(client) -> None:
     assert "origin not allowed" in (await response.json())["error"]
     assert "Access-Control-Allow-Origin" not in response.headers
     assert "stolen:latest" not in await models(client)
+
+
+@pytest.mark.parametrize(("path", "message_of"), [
+    ("/v1/chat/completions", lambda body: body["error"]["message"]),
+    ("/v1/messages", lambda body: body["type"] == "error" and body["error"]["message"]),
+    ("/v2/library/tiny/manifests/v1", lambda body: body["errors"][0]["message"]),
+])
+async def test_the_browser_guard_answers_in_the_familys_error_shape(client, path, message_of):
+    method = client.get if path.startswith("/v2/") else client.post
+    response = await method(path, headers={"Origin": EVIL})
+    assert response.status == 403
+    assert "origin not allowed" in message_of(await response.json())
 
 
 async def test_allowed_origin_runs_and_gets_cors_headers(client) -> None:
@@ -159,6 +172,44 @@ async def test_auth_required_with_no_keys_refuses(make) -> None:
     client = await make(auth="required")
     assert (await client.get("/api/tags")).status == 401
     assert (await client.get("/")).status == 200
+
+
+def registry_down(monkeypatch, registry) -> None:
+    async def unreachable(*_args, **_kwargs):
+        raise RunnerUnavailableError("the registry is unavailable")
+
+    monkeypatch.setattr(registry, "check_key", unreachable)
+
+
+async def test_while_the_registry_is_down_auth_off_stays_off(client, registry,
+                                                             monkeypatch) -> None:
+    """The operator can still scrape /metrics and read /api/ps during a registry restart."""
+    assert (await client.get("/api/ps")).status == 200  # auth off, as the registry says
+    registry_down(monkeypatch, registry)
+    assert (await client.get("/metrics")).status == 200
+    assert (await client.get("/api/ps")).status == 200
+
+
+@pytest.mark.parametrize("auth", ["keys", "required", "never asked"])
+async def test_while_the_registry_is_down_a_key_that_cannot_be_checked_is_a_503(
+        make, registry, monkeypatch, auth) -> None:
+    client = await make(auth="required" if auth == "required" else "auto")
+    secret = ""
+    if auth == "keys":
+        secret = await create_key(client, "root", "admin")
+        assert (await client.get("/api/ps", headers=bearer(secret))).status == 200
+    if auth == "never asked":
+        client.app[SECURITY].auth._keys_seen = None  # as if the startup check had failed
+    registry_down(monkeypatch, registry)
+    for path, message_of in (("/metrics", lambda body: body["error"]),
+                             ("/v1/models", lambda body: body["error"]["message"]),
+                             ("/v2/", lambda body: body["errors"][0]["message"])):
+        response = await client.get(path, headers=bearer(secret) if secret else {})
+        assert response.status == 503
+        assert message_of(await response.json()) == (
+            "cannot check the API key: the registry is unavailable")
+    token = await client.get("/v2/token", headers=bearer(secret) if secret else {})
+    assert token.status == 503 and (await token.json())["errors"][0]["code"] == "UNKNOWN"
 
 
 async def test_revoked_key_is_refused_on_its_next_request(client) -> None:
