@@ -127,7 +127,6 @@ http {{
         listen 127.0.0.1:{self.port};
         location / {{
             proxy_pass http://corral;
-            proxy_set_header Host localhost;  # the gateways bind loopback: Ollama's Host check
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;  # loopback-bound gateways refuse foreign Hosts
