@@ -55,7 +55,7 @@ class InferenceService:
         merged = ModelOptions.merge(parameters, request_options, num_ctx=self.default_num_ctx)
         trained = resolved.model.details.context_length
         if trained and merged.num_ctx > trained:
-            merged = ModelOptions({**merged.values, "num_ctx": trained})
+            merged = ModelOptions({**merged.values, "num_ctx": trained}, merged.explicit)
         return merged
 
     # -- generate -------------------------------------------------------------------------------
@@ -74,7 +74,8 @@ class InferenceService:
         resolved, model_template, think = await self._checked_generate(p)
         template = PromptTemplate.for_model(resolved, p.template) if p.template else model_template
         options = self.options(resolved, p.options)
-        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
+        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive,
+                                          load=options.load_options()) as lease:
             fitted = await self._generate_prompt(p, resolved, template, think, lease, options)
             if p.debug_render_only:
                 yield {"model": p.model, "created_at": utc_timestamp(), "response": "",
@@ -136,7 +137,8 @@ class InferenceService:
         resolved, template, think = await self._checked_chat(p)
         options = self.options(resolved, p.options)
         messages = prompts.chat_messages(resolved, p.messages)
-        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
+        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive,
+                                          load=options.load_options()) as lease:
             limit, tokenize = _window(lease, options)
             text, dropped = await self._fit_messages(template, messages, p.tools, think, limit,
                                                      tokenize, p.truncate)
@@ -188,7 +190,8 @@ class InferenceService:
             await self.scheduler.unload(resolved.model.digest)
             return "unload"
         options = self.options(resolved, p.options)
-        await self.scheduler.load(resolved, options.num_ctx, p.keep_alive)
+        await self.scheduler.load(resolved, options.num_ctx, p.keep_alive,
+                                  load=options.load_options())
         return "load"
 
 

@@ -90,7 +90,9 @@ class Engine:
         s = self.settings
         started = time.perf_counter_ns()
         config = ContextConfig(n_ctx=s.n_ctx, n_seq=s.parallel, n_batch=s.n_batch,
-                               n_threads=s.n_threads, embeddings=s.embedding, lora=s.lora)
+                               n_threads=s.n_threads, embeddings=s.embedding, lora=s.lora,
+                               use_mmap=s.use_mmap, use_mlock=s.use_mlock,
+                               flash_attention=s.flash_attention, cache_type=s.cache_type)
         self.model = Model(s.model, config, on_progress=_log_progress)
         self._batch = Batch(s.n_batch)
         self.load_duration_ns = time.perf_counter_ns() - started
@@ -172,7 +174,9 @@ class Engine:
         return pb.InfoResponse(
             model_path=model.path, n_ctx=model.n_ctx, n_ctx_per_slot=self.settings.ctx_size,
             n_parallel=self.settings.parallel, n_ctx_train=model.n_ctx_train,
-            load_duration_ns=self.load_duration_ns, pid=os.getpid())
+            load_duration_ns=self.load_duration_ns, pid=os.getpid(), n_threads=model.n_threads,
+            n_batch=model.n_batch, kv_cache_type=model.cache_type, load_mode=model.load_mode,
+            flash_attention=self.settings.flash_attention)
 
     def _ready_model(self) -> Model:
         if self.model is None or self._thread is None:

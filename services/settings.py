@@ -160,6 +160,8 @@ class GatewaySettings:
     origins: tuple[str, ...] = field(default=(), metadata={"env": "OLLAMA_ORIGINS", "doc": "extra allowed CORS origins"})
     preload: tuple[str, ...] = field(default=(), metadata={"env": "CORRAL_PRELOAD", "doc": "models to load and pin at startup (comma list)"})
     registry_write: bool = field(default=False, metadata={"env": "CORRAL_REGISTRY_WRITE", "doc": "accept pushes on /v2/ (blob uploads, manifest PUT)"})
+    flash_attention: str = field(default="auto", metadata={"env": "OLLAMA_FLASH_ATTENTION", "doc": "flash attention: unset = llama.cpp decides, 1 = on, 0 = off"})
+    kv_cache_type: str = field(default="f16", metadata={"env": "OLLAMA_KV_CACHE_TYPE", "doc": "K/V cache type: f16, q8_0 or q4_0 (default f16)"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -180,7 +182,27 @@ class GatewaySettings:
             origins=tuple(o.strip() for o in env.get("OLLAMA_ORIGINS", "").split(",") if o.strip()),
             preload=tuple(m.strip() for m in env.get("CORRAL_PRELOAD", "").split(",") if m.strip()),
             registry_write=parse_bool(env.get("CORRAL_REGISTRY_WRITE")),
+            flash_attention=_flash_attention(env.get("OLLAMA_FLASH_ATTENTION")),
+            kv_cache_type=_kv_cache_type(env.get("OLLAMA_KV_CACHE_TYPE")),
         )
+
+
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def _flash_attention(raw: str | None) -> str:
+    """``auto`` when unset (llama.cpp decides, and turns it on for a quantised V cache), else
+    ``on``/``off`` by Ollama's boolean rules."""
+    if raw is None or not raw.strip().strip("\"'"):
+        return "auto"
+    return "on" if parse_bool(raw) else "off"
+
+
+def _kv_cache_type(raw: str | None) -> str:
+    """A supported K/V cache type, lowercased; anything else is f16 (Ollama warns and ignores
+    it; the gateway logs ``kv_cache_type_unsupported`` at start)."""
+    value = (raw or "").strip().strip("\"'").lower()
+    return value if value in KV_CACHE_TYPES else "f16"
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

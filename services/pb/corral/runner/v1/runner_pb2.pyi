@@ -173,7 +173,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model_path", "n_ctx", "n_ctx_per_slot", "n_parallel", "n_ctx_train", "load_duration_ns", "pid")
+    __slots__ = ("model_path", "n_ctx", "n_ctx_per_slot", "n_parallel", "n_ctx_train", "load_duration_ns", "pid", "n_threads", "n_batch", "kv_cache_type", "load_mode", "flash_attention")
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     N_CTX_FIELD_NUMBER: _ClassVar[int]
     N_CTX_PER_SLOT_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +181,11 @@ class InfoResponse(_message.Message):
     N_CTX_TRAIN_FIELD_NUMBER: _ClassVar[int]
     LOAD_DURATION_NS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    N_THREADS_FIELD_NUMBER: _ClassVar[int]
+    N_BATCH_FIELD_NUMBER: _ClassVar[int]
+    KV_CACHE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LOAD_MODE_FIELD_NUMBER: _ClassVar[int]
+    FLASH_ATTENTION_FIELD_NUMBER: _ClassVar[int]
     model_path: str
     n_ctx: int
     n_ctx_per_slot: int
@@ -188,4 +193,9 @@ class InfoResponse(_message.Message):
     n_ctx_train: int
     load_duration_ns: int
     pid: int
-    def __init__(self, model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., n_ctx_per_slot: _Optional[int] = ..., n_parallel: _Optional[int] = ..., n_ctx_train: _Optional[int] = ..., load_duration_ns: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
+    n_threads: int
+    n_batch: int
+    kv_cache_type: str
+    load_mode: str
+    flash_attention: str
+    def __init__(self, model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., n_ctx_per_slot: _Optional[int] = ..., n_parallel: _Optional[int] = ..., n_ctx_train: _Optional[int] = ..., load_duration_ns: _Optional[int] = ..., pid: _Optional[int] = ..., n_threads: _Optional[int] = ..., n_batch: _Optional[int] = ..., kv_cache_type: _Optional[str] = ..., load_mode: _Optional[str] = ..., flash_attention: _Optional[str] = ...) -> None: ...
