@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import sys
 
 import structlog
@@ -64,6 +65,9 @@ def main() -> int:
     settings = GatewaySettings.from_env()
     configure_logging("gateway", debug=settings.debug)
     log.info("server_config", **config_fields(settings))
+    asked = os.environ.get("OLLAMA_KV_CACHE_TYPE", "").strip().strip("\"'").lower()
+    if asked and asked != settings.kv_cache_type:
+        log.warning("kv_cache_type_unsupported", kv_cache_type=asked, using=settings.kv_cache_type)
     try:
         return asyncio.run(serve(settings))
     except OSError as exc:
