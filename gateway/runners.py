@@ -56,6 +56,7 @@ class RunnerSpec:
     use_mlock: bool = False  # lock the weights in RAM
     flash_attention: str = "auto"  # auto (llama.cpp decides), on, off
     kv_cache_type: str = "f16"  # f16, q8_0, q4_0 (what was asked; the runner reports what it got)
+    profile: bool = False  # log per-step phase timings (CORRAL_PROFILE_STEPS)
 
     def argv(self) -> list[str]:
         args = [sys.executable, "-m", "runner", "--model", self.model_path,
@@ -68,6 +69,7 @@ class RunnerSpec:
         args += ["--no-mmap"] if not self.use_mmap else []
         args += ["--mlock"] if self.use_mlock else []
         args += ["--embedding"] if self.embedding else []
+        args += ["--profile"] if self.profile else []
         return args + ["--debug"] if self.debug else args
 
 
@@ -95,7 +97,8 @@ class SpecMaker:
                           batch_size=load.num_batch or DEFAULT_BATCH,
                           use_mmap=load.use_mmap is not False, use_mlock=bool(load.use_mlock),
                           flash_attention=s.flash_attention,
-                          kv_cache_type=kv_cache_type(s.flash_attention, s.kv_cache_type))
+                          kv_cache_type=kv_cache_type(s.flash_attention, s.kv_cache_type),
+                          profile=s.profile_steps)
 
     def cleanup(self) -> None:
         """Remove the socket directory if this object made it."""

@@ -24,12 +24,14 @@ from typing import Any
 
 import structlog
 
+from runner.embedding import embed_all, embed_tokens
 from runner.grammar import grammar_for
 from runner.llama import Batch, ContextConfig, Model
 from runner.logprobs import token_logprob
 from runner.sampling import Sampler, SamplerConfig
 from runner.settings import RunnerSettings
 from runner.slots import Generation, Outbox, Slot, pick_slot
+from runner.steptimer import StepTimer, name_os_thread
 from services.errors import CorralError, InvalidRequestError, RunnerUnavailableError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
@@ -52,6 +54,7 @@ class Engine:
         self._batch: Batch | None = None
         self._thread: threading.Thread | None = None
         self._outbox: Outbox | None = None
+        self._timer = StepTimer(settings.profile)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -74,6 +77,7 @@ class Engine:
         self._thread = None
 
     def _main(self, loop: asyncio.AbstractEventLoop, loaded: asyncio.Future) -> None:
+        name_os_thread("inference")
         try:
             self._load()
         except BaseException as exc:
@@ -106,9 +110,11 @@ class Engine:
 
     # -- requests (event loop) ----------------------------------------------------------------
 
-    async def generate(self, request: pb.GenerateRequest) -> Generation:
-        """Validate and queue ``request``; read its output from ``Generation.stream()``."""
+    async def generate(self, request: pb.GenerateRequest, route: Any = None) -> Generation:
+        """Validate and queue ``request``; read its output from ``Generation.stream()``, or
+        have it delivered to ``route`` (``runner/mux.py``)."""
         generation = await asyncio.to_thread(self.prepare, request)
+        generation.route = route
         self._inbox.put(generation)
         return generation
 
@@ -146,20 +152,11 @@ class Engine:
         model = self._ready_model()
         if not self.settings.embedding:
             raise InvalidRequestError("this model does not support embeddings")
-        inputs = [self._embed_tokens(model, text, request.truncate) for text in request.inputs]
-        vectors = await self._call(self._embed_all, inputs)
+        inputs = [embed_tokens(model.vocab, text, request.truncate, self.settings.ctx_size)
+                  for text in request.inputs]
+        vectors = await self._call(embed_all, self.model, self._batch, inputs)
         return pb.EmbedResponse(embeddings=[pb.Embedding(values=v) for v in vectors],
                                 prompt_eval_count=sum(len(t) for t in inputs))
-
-    def _embed_tokens(self, model: Model, text: str, truncate: bool) -> list[int]:
-        tokens = model.vocab.tokenize(text, add_special=True, parse_special=True)
-        if not tokens:
-            raise InvalidRequestError("cannot embed an empty input")
-        if len(tokens) > self.settings.ctx_size:
-            if not truncate:
-                raise InvalidRequestError("the input length exceeds the context length")
-            tokens = tokens[:self.settings.ctx_size]
-        return tokens
 
     async def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
         vocab = self._ready_model().vocab
@@ -193,10 +190,16 @@ class Engine:
     # -- the loop (inference thread) ----------------------------------------------------------
 
     def _run(self) -> None:
+        timer = self._timer
         while self._drain(block=not self._busy()):
+            timer.start()
             self._admit()
+            timer.lap("admit")
             self._step()
             self._outbox.flush()  # one wake-up of the event loop for every slot's output
+            timer.lap("flush")
+            if timer.enabled and not self._busy():
+                timer.report()
         for slot in self._slots:
             if slot.generation is not None:
                 self._release(slot, pb.DONE_REASON_CANCELLED)
@@ -278,13 +281,18 @@ class Engine:
                 involved.append(slot)
         if batch.n == 0:
             return
+        timer = self._timer
+        timer.lap("batch")
         try:
             self.model.decode(batch)
         except CorralError as exc:
             self._fail(involved, exc)
             return
+        timer.lap("decode")
         for slot in sampling:
             self._sample(slot)
+            timer.lap("text")
+        timer.step_done(len(sampling), len(involved))
 
     def _add_prompt_chunk(self, batch: Batch, slot: Slot) -> bool:
         """Put as much of the slot's pending prompt as fits; True when it was the last chunk."""
@@ -309,6 +317,7 @@ class Engine:
             self._release(slot, pb.DONE_REASON_LENGTH)
             return
         token = generation.sampler.sample(self.model.ctx, slot.logits_index)
+        self._timer.lap("sample")
         vocab = self.model.vocab
         if vocab.is_eog(token):
             self._release(slot, pb.DONE_REASON_STOP)
@@ -366,22 +375,6 @@ class Engine:
     def _forget(self, slot: Slot) -> None:
         self.model.forget(slot.seq, 0)
         slot.cache.clear()
-
-    def _embed_all(self, inputs: list[list[int]]) -> list[list[float]]:
-        """Embed each input alone as sequence 0, clearing the memory around each."""
-        model, batch = self.model, self._batch
-        vectors = []
-        try:
-            for tokens in inputs:
-                model.clear()
-                batch.clear()
-                for pos, token in enumerate(tokens):
-                    batch.add(token, pos, 0, True)
-                model.decode(batch)
-                vectors.append(model.sequence_embedding(0))
-        finally:
-            model.clear()
-        return vectors
 
 
 def _log_progress(progress: float) -> None:

@@ -54,6 +54,7 @@ class Generation:
         self.num_keep = num_keep
         self.top_logprobs = top_logprobs
         self._unsent_logprobs: list[pb.TokenLogprob] = []
+        self.route = None  # set: output goes to this Route (GenerateStream), not to stream()
 
     # -- inference thread ---------------------------------------------------------------------
 
@@ -100,6 +101,9 @@ class Generation:
     # -- event loop ---------------------------------------------------------------------------
 
     def _push_chunk(self, text: str, count: int, logprobs: list[pb.TokenLogprob]) -> None:
+        if self.route is not None:
+            self.route.chunk(text, count, logprobs)
+            return
         last = self._items[-1] if self._items else None
         if isinstance(last, list):
             last[0] += text
@@ -109,6 +113,9 @@ class Generation:
             self._push([text, count, logprobs])
 
     def _push(self, item) -> None:
+        if self.route is not None:
+            self.route.end(item)
+            return
         self._items.append(item)
         self._ready.set()
 

@@ -78,6 +78,50 @@ class GenerateResponse(_message.Message):
     done: Done
     def __init__(self, chunk: _Optional[_Union[Chunk, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ...) -> None: ...
 
+class GenerateStreamRequest(_message.Message):
+    __slots__ = ("start", "cancel")
+    START_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    start: StartGeneration
+    cancel: int
+    def __init__(self, start: _Optional[_Union[StartGeneration, _Mapping]] = ..., cancel: _Optional[int] = ...) -> None: ...
+
+class StartGeneration(_message.Message):
+    __slots__ = ("id", "request", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    request: GenerateRequest
+    request_id: str
+    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[GenerateRequest, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class GenerateStreamResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[GenerationEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[GenerationEvent, _Mapping]]] = ...) -> None: ...
+
+class GenerationEvent(_message.Message):
+    __slots__ = ("id", "chunk", "done", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    chunk: Chunk
+    done: Done
+    error: GenerationError
+    def __init__(self, id: _Optional[int] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., error: _Optional[_Union[GenerationError, _Mapping]] = ...) -> None: ...
+
+class GenerationError(_message.Message):
+    __slots__ = ("error_type", "message")
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    error_type: str
+    message: str
+    def __init__(self, error_type: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class Chunk(_message.Message):
     __slots__ = ("text", "token_count", "logprobs")
     TEXT_FIELD_NUMBER: _ClassVar[int]
