@@ -62,9 +62,9 @@ class Plan:
 
 
 FULL = Plan(("smollm2", "gemma3"), 256, 5, 8, 3, (1, 2, 4, 8, 16), 2, ("smollm2", "gemma3"), 3)
-SMOKE = Plan(("smollm2",), 16, 1, 1, 1, (2,), 1, ("smollm2",), 1, latency_clients=8,
-             latency_slots=2, latency_seconds=5.0, latency_tokens=8, chat_conversations=2,
-             chat_turns=3, chat_tokens=8, flood=50, flood_slots=2, flood_tokens=4,
+SMOKE = Plan(("smollm2",), 16, 1, 1, 1, (2,), 1, ("smollm2",), 1, latency_clients=4,
+             latency_slots=2, latency_seconds=3.0, latency_tokens=4, chat_conversations=2,
+             chat_turns=2, chat_tokens=4, flood=24, flood_slots=2, flood_tokens=2,
              floor_bytes=32 << 20)
 
 
