@@ -255,6 +255,8 @@ class Engine:
         generation.stats.started_ns = time.perf_counter_ns()
         generation.stats.prompt_eval_count = len(slot.todo)
         generation.sampler.prime(prompt)
+        if self.settings.backend_sampling and not generation.logprobs:
+            generation.sampler.attach(self.model.ctx, slot.seq)
         log.debug("slot_assigned", seq=slot.seq, prompt_tokens=len(prompt), reused_tokens=reused)
 
     def _step(self) -> None:

@@ -42,6 +42,8 @@ class RunnerSettings:
     """K and V cache type: ``f16``, ``q8_0`` or ``q4_0`` (``OLLAMA_KV_CACHE_TYPE``)."""
     debug: bool = False
     """Debug logging, including llama.cpp's own log lines."""
+    backend_sampling: bool = True
+    """Sample inside ``llama_decode`` where the request's chain allows (``runner/sampling.py``)."""
     profile: bool = False
     """Time each phase of every engine step and log ``step_profile`` (``runner/steptimer.py``)."""
 
@@ -88,13 +90,15 @@ def parse_args(argv: list[str] | None = None) -> RunnerSettings:
                         help="K/V cache type (quantised types need flash attention)")
     parser.add_argument("--debug", action="store_true", help="debug logging")
     parser.add_argument("--profile", action="store_true", help="log per-step phase timings")
+    parser.add_argument("--cpu-sampling", action="store_true",
+                        help="sample every slot on the CPU, never inside llama_decode")
     args = parser.parse_args(argv)
     return RunnerSettings(
         model=args.model, socket=args.socket, ctx_size=args.ctx_size, parallel=args.parallel,
         threads=max(args.threads, 0), batch_size=args.batch_size, parent_pid=args.parent_pid,
         embedding=args.embedding, lora=tuple(args.lora), use_mmap=not args.no_mmap,
         use_mlock=args.mlock, flash_attention=args.flash_attn, cache_type=args.cache_type,
-        debug=args.debug, profile=args.profile)
+        debug=args.debug, profile=args.profile, backend_sampling=not args.cpu_sampling)
 
 
 def _positive(text: str) -> int:

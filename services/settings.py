@@ -163,6 +163,7 @@ class GatewaySettings:
     flash_attention: str = field(default="auto", metadata={"env": "OLLAMA_FLASH_ATTENTION", "doc": "flash attention: unset = llama.cpp decides, 1 = on, 0 = off"})
     kv_cache_type: str = field(default="f16", metadata={"env": "OLLAMA_KV_CACHE_TYPE", "doc": "K/V cache type: f16, q8_0 or q4_0 (default f16)"})
     profile_steps: bool = field(default=False, metadata={"env": "CORRAL_PROFILE_STEPS", "doc": "runners log per-step phase timings (step_profile)"})
+    cpu_sampling: bool = field(default=False, metadata={"env": "CORRAL_CPU_SAMPLING", "doc": "sample on the CPU only, never inside llama_decode (for comparisons)"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -186,6 +187,7 @@ class GatewaySettings:
             flash_attention=_flash_attention(env.get("OLLAMA_FLASH_ATTENTION")),
             kv_cache_type=_kv_cache_type(env.get("OLLAMA_KV_CACHE_TYPE")),
             profile_steps=parse_bool(env.get("CORRAL_PROFILE_STEPS")),
+            cpu_sampling=parse_bool(env.get("CORRAL_CPU_SAMPLING")),
         )
 
 
