@@ -230,6 +230,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="only Corral's per-step timer and CPU per process (bench/profile.py)")
     parser.add_argument("--streams", help="with --profile: comma list of stream counts (1,4,8)")
+    parser.add_argument("--cpu-sampling", action="store_true",
+                        help="with --profile: Corral samples on the CPU only (for comparison)")
     return parser.parse_args(argv)
 
 
@@ -262,7 +264,8 @@ def run_profile(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="corral-profile-") as tmp:
         for n in streams:
             log(f"profile: {n} streams of {n_predict} tokens")
-            results.append(profile.one(Path(tmp) / f"np{n}", logs, n, n_predict, THREADS))
+            results.append(profile.one(Path(tmp) / f"np{n}", logs, n, n_predict, THREADS,
+                                       cpu_sampling=args.cpu_sampling))
     text = profile.render(results, n_predict, THREADS)
     out = args.out or build.CACHE / "results" / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.md"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,17 +10,16 @@ import statistics
 from bench.load import percentile
 
 THROUGHPUT_WHY = (
-    "Per token, llama-batched-bench only decodes; both servers also sample each slot (about "
-    "65 µs of C per slot for greedy over a 49k vocabulary here), detokenise, and hand the text "
-    "to a client. Corral's share of that outside llama_decode runs in other threads (the "
-    "runner's event loop, the gateway, the HTTP client) which take a core from ggml's two "
-    "threads, and ggml's threads spin at barriers, so each such millisecond costs the decode "
-    "more than a millisecond. Already done: one gRPC message per engine step for all slots "
-    "(GenerateStream), one event-loop wake-up per step, chunks merged while a reader lags. "
-    "What would close more: sample greedy slots with llama.cpp's backend sampler (argmax "
-    "inside the graph, on both cores), and move the HTTP streaming into the runner process "
-    "(one process hop fewer per token). `python -m bench --profile` shows the per-step shares "
-    "and the CPU per process that this estimate rests on.")
+    "Per token, llama-batched-bench only decodes; a server also detokenises and hands the text "
+    "to a client. Corral's share of that runs outside llama_decode in other threads (the "
+    "runner's event loop, the gateway, the HTTP client), which take a core from ggml's two "
+    "threads; ggml's threads spin at barriers, so each such millisecond costs the decode more "
+    "than a millisecond. Already done: sampling inside llama_decode where the chain allows "
+    "(no 65 µs CPU pass over 49k logits per slot), one gRPC message per engine step for all "
+    "slots (GenerateStream), one event-loop wake-up per step, chunks merged while a reader "
+    "lags. What would close more: serve the HTTP stream from the runner process itself (one "
+    "process hop and one JSON re-encoding fewer per token). `python -m bench --profile` shows "
+    "the per-step shares and the CPU per process this rests on.")
 
 
 def _med(values) -> float | None:
