@@ -88,7 +88,10 @@ class Session:
             structlog.contextvars.bind_contextvars(request_id=start.request_id)
         try:
             generation = await self.engine.generate(start.request, Route(self, start.id))
-        except CorralError as exc:
+        except Exception as exc:  # every start gets an answer, or its caller would wait forever
+            if not isinstance(exc, CorralError):
+                log.exception("generation_start_failed")
+                exc = CorralError(f"the runner could not start the generation: {exc}")
             self._ends.append(pb.GenerationEvent(id=start.id, error=pb.GenerationError(
                 error_type=type(exc).__name__, message=exc.message)))
             self._ready.set()
