@@ -53,11 +53,11 @@ def _process_cpu() -> int:
 
 
 def one(scratch: Path, logs: Path, n: int, n_predict: int, threads: int,
-        cpu_sampling: bool = False) -> dict:
-    """Profile ``n`` streams of ``n_predict`` tokens on a fresh Corral."""
+        cpu_sampling: bool = False, **env: str) -> dict:
+    """Profile ``n`` streams of ``n_predict`` tokens on a fresh Corral (``env``: more settings)."""
     server = Corral(scratch / "models", logs / f"profile-np{n}.log", OLLAMA_NUM_PARALLEL=str(n),
                     CORRAL_PROFILE_STEPS="1", CORRAL_NUM_THREADS=str(threads),
-                    CORRAL_CPU_SAMPLING="1" if cpu_sampling else "0").start()
+                    CORRAL_CPU_SAMPLING="1" if cpu_sampling else "0", **env).start()
     try:
         target = CorralTarget(server.url, "smollm2:135m")
         target.stream(f"[w] {PROMPT}", 4)

@@ -58,6 +58,7 @@ class RunnerSpec:
     kv_cache_type: str = "f16"  # f16, q8_0, q4_0 (what was asked; the runner reports what it got)
     profile: bool = False  # log per-step phase timings (CORRAL_PROFILE_STEPS)
     cpu_sampling: bool = False  # never sample inside llama_decode (CORRAL_CPU_SAMPLING)
+    stream_interval_ms: int = 0  # least time between output hand-offs (CORRAL_STREAM_INTERVAL_MS)
 
     def argv(self) -> list[str]:
         args = [sys.executable, "-m", "runner", "--model", self.model_path,
@@ -72,6 +73,7 @@ class RunnerSpec:
         args += ["--embedding"] if self.embedding else []
         args += ["--profile"] if self.profile else []
         args += ["--cpu-sampling"] if self.cpu_sampling else []
+        args += ["--stream-interval-ms", str(self.stream_interval_ms)]
         return args + ["--debug"] if self.debug else args
 
 
@@ -100,7 +102,8 @@ class SpecMaker:
                           use_mmap=load.use_mmap is not False, use_mlock=bool(load.use_mlock),
                           flash_attention=s.flash_attention,
                           kv_cache_type=kv_cache_type(s.flash_attention, s.kv_cache_type),
-                          profile=s.profile_steps, cpu_sampling=s.cpu_sampling)
+                          profile=s.profile_steps, cpu_sampling=s.cpu_sampling,
+                          stream_interval_ms=s.stream_interval_ms)
 
     def cleanup(self) -> None:
         """Remove the socket directory if this object made it."""

@@ -62,7 +62,7 @@ class Engine:
         """Start the inference thread and wait until it has loaded the model."""
         loop = asyncio.get_running_loop()
         loaded = loop.create_future()
-        self._outbox = Outbox(loop)
+        self._outbox = Outbox(loop, self.settings.stream_interval_ms / 1000)
         self._thread = threading.Thread(target=self._main, args=(loop, loaded),
                                         name="inference", daemon=True)
         self._thread.start()
@@ -196,7 +196,7 @@ class Engine:
             self._admit()
             timer.lap("admit")
             self._step()
-            self._outbox.flush()  # one wake-up of the event loop for every slot's output
+            self._outbox.flush()  # at most one wake-up of the event loop per interval
             timer.lap("flush")
             if timer.enabled and not self._busy():
                 timer.report()
@@ -205,7 +205,7 @@ class Engine:
                 self._release(slot, pb.DONE_REASON_CANCELLED)
         while self._waiting:
             self._waiting.popleft().finish(pb.DONE_REASON_CANCELLED)
-        self._outbox.flush()
+        self._outbox.flush(force=True)
 
     def _busy(self) -> bool:
         return bool(self._waiting) or any(not slot.idle for slot in self._slots)

@@ -44,6 +44,10 @@ class RunnerSettings:
     """Debug logging, including llama.cpp's own log lines."""
     backend_sampling: bool = True
     """Sample inside ``llama_decode`` where the request's chain allows (``runner/sampling.py``)."""
+    stream_interval_ms: int = 0
+    """Least time between two hand-offs of output to the event loop (first text and ends go
+    at once); 0 hands off every engine step (``Outbox`` in ``runner/slots.py`` says why that
+    is the default)."""
     profile: bool = False
     """Time each phase of every engine step and log ``step_profile`` (``runner/steptimer.py``)."""
 
@@ -90,6 +94,8 @@ def parse_args(argv: list[str] | None = None) -> RunnerSettings:
                         help="K/V cache type (quantised types need flash attention)")
     parser.add_argument("--debug", action="store_true", help="debug logging")
     parser.add_argument("--profile", action="store_true", help="log per-step phase timings")
+    parser.add_argument("--stream-interval-ms", type=int, default=0,
+                        help="least ms between output hand-offs (0: every step)")
     parser.add_argument("--cpu-sampling", action="store_true",
                         help="sample every slot on the CPU, never inside llama_decode")
     args = parser.parse_args(argv)
@@ -98,7 +104,8 @@ def parse_args(argv: list[str] | None = None) -> RunnerSettings:
         threads=max(args.threads, 0), batch_size=args.batch_size, parent_pid=args.parent_pid,
         embedding=args.embedding, lora=tuple(args.lora), use_mmap=not args.no_mmap,
         use_mlock=args.mlock, flash_attention=args.flash_attn, cache_type=args.cache_type,
-        debug=args.debug, profile=args.profile, backend_sampling=not args.cpu_sampling)
+        debug=args.debug, profile=args.profile, backend_sampling=not args.cpu_sampling,
+        stream_interval_ms=max(args.stream_interval_ms, 0))
 
 
 def _positive(text: str) -> int:

@@ -164,6 +164,7 @@ class GatewaySettings:
     kv_cache_type: str = field(default="f16", metadata={"env": "OLLAMA_KV_CACHE_TYPE", "doc": "K/V cache type: f16, q8_0 or q4_0 (default f16)"})
     profile_steps: bool = field(default=False, metadata={"env": "CORRAL_PROFILE_STEPS", "doc": "runners log per-step phase timings (step_profile)"})
     cpu_sampling: bool = field(default=False, metadata={"env": "CORRAL_CPU_SAMPLING", "doc": "sample on the CPU only, never inside llama_decode (for comparisons)"})
+    stream_interval_ms: int = field(default=0, metadata={"env": "CORRAL_STREAM_INTERVAL_MS", "doc": "least ms between a runner's output hand-offs; first tokens and ends go at once (default 0 = every step)"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -188,6 +189,7 @@ class GatewaySettings:
             kv_cache_type=_kv_cache_type(env.get("OLLAMA_KV_CACHE_TYPE")),
             profile_steps=parse_bool(env.get("CORRAL_PROFILE_STEPS")),
             cpu_sampling=parse_bool(env.get("CORRAL_CPU_SAMPLING")),
+            stream_interval_ms=_int(env, "CORRAL_STREAM_INTERVAL_MS", 0, minimum=0),
         )
 
 
