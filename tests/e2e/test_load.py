@@ -58,7 +58,11 @@ async def _fire(server: CorralServer, n: int, body: dict) -> list[tuple[int, dic
 
 
 def _runner(server: CorralServer) -> int:
-    (pid,) = server.runner_pids()
+    """The one runner process (a replaced one stops once idle: wait for that)."""
+    deadline = time.monotonic() + 30
+    while len(pids := server.runner_pids()) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (pid,) = pids
     return pid
 
 
