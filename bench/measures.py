@@ -109,8 +109,9 @@ def multi_turn(bench, model) -> None:
     def on_corral() -> dict:
         server = _corral(bench, "chat", count)
         try:
-            return chat.conversations(chat.corral_turn, server.url, model.corral_name, count,
-                                      plan.chat_turns, plan.chat_tokens)
+            results = chat.conversations(chat.corral_turn, server.url, model.corral_name, count,
+                                         plan.chat_turns, plan.chat_tokens)
+            return chat.corral_evaluated(results, server.log_path)
         finally:
             server.stop()
 

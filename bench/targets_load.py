@@ -90,14 +90,29 @@ def flood(run) -> list[tuple]:
     res = run.flood
     if not isinstance(res, dict):
         return [("thousand clients: none lost, no other errors", "0 lost, 0 other", None, False,
-                 ""), ("thousand clients: gateway RSS", "< 300 MB", None, False, "")]
+                 ""), ("thousand clients: refused at once", "503 p99 < answer p50", None,
+                       False, ""),
+                ("thousand clients: gateway RSS", "< 300 MB", None, False, ""),
+                ("thousand clients: queue wait p99 reported", "in /api/ps", None, False, "")]
     bad = res["lost"] + sum(res["other"].values())
     rss = (res["gateway_hwm"] or 0) / 1e6
+    refusal = percentile(res["refusal_seconds"], 0.99)
+    answer = _med(res["answer_seconds"])
+    prompt = refusal is None or (answer is not None and refusal < answer)
+    wait = (res.get("queue") or {}).get("wait_p99_ms")
     return [("thousand clients: none lost, no other errors", "0 lost, 0 other",
              f"{res['lost']} lost, {sum(res['other'].values())} other", bad == 0,
              f"other answers: {res['other']}; lost: {res['lost']}"),
+            ("thousand clients: refused at once", "503 p99 < answer p50",
+             "no refusals" if refusal is None else f"{refusal * 1000:.0f} ms vs "
+             f"{(answer or 0) * 1000:.0f} ms", prompt,
+             "refusals waited as long as answers: the queue limit is checked only after the "
+             "request waited for something else (the gateway's accept backlog or the registry)"),
             ("thousand clients: gateway RSS", "< 300 MB", f"{rss:.0f} MB", rss < 300,
-             "every open connection holds aiohttp buffers in the gateway")]
+             "every open connection holds aiohttp buffers in the gateway"),
+            ("thousand clients: queue wait p99 reported", "in /api/ps",
+             None if wait is None else f"{wait:.0f} ms", wait is not None,
+             "/api/ps had no queue figures after the flood")]
 
 
 def pull_floor(run) -> list[tuple]:

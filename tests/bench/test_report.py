@@ -122,5 +122,8 @@ def test_load_sections_and_targets() -> None:
     assert rows["closed loop: TTFT p99"][2:4] == ("1.25×", False)
     assert rows["multi-turn chat: turn-N prompt eval flat"][2:4] == ("1.20×", True)
     assert rows["thousand clients: none lost, no other errors"][3]
+    assert rows["thousand clients: refused at once"][2:4] == ("100 ms vs 5000 ms", True)
+    assert rows["thousand clients: queue wait p99 reported"][2:4] == ("3000 ms", True)
+    assert rows["thousand clients: gateway RSS"][2:4] == ("120 MB", True)
     assert rows["pull vs verification floor (≥ 1 GB)"][2:4] == ("0.90×", True)
     assert report_load.SECTIONS
