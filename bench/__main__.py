@@ -59,13 +59,15 @@ class Plan:
     flood_slots: int = 4
     flood_tokens: int = 16
     floor_bytes: int = 1_100_000_000  # synthetic GGUF for pull vs the verification floor
+    profile_streams: tuple[int, ...] = (4, 8)  # the per-step timer behind the stream targets
+    profile_tokens: int = 128
 
 
 FULL = Plan(("smollm2", "gemma3"), 256, 5, 8, 3, (1, 2, 4, 8, 16), 2, ("smollm2", "gemma3"), 3)
 SMOKE = Plan(("smollm2",), 16, 1, 1, 1, (2,), 1, ("smollm2",), 1, latency_clients=4,
              latency_slots=2, latency_seconds=3.0, latency_tokens=4, chat_conversations=2,
              chat_turns=2, chat_tokens=4, flood=24, flood_slots=2, flood_tokens=2,
-             floor_bytes=32 << 20)
+             floor_bytes=32 << 20, profile_streams=(2,), profile_tokens=8)
 
 
 def log(message: str) -> None:
@@ -305,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             corral.stop()
         smol = models["smollm2"]
         measures.streams(bench, smol)
+        measures.step_profile(bench)
         measures.latency(bench, smol)
         measures.multi_turn(bench, smol)
         measures.flood(bench, smol)

@@ -2,6 +2,8 @@
 
 * concurrent streams — Corral (``OLLAMA_NUM_PARALLEL`` = N) and ``llama-server -np N``, both
   over HTTP with the same prompts, and ``llama-batched-bench`` at the same batch sizes;
+* Corral's per-step timer and CPU per process at a few of those N (``bench/profile.py``): the
+  measured reason behind the stream targets;
 * the closed-loop latency test (``bench/load.py``) on both servers;
 * multi-turn chat, turns 1..N (``bench/chat.py``) on both servers;
 * a thousand simultaneous connections against Corral (``bench/load.py``);
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bench import chat, load, pull, scenarios
+from bench import chat, load, profile, pull, scenarios
 from bench.clients import CorralTarget, LlamaServerTarget
 from bench.servers import Corral, corral_pids, vm_hwm
 
@@ -123,6 +125,20 @@ def multi_turn(bench, model) -> None:
     for name, fn in (("corral", on_corral), ("llama-server", on_llama)):
         bench.log(f"{model.label}: {count} conversations of {plan.chat_turns} turns on {name}")
         bench.measure(f"{name} multi-turn chat", out, name, fn)
+
+
+def step_profile(bench) -> None:
+    """``--profile``'s measurement at ``plan.profile_streams``, kept with this run's figures."""
+    plan = bench.plan
+
+    def measure() -> dict:
+        return {n: profile.one(bench.scratch / f"profile-np{n}", bench.logs, n,
+                               plan.profile_tokens, bench.threads)
+                for n in plan.profile_streams}
+
+    bench.log(f"per-step profile at {plan.profile_streams} streams")
+    bench.guarded("profile", lambda: bench.run.__setattr__("profile", measure()),
+                  lambda why: bench.run.__setattr__("profile", why))
 
 
 def flood(bench, model) -> None:

@@ -24,7 +24,7 @@ from bench.clients import CorralTarget, aggregate_rate, concurrent
 from bench.scenarios import PROMPT
 from bench.servers import Corral, corral_pids
 
-PHASES = ("admit", "batch", "decode", "sample", "text", "flush")
+PHASES = ("admit", "batch", "decode", "sample", "text", "flush")  # "image": vision runners only
 
 
 def thread_cpu(pid: int) -> dict[str, int]:
@@ -100,8 +100,13 @@ def render(results: list[dict], n_predict: int, threads: int) -> str:
     lines = [f"# Corral per-step profile — {time.strftime('%Y-%m-%d %H:%M')}", "",
              f"SmolLM2-135M Q4_1, {threads} threads, {n_predict}-token answers, streams released "
              "together on a fresh server per row. Load average now: "
-             + " ".join(f"{x:.2f}" for x in os.getloadavg()), "",
-             "## Runner step phases (share of the step, µs per step)", "",
+             + " ".join(f"{x:.2f}" for x in os.getloadavg()), ""]
+    return "\n".join(lines + tables(results, "##")) + "\n"
+
+
+def tables(results: list[dict], level: str = "###") -> list[str]:
+    """The step-phase table and the CPU-per-process table, as markdown lines."""
+    lines = [f"{level} Runner step phases (share of the step, µs per step)", "",
              "| streams | tokens/step | step ms | " + " | ".join(PHASES) + " |",
              "|---|---|---|" + "---|" * len(PHASES)]
     for r in results:
@@ -114,10 +119,25 @@ def render(results: list[dict], n_predict: int, threads: int) -> str:
         lines.append(f"| {r['streams']} | {p['tokens'] / max(p['steps'], 1):.2f} | "
                      f"{p['step_us'] / 1000:.1f} | " + " | ".join(cells) + " |")
     names = list(results[0]["cpu_ms_per_1000"]) if results else []
-    lines += ["", "## CPU per 1000 tokens (ms)", "",
+    lines += ["", f"{level} CPU per 1000 tokens (ms)", "",
               "| streams | aggregate t/s | " + " | ".join(names) + " |",
               "|---|---|" + "---|" * len(names)]
     for r in results:
         cells = [f"{r['cpu_ms_per_1000'][k] / 1e3:.0f}" for k in names]
         lines.append(f"| {r['streams']} | {r['rate']:.1f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines + [""]
+
+
+def overhead(result: dict) -> str:
+    """One sentence from a profile result: how much of a step is llama_decode and what the
+    CPU outside the decoding thread costs per token (the measured part of a throughput miss)."""
+    p = result.get("profile")
+    us = {k: v / 1e3 for k, v in result["cpu_ms_per_1000"].items()}  # ns/token -> µs/token
+    decode = us.pop("runner inference + ggml")
+    share = (f"llama_decode was {p['phases']['decode']['share'] * 100:.1f}% of a runner step "
+             f"({p['step_us'] / 1000:.1f} ms for {p['tokens'] / max(p['steps'], 1):.2f} tokens), "
+             if p else "")
+    spent = ", ".join(f"{k} {v:.0f} µs" for k, v in us.items())
+    return (f"Measured at {result['streams']} streams ({result['rate']:.0f} t/s): {share}"
+            f"and per token the inference thread with ggml's workers used {decode:.0f} µs of CPU "
+            f"while the rest used {sum(us.values()):.0f} µs ({spent}), on the same cores.")

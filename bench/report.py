@@ -45,6 +45,7 @@ class Run:
     latency_plan: dict[str, object] = field(default_factory=dict)
     chat: dict[str, object] = field(default_factory=dict)        # server -> {turn: [..]} | str
     flood: object = None                                          # Flood dict | str
+    profile: object = None                                        # {streams: profile.one} | str
     pull_floor: object = None                                     # {pull, floor, size} | str
     pull: dict[str, object] = field(default_factory=dict)        # key -> {pull,http,cp} | str
     rss: dict[str, dict[str, object]] = field(default_factory=dict)  # key -> process -> bytes|str

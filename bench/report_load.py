@@ -1,11 +1,12 @@
 """Report sections of the measurements under load (``bench/measures.py``): concurrent streams
 against llama-server and llama-batched-bench, the closed loop, multi-turn chat, a thousand
-connections, and pull against the verification floor."""
+connections, pull against the verification floor, and Corral's per-step profile."""
 
 from __future__ import annotations
 
 import statistics
 
+from bench import profile
 from bench.load import percentile
 from bench.report import MB, med, ratio
 
@@ -139,4 +140,17 @@ def floor_section(run) -> list[str]:
                   f"{ratio([p / f for p, f in zip(res['pull'], res['floor'])])} |", ""]
 
 
-SECTIONS = (latency_section, chat_section, flood_section, floor_section)
+def profile_section(run) -> list[str]:
+    out = ["## 11. Where a Corral step's time goes", "",
+           "Corral alone at some of the stream counts of section 4 (a fresh server per row, "
+           "`CORRAL_PROFILE_STEPS=1`): the runner's per-step timer, and the CPU each process "
+           "used per 1000 tokens (`/proc/<pid>/task/*/schedstat`). Shares and CPU time do not "
+           "count waiting for a core, so they hold on a busy machine too. `python -m bench "
+           "--profile` measures only this.", ""]
+    res = run.profile
+    if _na(res) or not res:
+        return out + [f"n/a: {res or 'not run'}", ""]
+    return out + profile.tables([res[n] for n in sorted(res, key=int)])
+
+
+SECTIONS = (latency_section, chat_section, flood_section, floor_section, profile_section)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import statistics
 
+from bench import profile
 from bench.load import percentile
 
 THROUGHPUT_WHY = (
@@ -26,6 +27,15 @@ def _med(values) -> float | None:
     return statistics.median(values) if isinstance(values, list) and values else None
 
 
+def measured(run, n: int) -> str:
+    """This run's profile at ``n`` streams (or the nearest count profiled), as one sentence."""
+    res = run.profile
+    if not isinstance(res, dict) or not res:
+        return ""
+    nearest = min(res, key=lambda k: abs(int(k) - n))
+    return profile.overhead(res[nearest]) + " "
+
+
 def aggregate(run) -> list[tuple]:
     rows = []
     corral, server, batched = (run.streams.get(k) for k in ("corral", "llama-server", "batched"))
@@ -37,15 +47,15 @@ def aggregate(run) -> list[tuple]:
             r = c / s if c and s else None
             rows.append((f"{n}-stream aggregate vs llama-server -np {n}", "≥ 1.10×",
                          f"{r:.2f}×" if r else None, bool(r and r >= 1.10),
-                         f"Corral {c:.0f} t/s, llama-server {s:.0f} t/s. " + THROUGHPUT_WHY
-                         if r else ""))
+                         f"Corral {c:.0f} t/s, llama-server {s:.0f} t/s. " + measured(run, n)
+                         + THROUGHPUT_WHY if r else ""))
         if n in (4, 8):
             b = _med(batched.get(n)) if isinstance(batched, dict) else None
             r = c / b if c and b else None
             rows.append((f"{n}-stream aggregate vs llama-batched-bench", "≥ 0.95× S_TG",
                          f"{r:.2f}×" if r else None, bool(r and r >= 0.95),
-                         f"Corral {c:.0f} t/s, llama-batched-bench {b:.0f} t/s. " + THROUGHPUT_WHY
-                         if r else ""))
+                         f"Corral {c:.0f} t/s, llama-batched-bench {b:.0f} t/s. "
+                         + measured(run, n) + THROUGHPUT_WHY if r else ""))
     return rows
 
 

@@ -127,3 +127,26 @@ def test_load_sections_and_targets() -> None:
     assert rows["thousand clients: gateway RSS"][2:4] == ("120 MB", True)
     assert rows["pull vs verification floor (≥ 1 GB)"][2:4] == ("0.90×", True)
     assert report_load.SECTIONS
+
+
+def test_the_stream_targets_cite_this_runs_profile() -> None:
+    from bench import report_load
+
+    run = _run()
+    step = {"steps": 100, "tokens": 396, "step_us": 36100.0,
+            "phases": {p: {"share": 0.982 if p == "decode" else 0.003, "us_per_step": 10.0}
+                       for p in ("admit", "batch", "decode", "sample", "text", "flush")}}
+    run.profile = {4: {"streams": 4, "tokens": 512, "rate": 113.5, "profile": step,
+                       "cpu_ms_per_1000": {"runner inference + ggml": 17783e3,
+                                           "runner event loop + gRPC": 116e3,
+                                           "gateway": 172e3, "client": 78e3}}}
+    text = "\n".join(report.render(run).splitlines())
+    assert "## 11. Where a Corral step's time goes" in text
+    assert "| 4 | 3.96 | 36.1 | 0.3% (10) | 0.3% (10) | 98.2% (10) |" in text
+    assert "| 4 | 113.5 | 17783 | 116 | 172 | 78 |" in text
+    assert ("Measured at 4 streams (114 t/s): llama_decode was 98.2% of a runner step (36.1 ms "
+            "for 3.96 tokens), and per token the inference thread with ggml's workers used "
+            "17783 µs of CPU while the rest used 366 µs (runner event loop + gRPC 116 µs, "
+            "gateway 172 µs, client 78 µs)") in text
+    run.profile = "error (RuntimeError)"
+    assert "n/a: error (RuntimeError)" in "\n".join(report_load.profile_section(run))

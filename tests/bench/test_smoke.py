@@ -90,7 +90,8 @@ def test_smoke_prints_the_markdown_report_with_targets(smoke) -> None:
     for heading in ("## 1. Streaming decode", "## 2. Time to first token", "## 3. Cold start",
                     "## 4. Concurrent streams", "## 5. Pull", "## 6. Peak RSS",
                     "## 7. Latency under load", "## 8. Multi-turn chat", "## 9. A thousand clients",
-                    "## 10. Pull against the verification floor", "## Targets"):
+                    "## 10. Pull against the verification floor",
+                    "## 11. Where a Corral step's time goes", "## Targets"):
         assert heading in text
     assert "llama-cpp-python 0.3" in text and "corral 0.1.0" in text
     assert "| cold start SmolLM2 | ≤ 1 s |" in text
@@ -109,6 +110,8 @@ def test_smoke_runs_the_measurements_under_load(smoke) -> None:
     first, second = (max(f["evaluated"] for f in chat[t]) for t in ("1", "2"))
     assert second < first  # without reuse: the whole first turn again, plus the new one
     assert raw["latency"]["corral"]["failed"] == 0
+    (step,) = raw["profile"].values()  # the runner's per-step timer at 2 streams
+    assert step["streams"] == 2 and step["tokens"] > 0 and step["profile"]["steps"] > 0
     floor = raw["pull_floor"]
     if not isinstance(floor, str):
         assert _is_rate(floor["pull"]) and _is_rate(floor["floor"])
