@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import build, pull, report, scenarios
+from bench import build, measures, profile, pull, report, scenarios
 from bench.clients import CorralTarget, LlamaCppPythonTarget, LlamaServerTarget
 from bench.models import Model, NotAvailable, gemma3, register, smollm2
 from bench.servers import (Corral, LlamaCppPythonServer, LlamaServer, corral_pids,
@@ -47,10 +48,26 @@ class Plan:
     stream_reps: int
     pull_models: tuple[str, ...]
     pull_reps: int
+    latency_clients: int = 64  # closed loop: clients, slots on each server, seconds, answer
+    latency_slots: int = 8
+    latency_seconds: float = 60.0
+    latency_tokens: int = 64
+    chat_conversations: int = 4  # multi-turn: conversations side by side, turns, answer cap
+    chat_turns: int = 10
+    chat_tokens: int = 48
+    flood: int = 1000  # simultaneous connections, slots, answer length
+    flood_slots: int = 4
+    flood_tokens: int = 16
+    floor_bytes: int = 1_100_000_000  # synthetic GGUF for pull vs the verification floor
+    profile_streams: tuple[int, ...] = (4, 8)  # the per-step timer behind the stream targets
+    profile_tokens: int = 128
 
 
-FULL = Plan(("smollm2", "gemma3"), 256, 5, 8, 3, (1, 2, 4, 8), 2, ("smollm2", "gemma3"), 3)
-SMOKE = Plan(("smollm2",), 16, 1, 1, 1, (2,), 1, ("smollm2",), 1)
+FULL = Plan(("smollm2", "gemma3"), 256, 5, 8, 3, (1, 2, 4, 8, 16), 2, ("smollm2", "gemma3"), 3)
+SMOKE = Plan(("smollm2",), 16, 1, 1, 1, (2,), 1, ("smollm2",), 1, latency_clients=4,
+             latency_slots=2, latency_seconds=3.0, latency_tokens=4, chat_conversations=2,
+             chat_turns=2, chat_tokens=4, flood=24, flood_slots=2, flood_tokens=2,
+             floor_bytes=32 << 20, profile_streams=(2,), profile_tokens=8)
 
 
 def log(message: str) -> None:
@@ -60,9 +77,12 @@ def log(message: str) -> None:
 class Bench:
     """One run: the plan, where logs go, the llama.cpp tools (or why they are missing)."""
 
+    threads = THREADS
+
     def __init__(self, run: report.Run, plan: Plan, scratch: Path, logs: Path,
                  tools: dict[str, Path] | str) -> None:
         self.run, self.plan, self.scratch, self.logs, self.tools = run, plan, scratch, logs, tools
+        self.log = log
 
     def guarded(self, what: str, fn: Callable, on_na: Callable[[str], None]) -> None:
         """Run one measurement; a missing feature becomes n/a, a failure an error entry."""
@@ -160,46 +180,7 @@ class Bench:
                 runners = corral_pids(corral)["runner"]
                 rss["runner"] = max((vm_hwm(r) or 0 for r in runners), default=None)
 
-    # -- concurrency and pull ----------------------------------------------------------------
-
-    def streams(self, models: dict[str, Model]) -> None:
-        model, p = models["smollm2"], self.plan
-        self.run.streams_model = model.key
-        corral: dict[int, list[float]] = {}
-        self.run.streams["corral"] = corral
-        prompt_tokens = None
-        for n in p.streams:
-            log(f"{model.label}: {n} concurrent streams on Corral (OLLAMA_NUM_PARALLEL={n})")
-
-            def one(n: int = n) -> list[float]:
-                nonlocal prompt_tokens
-                rates, tokens = scenarios.corral_streams(self._corral_factory(n), model.corral_name,
-                                                         n, p.stream_reps, p.n_predict)
-                prompt_tokens = prompt_tokens or tokens
-                return rates
-
-            self.measure(f"corral {n} streams", corral, n, one)
-        if isinstance(self.tools, str):
-            self.run.streams["batched"] = self.tools
-            return
-        batched: dict[int, list[float]] = {}
-        self.run.streams["batched"] = batched
-
-        def bench() -> None:
-            for r in range(p.stream_reps):
-                log(f"{model.label}: llama-batched-bench round {r + 1}/{p.stream_reps}")
-                rows = scenarios.batched_bench(
-                    self.tools["llama-batched-bench"], model.path, list(p.streams),
-                    prompt_tokens or 32, p.n_predict, THREADS, self.logs / f"batched-{r}.log")
-                for n, rate in rows.items():
-                    batched.setdefault(n, []).append(rate)
-
-        self.guarded("llama-batched-bench", bench,
-                     lambda why: self.run.streams.__setitem__("batched", why))
-
-    def _corral_factory(self, n: int) -> Callable[[int], Corral]:
-        return lambda _: Corral(self.scratch / "models", self.logs / f"corral-np{n}.log",
-                                      OLLAMA_NUM_PARALLEL=str(n)).start()
+    # -- pull ----------------------------------------------------------------------------------
 
     def pulls(self, models: dict[str, Model]) -> None:
         for key in self.plan.pull_models:
@@ -248,6 +229,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="rounds of every measurement (default: decode 5, TTFT 8, cold 3, "
                              "streams 2, pull 3; smoke 1)")
     parser.add_argument("--out", type=Path, help="results file (default bench/results/...)")
+    parser.add_argument("--profile", action="store_true",
+                        help="only Corral's per-step timer and CPU per process (bench/profile.py)")
+    parser.add_argument("--streams", help="with --profile: comma list of stream counts (1,4,8)")
+    parser.add_argument("--cpu-sampling", action="store_true",
+                        help="with --profile: Corral samples on the CPU only (for comparison)")
     return parser.parse_args(argv)
 
 
@@ -258,18 +244,44 @@ def plan_for(args: argparse.Namespace) -> Plan:
     if unknown:
         raise SystemExit(f"unknown models: {', '.join(sorted(unknown))}")
     reps = args.reps
-    return Plan(models, args.tokens or base.n_predict, reps or base.reps, reps or base.ttft_reps,
-                reps or base.cold_reps, base.streams, reps or base.stream_reps,
-                tuple(m for m in base.pull_models if m in models), reps or base.pull_reps)
+    return dataclasses.replace(
+        base, models=models, n_predict=args.tokens or base.n_predict, reps=reps or base.reps,
+        ttft_reps=reps or base.ttft_reps, cold_reps=reps or base.cold_reps,
+        stream_reps=reps or base.stream_reps,
+        pull_models=tuple(m for m in base.pull_models if m in models),
+        pull_reps=reps or base.pull_reps)
 
 
 def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds every ``finally``: no server outlives the harness
 
 
+def run_profile(args: argparse.Namespace) -> int:
+    """``--profile``: per-step timer and CPU per process at a few stream counts."""
+    streams = [int(n) for n in (args.streams or "1,4,8").split(",")]
+    n_predict = args.tokens or 128
+    logs = build.CACHE / "logs" / f"profile-{time.strftime('%Y%m%d-%H%M%S')}"
+    logs.mkdir(parents=True, exist_ok=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="corral-profile-") as tmp:
+        for n in streams:
+            log(f"profile: {n} streams of {n_predict} tokens")
+            results.append(profile.one(Path(tmp) / f"np{n}", logs, n, n_predict, THREADS,
+                                       cpu_sampling=args.cpu_sampling))
+    text = profile.render(results, n_predict, THREADS)
+    out = args.out or build.CACHE / "results" / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    sys.stdout.write(text)
+    log(f"profile written to {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     args = parse_args(argv)
+    if args.profile:
+        return run_profile(args)
     plan = plan_for(args)
     command = " ".join([".venv/bin/python -m bench", *(argv if argv is not None else sys.argv[1:])])
     run = report.Run("smoke" if args.smoke else "full", command, THREADS, plan.n_predict, plan.reps)
@@ -293,8 +305,14 @@ def main(argv: list[str] | None = None) -> int:
                     run.rss[key][role] = max(peaks, default=None)
         finally:
             corral.stop()
-        bench.streams(models)
+        smol = models["smollm2"]
+        measures.streams(bench, smol)
+        measures.step_profile(bench)
+        measures.latency(bench, smol)
+        measures.multi_turn(bench, smol)
+        measures.flood(bench, smol)
         bench.pulls(models)
+        measures.pull_floor(bench)
     path = report.write(run, args.out)
     log(f"results written to {path}")
     return 1 if run.errors else 0

@@ -1,8 +1,14 @@
 """Pull throughput: Corral's ``/api/pull`` from a local ``docker-registry`` (the Debian package,
-distribution 2.x) against a plain copy of the same bytes.
+distribution 2.x) against a plain copy of the same bytes, and against the verification floor.
 
 The harness pushes the model itself with the registry's v2 HTTP API (a manifest built exactly as
 Corral's registry builds one for a GGUF), so the pull measurement does not depend on push.
+
+The floor is what any downloader that verifies must do at least: an HTTP GET of the same blobs to
+disk plus ``sha256sum`` of those bytes, one after the other. A pull hashes while it receives, so
+it can reach the floor (and beat it on more cores). With a small model fixed costs (manifest,
+config, database transaction, GGUF header) dominate, so the floor is measured on a synthetic
+GGUF of at least 1 GB (``synthetic_gguf``): a valid header and one tensor of filler bytes.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import hashlib
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -158,4 +165,71 @@ def measure(model: Model, scratch: Path, reps: int, log) -> dict[str, list[float
                 shutil.rmtree(scratch / f"pull-{i}", ignore_errors=True)
             log(f"  pull round {i + 1}/{reps}: " + ", ".join(
                 f"{k} {v[-1] / 1e6:.0f} MB/s" for k, v in out.items()))
+    return out
+
+
+def synthetic_gguf(path: Path, size: int) -> Model:
+    """A valid GGUF of about ``size`` bytes: a llama header and one tensor of filler bytes
+    (a random megabyte repeated: nothing on the way can compress or deduplicate it cheaply)."""
+    import gguf
+    import numpy as np
+
+    if not path.is_file() or path.stat().st_size < size:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        n = size // CHUNK * CHUNK
+        writer = gguf.GGUFWriter(path, "llama")
+        writer.add_context_length(2048)
+        writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+        writer.add_tensor_info("filler", (n,), np.dtype(np.int8), n, gguf.GGMLQuantizationType.I8)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        writer.close()
+        block = os.urandom(CHUNK)
+        with open(path, "ab") as out:
+            pad = -out.tell() % 32  # tensor data starts at GGUF's default alignment
+            out.write(b"\0" * pad)
+            for _ in range(n // CHUNK):
+                out.write(block)
+    return Model("synthetic", f"synthetic GGUF {path.stat().st_size / 1e9:.2f} GB", path,
+                 "synthetic:bench")
+
+
+def floor(registry: DockerRegistry, repo: str, blobs, dest: Path) -> float:
+    """Seconds for the verification floor: HTTP GET of ``blobs`` to disk, then sha256sum."""
+    dest.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    files = []
+    for blob in blobs:
+        files.append(dest / blob.digest.replace(":", "-"))
+        registry.download(repo, blob.digest, files[-1])
+    done = subprocess.run(["sha256sum", *map(str, files)], capture_output=True, text=True,
+                          check=True)
+    elapsed = time.perf_counter() - started
+    for blob, line in zip(blobs, done.stdout.splitlines()):
+        if "sha256:" + line.split()[0] != blob.digest:
+            raise RuntimeError(f"floor: {blob.digest} did not verify")
+    shutil.rmtree(dest)
+    return elapsed
+
+
+def measure_floor(model: Model, scratch: Path, reps: int, log) -> dict[str, list[float]]:
+    """Bytes/s of Corral's pull and of the verification floor for the same blobs."""
+    out: dict[str, list[float]] = {"pull": [], "floor": [], "size": [float(model.size)]}
+    with DockerRegistry(scratch / "docker-registry") as registry:
+        repo, tag = f"library/{model.key}", "bench"
+        manifest = registry.push_model(model, repo, tag)
+        blobs = [manifest.config, *manifest.layers]
+        name = f"127.0.0.1:{registry.port}/{repo}:{tag}"
+        for i in range(reps):
+            out["floor"].append(manifest.size / floor(registry, repo, blobs,
+                                                      scratch / f"floor-{i}"))
+            server = Corral(scratch / f"pull-{i}", scratch / f"pull-{i}.log", empty=True).start()
+            try:
+                out["pull"].append(manifest.size / corral_pull(server, name))
+            finally:
+                server.stop()
+                shutil.rmtree(scratch / f"pull-{i}", ignore_errors=True)
+            log(f"  pull vs floor round {i + 1}/{reps}: pull {out['pull'][-1] / 1e6:.0f} MB/s, "
+                f"floor {out['floor'][-1] / 1e6:.0f} MB/s")
     return out

@@ -41,6 +41,12 @@ class Run:
     cold: dict[str, dict[str, object]] = field(default_factory=dict)  # key -> server -> list|str
     streams: dict[str, object] = field(default_factory=dict)     # corral/batched -> {n: [..]}|str
     streams_model: str = ""
+    latency: dict[str, object] = field(default_factory=dict)     # server -> Latency dict | str
+    latency_plan: dict[str, object] = field(default_factory=dict)
+    chat: dict[str, object] = field(default_factory=dict)        # server -> {turn: [..]} | str
+    flood: object = None                                          # Flood dict | str
+    profile: object = None                                        # {streams: profile.one} | str
+    pull_floor: object = None                                     # {pull, floor, size} | str
     pull: dict[str, object] = field(default_factory=dict)        # key -> {pull,http,cp} | str
     rss: dict[str, dict[str, object]] = field(default_factory=dict)  # key -> process -> bytes|str
     imports: list[float] = field(default_factory=list)  # s to start Python + import grpc, llama_cpp
@@ -168,28 +174,6 @@ def cold_section(run: Run) -> list[str]:
     return out + [""]
 
 
-def streams_section(run: Run) -> list[str]:
-    label = run.models.get(run.streams_model, {}).get("label", "?")
-    out = [f"## 4. Concurrent streams: aggregate decode t/s ({label})", "",
-           "Corral with `OLLAMA_NUM_PARALLEL` = streams (fresh server per setting), streams "
-           "released together, tokens after each stream's first ÷ (last token − first first "
-           "token); llama-batched-bench's S_TG at the same batch size, same prompt length and "
-           "answer length.", "", "| streams | corral | llama-batched-bench | ratio |",
-           "|---|---|---|---|"]
-    corral, batched = run.streams.get("corral"), run.streams.get("batched")
-    if _na(corral) and _na(batched):
-        return out + [f"| all | n/a: {corral} | n/a: {batched} | |", ""]
-    for n in sorted(set((corral if isinstance(corral, dict) else {}) |
-                        (batched if isinstance(batched, dict) else {}))):
-        c = corral.get(n, "not run") if isinstance(corral, dict) else corral
-        b = batched.get(n, "not run") if isinstance(batched, dict) else batched
-        both = isinstance(c, list) and isinstance(b, list) and c and b
-        rel = [x / statistics.median(b) for x in c] if both else []
-        out.append(f"| {n} | {med(c) if isinstance(c, list) else 'n/a: ' + c} | "
-                   f"{med(b) if isinstance(b, list) else 'n/a: ' + b} | {ratio(rel)} |")
-    return out + [""]
-
-
 def pull_section(run: Run) -> list[str]:
     out = ["## 5. Pull from a local docker-registry (MB/s, 1 MB = 10⁶ B)", "",
            "corral `/api/pull` (insecure, into an empty store) vs an HTTP GET of the same blobs "
@@ -230,9 +214,11 @@ def rss_section(run: Run) -> list[str]:
 
 
 def render(run: Run) -> str:
+    from bench import report_load
+
     lines = header(run)
-    for section in (decode_section, ttft_section, cold_section, streams_section, pull_section,
-                    rss_section):
+    for section in (decode_section, ttft_section, cold_section, report_load.streams_section,
+                    pull_section, rss_section, *report_load.SECTIONS):
         lines += section(run)
     lines += targets.section(run)
     if run.errors:

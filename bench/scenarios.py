@@ -106,13 +106,14 @@ def process_cold(start: Callable[[], LlamaServer | LlamaCppPythonServer],
     return times
 
 
-def corral_streams(make_server: Callable[[int], Corral], model: str, n: int, reps: int,
-                   n_predict: int) -> tuple[list[float], int | None]:
-    """Aggregate decode tokens/s of ``n`` concurrent streams on a Corral started with
-    ``OLLAMA_NUM_PARALLEL=n``; also the prompt length in tokens (for llama-batched-bench)."""
-    server = make_server(n)
+def server_streams(start: Callable[[], Corral | LlamaServer], make_target: Callable[[str], Target],
+                   n: int, reps: int, n_predict: int) -> tuple[list[float], int | None]:
+    """Aggregate decode tokens/s of ``n`` concurrent streams on a fresh server started for ``n``
+    slots (Corral with ``OLLAMA_NUM_PARALLEL=n``, ``llama-server -np n``); also the prompt
+    length in tokens (for llama-batched-bench)."""
+    server = start()
     try:
-        target = CorralTarget(server.url, model)
+        target = make_target(server.url)
         warm = target.stream(f"[w.0] {PROMPT}", 4)  # same shape as the measured prompts
         rates = []
         for r in range(reps):

@@ -115,30 +115,6 @@ def cold(run) -> list[tuple]:
              c is not None and c <= 1.0, why)]
 
 
-def streams(run) -> list[tuple]:
-    corral, batched = run.streams.get("corral"), run.streams.get("batched")
-    if not isinstance(corral, dict) or not isinstance(batched, dict):
-        return [("4-stream aggregate", "≥ 0.9 × llama-batched-bench (B=4)", None, False, "")]
-    ratios = {n: _median(corral[n]) / _median(batched[n]) for n in corral
-              if isinstance(corral[n], list) and isinstance(batched.get(n), list)
-              and corral[n] and batched[n]}
-    r = ratios.get(4)
-    why = ""
-    if r is not None and r < 0.9:
-        one = ratios.get(1)
-        why = f"At 4 streams Corral reaches {r:.2f}× llama-batched-bench"
-        if one is not None:
-            why += (f" (at 1 stream {one:.2f}×): " + (
-                "the gap widens with streams, so per-stream work grows — each slot is sampled, "
-                "detokenised and streamed separately in Python per step" if r < one - 0.03 else
-                "the gap is the same per-token overhead as single-stream decode"))
-        why += (". To close it: sample all slots of a step in one native call and batch the "
-                "per-step gRPC messages; llama-batched-bench also does no HTTP or sampling work, so "
-                "part of the gap is inherent.")
-    return [("4-stream aggregate", "≥ 0.9 × llama-batched-bench (B=4)",
-             f"{r:.2f}×" if r is not None else None, r is not None and r >= 0.9, why)]
-
-
 def pull(run) -> list[tuple]:
     rows = []
     for key, res in run.pull.items():
@@ -178,13 +154,18 @@ def rss(run) -> list[tuple]:
     return rows
 
 
-CHECKS: tuple[Callable, ...] = (decode, ttft, cold, streams, pull, rss)
+def _load_checks() -> tuple[Callable, ...]:
+    from bench import targets_load
+    return targets_load.CHECKS
+
+
+CHECKS: tuple[Callable, ...] = (decode, ttft, cold, pull, rss)
 
 
 def section(run) -> list[str]:
     out = ["## Targets", "", "| target | goal | this run | |", "|---|---|---|---|"]
     missed = []
-    for check in CHECKS:
+    for check in (*CHECKS, *_load_checks()):
         for name, goal, value, ok, why in check(run):
             status = "n/a" if value is None else ("met" if ok else "**missed**")
             out.append(f"| {name} | {goal} | {value or 'n/a'} | {status} |")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import ssl
 import sys
 
@@ -91,6 +92,9 @@ def main() -> int:
     configure_logging("gateway", debug=settings.debug)
     setup_tracing("gateway", http_server=True, grpc_client=True)
     log.info("server_config", **config_fields(settings))
+    asked = os.environ.get("OLLAMA_KV_CACHE_TYPE", "").strip().strip("\"'").lower()
+    if asked and asked != settings.kv_cache_type:
+        log.warning("kv_cache_type_unsupported", kv_cache_type=asked, using=settings.kv_cache_type)
     try:
         return asyncio.run(serve(settings))
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; ValueError: half a key pair

@@ -42,4 +42,4 @@ class RequestCaps:
                     f"num_predict {predict} exceeds this server's limit of {self.max_predict} "
                     "(CORRAL_MAX_PREDICT)")
             values["num_predict"] = self.max_predict
-        return ModelOptions(values)
+        return ModelOptions(values, merged.explicit)

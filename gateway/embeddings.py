@@ -103,9 +103,10 @@ class EmbeddingService:
                    keep_alive: float | None, empty: CorralError) -> tuple[Any, int]:
         """Load the model's embedding runner and embed ``inputs`` (``None`` when there are none)."""
         resolved = await self._resolve(name, empty)
-        num_ctx = self.inference.options(resolved, options).num_ctx
-        scheduler = self.inference.scheduler
-        async with scheduler.acquire(resolved, num_ctx, keep_alive, embedding=True) as lease:
+        merged = self.inference.options(resolved, options)
+        num_ctx, scheduler = merged.num_ctx, self.inference.scheduler
+        async with scheduler.acquire(resolved, num_ctx, keep_alive, embedding=True,
+                                     load=merged.load_options()) as lease:
             if not inputs:
                 return None, lease.load_duration_ns
             # The runner cuts (or refuses) inputs longer than the request's num_ctx, which may be

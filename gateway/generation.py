@@ -23,6 +23,7 @@ from gateway.formats.base import StreamParser
 from gateway.formats.chat_format import ChatFormat
 from gateway.formats.forced import ToolChoice
 from gateway.gotemplate.funcs import go_quote
+from gateway.merging import merge_chat, merge_generate, with_logprobs  # noqa: F401 (re-export)
 from gateway.caps import RequestCaps
 from gateway.options import ModelOptions
 from gateway.output import Piece
@@ -67,7 +68,7 @@ class InferenceService:
         merged = self.caps.apply(merged, request_options)
         trained = resolved.model.details.context_length
         if trained and merged.num_ctx > trained:
-            merged = ModelOptions({**merged.values, "num_ctx": trained})
+            merged = ModelOptions({**merged.values, "num_ctx": trained}, merged.explicit)
         return merged
 
     # -- generate -------------------------------------------------------------------------------
@@ -87,7 +88,8 @@ class InferenceService:
         template = ChatFormat.for_model(resolved, p.template) if p.template else model_template
         options = self.options(resolved, p.options)
         images = await imaging.decode_images([{"images": p.images}], chat=False)
-        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
+        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive,
+                                          load=options.load_options()) as lease:
             fitted = await self._generate_prompt(p, resolved, template, think, lease, options)
             if p.debug_render_only:
                 yield {"model": p.model, "created_at": utc_timestamp(), "response": "",
@@ -160,7 +162,8 @@ class InferenceService:
         options = self.options(resolved, p.options)
         images = await imaging.decode_images(p.messages, chat=True)
         messages = prompts.chat_messages(resolved, p.messages)
-        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
+        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive,
+                                          load=options.load_options()) as lease:
             limit, tokenize = _window(lease, options)
             kept: list[str] = []
             text, dropped = await self._fit_messages(template, messages, tools, think, limit,
@@ -201,7 +204,8 @@ class InferenceService:
         text = template.render(prompts.chat_messages(resolved, p.messages), tools=tools,
                                think=think)
         options = self.options(resolved, p.options)
-        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive) as lease:
+        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive,
+                                          load=options.load_options()) as lease:
             return len(await _window(lease, options)[1](text, True))
 
     async def load_chat(self, p: ChatParams) -> dict:
@@ -245,7 +249,8 @@ class InferenceService:
             await self.scheduler.unload(resolved.model.digest)
             return "unload"
         options = self.options(resolved, p.options)
-        await self.scheduler.load(resolved, options.num_ctx, p.keep_alive)
+        await self.scheduler.load(resolved, options.num_ctx, p.keep_alive,
+                                  load=options.load_options())
         return "load"
 
 
@@ -261,17 +266,12 @@ async def _stream(lease: Any, request: pb.GenerateRequest, parser: StreamParser,
             if event.HasField("chunk"):
                 logprobs += map(wire_logprob, event.chunk.logprobs)
                 if piece := parser.feed(event.chunk.text):
-                    yield _with_logprobs({"model": model, "created_at": utc_timestamp(),
+                    yield with_logprobs({"model": model, "created_at": utc_timestamp(),
                                           **shape(piece), "done": False}, logprobs)
                     logprobs = []
             else:
-                yield _with_logprobs({"model": model, "created_at": utc_timestamp(),
+                yield with_logprobs({"model": model, "created_at": utc_timestamp(),
                                       **shape(parser.finish()), **final(event.done)}, logprobs)
-
-
-def _with_logprobs(obj: dict, logprobs: list[dict]) -> dict:
-    """``logprobs`` goes last, as in Ollama's response structs, and only when there are some."""
-    return {**obj, "logprobs": logprobs} if logprobs else obj
 
 
 def wire_logprob(entry: pb.TokenLogprob) -> dict:
@@ -370,45 +370,3 @@ def final_fields(done: Any, started_ns: int, load_duration_ns: int, *, context: 
                   prompt_eval_duration=done.prompt_eval_duration_ns,
                   eval_count=done.eval_count, eval_duration=done.eval_duration_ns)
     return fields
-
-
-def merge_generate(objects: list[dict]) -> dict:
-    """``stream:false`` for generate: one object, ``response``/``thinking`` concatenated."""
-    final = dict(objects[-1])
-    final["response"] = "".join(o.get("response", "") for o in objects)
-    thinking = "".join(o.get("thinking", "") for o in objects)
-    final.pop("thinking", None)
-    if thinking:
-        final = _insert_after(final, "response", "thinking", thinking)
-    return _merged_logprobs(final, objects)
-
-
-def _merged_logprobs(final: dict, objects: list[dict]) -> dict:
-    """Every object's ``logprobs``, concatenated into the last one (``stream:false``)."""
-    final.pop("logprobs", None)
-    return _with_logprobs(final, [lp for o in objects for lp in o.get("logprobs", ())])
-
-
-def merge_chat(objects: list[dict]) -> dict:
-    """``stream:false`` for chat: one object, content/thinking concatenated, tool calls kept."""
-    final = dict(objects[-1])
-    if "_debug_info" in final:
-        return final
-    messages = [o["message"] for o in objects if "message" in o]
-    merged: dict[str, Any] = {"role": "assistant",
-                              "content": "".join(m.get("content", "") for m in messages)}
-    if thinking := "".join(m.get("thinking", "") for m in messages):
-        merged["thinking"] = thinking
-    if calls := [c for m in messages for c in m.get("tool_calls", ())]:
-        merged["tool_calls"] = calls
-    final["message"] = merged
-    return _merged_logprobs(final, objects)
-
-
-def _insert_after(obj: dict, after: str, key: str, value: Any) -> dict:
-    out: dict[str, Any] = {}
-    for k, v in obj.items():
-        out[k] = v
-        if k == after:
-            out[key] = value
-    return out

@@ -3,12 +3,15 @@
 The estimate of one runner's footprint (documented in the README) is
 
     weights  = the GGUF file's size (llama.cpp mmaps it; the pages stay resident while it runs)
-    kv_cache = 2 (K and V) × block_count × head_count_kv × head_dim × num_ctx × parallel × 2 bytes
+               plus the projector's, for a vision model (loaded whole)
+    kv_cache = 2 (K and V) × block_count × head_count_kv × head_dim × num_ctx × parallel × bytes
     overhead = RUNNER_OVERHEAD (the Python process, gRPC, llama.cpp's compute buffers)
 
 with the architecture numbers read from the GGUF header (``{arch}.block_count``,
 ``{arch}.attention.head_count_kv``, ``{arch}.attention.key_length``/``value_length``, defaulting
-to ``embedding_length / head_count``). The KV cache is f16, llama.cpp's default.
+to ``embedding_length / head_count``). ``bytes`` per element follows ``OLLAMA_KV_CACHE_TYPE``:
+2 for f16 (llama.cpp's default), ggml's block sizes for the quantised types (q8_0: 34 bytes per
+32 values, q4_0: 18 per 32 — Ollama rounds these to 1 and 0.5).
 
 What is free for a new runner is ``MemAvailable`` (``/proc/meminfo``) minus the weights of the
 runners already loaded: their mmapped pages count as reclaimable page cache in ``MemAvailable``,
@@ -19,6 +22,7 @@ handed out, so the kernel keeps some cache for everything else.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import struct
 from dataclasses import dataclass
@@ -31,6 +35,8 @@ import structlog
 log = structlog.get_logger()
 
 RUNNER_OVERHEAD = 96 * 1024 * 1024
+# Bytes of a block of 32 cache values, per type (ggml's block_q8_0 / block_q4_0, plain f16).
+KV_BLOCK_BYTES = {"f16": 64, "q8_0": 34, "q4_0": 18}
 HEADROOM = 0.9
 _MEMINFO = Path("/proc/meminfo")
 
@@ -52,6 +58,11 @@ class Footprint:
     def total(self) -> int:
         return self.weights + self.kv_cache + self.overhead
 
+    def retyped(self, estimated: str, actual: str) -> Footprint:
+        """This estimate with its K/V cache stored as ``actual`` instead of ``estimated``."""
+        f16 = self.kv_cache * 64 // KV_BLOCK_BYTES.get(estimated, 64)
+        return dataclasses.replace(self, kv_cache=kv_cache_bytes(f16, actual))
+
 
 class SystemMemory:
     """The real machine: ``/proc/meminfo`` and GGUF headers on disk."""
@@ -66,11 +77,13 @@ class SystemMemory:
             pass
         return None
 
-    async def footprint(self, model_path: str, n_ctx: int,
-                        extra_files: tuple[str, ...] = ()) -> Footprint:
-        """The estimate for ``model_path`` with ``n_ctx`` KV cells in all (ctx × parallel);
-        ``extra_files`` (a projector) are loaded whole, so their size counts as weights."""
-        return await asyncio.to_thread(estimate_footprint, model_path, n_ctx, extra_files)
+    async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
+                        kv_cache_type: str = "f16") -> Footprint:
+        """The estimate for ``model_path`` with ``n_ctx`` KV cells in all (ctx × parallel) stored
+        as ``kv_cache_type``; ``extra_files`` (a projector) are loaded whole, so their size counts
+        as weights."""
+        return await asyncio.to_thread(estimate_footprint, model_path, n_ctx, extra_files,
+                                       kv_cache_type)
 
 
 def shortfall(need: Footprint, available: int | None, resident: list[Footprint]) -> int:
@@ -81,8 +94,8 @@ def shortfall(need: Footprint, available: int | None, resident: list[Footprint])
     return need.total - int(free * HEADROOM)
 
 
-def estimate_footprint(model_path: str, n_ctx: int,
-                       extra_files: tuple[str, ...] = ()) -> Footprint:
+def estimate_footprint(model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
+                       kv_cache_type: str = "f16") -> Footprint:
     """Blocking: file sizes plus the KV cache the GGUF's shape implies (0 when unreadable)."""
     try:
         weights = sum(os.stat(path).st_size for path in (model_path, *extra_files))
@@ -93,7 +106,12 @@ def estimate_footprint(model_path: str, n_ctx: int,
     except (OSError, ValueError, struct.error) as exc:
         log.warning("kv_estimate_failed", model_path=model_path, error=str(exc))
         per_token = 0
-    return Footprint(weights=weights, kv_cache=per_token * n_ctx)
+    return Footprint(weights=weights, kv_cache=kv_cache_bytes(per_token * n_ctx, kv_cache_type))
+
+
+def kv_cache_bytes(f16_bytes: int, kv_cache_type: str) -> int:
+    """The size of an f16 cache of ``f16_bytes`` when stored as ``kv_cache_type``."""
+    return f16_bytes * KV_BLOCK_BYTES.get(kv_cache_type, 64) // 64
 
 
 @lru_cache(maxsize=64)

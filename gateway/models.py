@@ -67,7 +67,8 @@ def ps_dict(entry: LoadedRunner) -> dict:
 
 
 def ps(scheduler: Scheduler) -> dict:
-    """Loaded (and loading) runners, latest expiry first."""
+    """Loaded (and loading) runners, latest expiry first; Corral adds ``queue``: requests
+    waiting now, the limit, refusals so far and recent queue-wait percentiles."""
     entries = sorted(scheduler.loaded(), key=lambda e: e.expires_at or dt.datetime.max.replace(
         tzinfo=dt.timezone.utc), reverse=True)
-    return {"models": [ps_dict(e) for e in entries]}
+    return {"models": [ps_dict(e) for e in entries], "queue": scheduler.queue.stats()}

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.load_options import LoadOptions
 from services.errors import InvalidRequestError
 from services.options_table import DEFAULTS, coerce_api_options
 from services.pb.corral.runner.v1 import runner_pb2 as pb
@@ -36,16 +37,23 @@ def decode_options(raw: Mapping[str, object] | None) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """The merged options of one request."""
+    """The merged options of one request; ``explicit`` names those the Modelfile or the request
+    set (the rest are defaults)."""
 
     values: Mapping[str, Any]
+    explicit: frozenset[str] = frozenset()
 
     @classmethod
     def merge(cls, parameters: Mapping[str, object] | None, request: Mapping[str, object] | None,
               *, num_ctx: int) -> ModelOptions:
         """defaults < Modelfile ``parameters`` < request ``options``."""
-        return cls({**DEFAULTS, "num_ctx": num_ctx, **decode_options(parameters),
-                    **decode_options(request)})
+        from_model, from_request = decode_options(parameters), decode_options(request)
+        return cls({**DEFAULTS, "num_ctx": num_ctx, **from_model, **from_request},
+                   frozenset(from_model) | frozenset(from_request))
+
+    def load_options(self) -> LoadOptions:
+        """The runner options this request asks for (``num_thread``, ``num_batch``, ...)."""
+        return LoadOptions.from_options(self.values, self.explicit)
 
     @property
     def num_ctx(self) -> int:

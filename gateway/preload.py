@@ -28,8 +28,9 @@ async def preload_models(app: web.Application, names: tuple[str, ...]) -> None:
     for name in names:
         try:
             resolved = await inference.resolve(name, empty=ModelNotFoundError("model '' not found"))
-            num_ctx = inference.options(resolved, {}).num_ctx
-            await scheduler.preload(resolved, num_ctx)
+            options = inference.options(resolved, {})
+            num_ctx = options.num_ctx
+            await scheduler.preload(resolved, num_ctx, options.load_options())
         except CorralError as exc:
             log.warning("preload_failed", model=name, error=exc.message)
             continue

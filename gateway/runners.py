@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from gateway.load_options import AUTO, DEFAULT_BATCH, LoadOptions
 from services.clients.runner import RunnerClient
 from services.errors import RunnerCrashedError, RunnerUnavailableError
 from services.settings import GatewaySettings
@@ -51,16 +52,30 @@ class RunnerSpec:
     embedding: bool = False  # serve Embed instead of Generate
     adapters: tuple[str, ...] = ()  # LoRA adapter files, applied at scale 1
     projector: str = ""  # multimodal projector file: the model then takes images
+    batch_size: int = DEFAULT_BATCH  # num_batch: tokens per llama_decode call
+    use_mmap: bool = True  # map the GGUF (False: read it into memory)
+    use_mlock: bool = False  # lock the weights in RAM
+    flash_attention: str = "auto"  # auto (llama.cpp decides), on, off
+    kv_cache_type: str = "f16"  # f16, q8_0, q4_0 (what was asked; the runner reports what it got)
+    profile: bool = False  # log per-step phase timings (CORRAL_PROFILE_STEPS)
+    cpu_sampling: bool = False  # never sample inside llama_decode (CORRAL_CPU_SAMPLING)
+    stream_interval_ms: int = 0  # least time between output hand-offs (CORRAL_STREAM_INTERVAL_MS)
 
     def argv(self) -> list[str]:
         args = [sys.executable, "-m", "runner", "--model", self.model_path,
                 "--socket", str(self.socket_path), "--ctx-size", str(self.ctx_size),
                 "--parallel", str(self.parallel), "--threads", str(self.threads),
-                "--parent-pid", str(os.getpid())]
+                "--batch-size", str(self.batch_size), "--flash-attn", self.flash_attention,
+                "--cache-type", self.kv_cache_type, "--parent-pid", str(os.getpid())]
         for adapter in self.adapters:
             args += ["--lora", adapter]
         args += ["--mmproj", self.projector] if self.projector else []
+        args += ["--no-mmap"] if not self.use_mmap else []
+        args += ["--mlock"] if self.use_mlock else []
         args += ["--embedding"] if self.embedding else []
+        args += ["--profile"] if self.profile else []
+        args += ["--cpu-sampling"] if self.cpu_sampling else []
+        args += ["--stream-interval-ms", str(self.stream_interval_ms)]
         return args + ["--debug"] if self.debug else args
 
 
@@ -73,16 +88,24 @@ class SpecMaker:
         self._dir: Path | None = None
         self._own_dir = False
 
-    def make(self, resolved: Any, num_ctx: int, *, embedding: bool = False) -> RunnerSpec:
-        """The spec for ``resolved`` (a ResolveModelResponse) with ``num_ctx`` per slot."""
+    def make(self, resolved: Any, num_ctx: int, *, embedding: bool = False,
+             load: LoadOptions = AUTO) -> RunnerSpec:
+        """The spec for ``resolved`` (a ResolveModelResponse) with ``num_ctx`` per slot and the
+        request's explicit ``load`` options (the rest: settings and llama.cpp defaults)."""
         s = self.settings
         socket = self._sockets() / f"runner-{next(self._ids)}-{resolved.model.digest[:12]}.sock"
-        threads = s.num_threads or len(os.sched_getaffinity(0))
+        threads = load.num_thread or s.num_threads or len(os.sched_getaffinity(0))
         # --ctx-size is per slot: the runner allocates num_ctx × parallel, as Ollama HEAD does.
         return RunnerSpec(model_name=resolved.model.name, model_path=resolved.model_path,
                           socket_path=socket, ctx_size=num_ctx, parallel=s.num_parallel,
                           threads=threads, debug=s.debug, embedding=embedding,
                           adapters=tuple(resolved.adapter_paths),
+                          batch_size=load.num_batch or DEFAULT_BATCH,
+                          use_mmap=load.use_mmap is not False, use_mlock=bool(load.use_mlock),
+                          flash_attention=s.flash_attention,
+                          kv_cache_type=kv_cache_type(s.flash_attention, s.kv_cache_type),
+                          profile=s.profile_steps, cpu_sampling=s.cpu_sampling,
+                          stream_interval_ms=s.stream_interval_ms,
                           projector=_projector(resolved, embedding))
 
     def cleanup(self) -> None:
@@ -109,6 +132,17 @@ def _projector(resolved: Any, embedding: bool) -> str:
     if len(paths) > 1:
         log.warning("extra_projectors_ignored", model=resolved.model.name, count=len(paths))
     return paths[0]
+
+
+def kv_cache_type(flash_attention: str, wanted: str) -> str:
+    """The K/V cache type to ask for: llama.cpp needs flash attention for a quantised V cache,
+    so with it turned off a quantised type falls back to f16, with Ollama's warning."""
+    if wanted != "f16" and flash_attention == "off":
+        log.warning("kv_cache_type_needs_flash_attention", kv_cache_type=wanted, using="f16",
+                    hint="OLLAMA_FLASH_ATTENTION must be enabled to use a quantized "
+                         "OLLAMA_KV_CACHE_TYPE")
+        return "f16"
+    return wanted
 
 
 def describe_returncode(returncode: int | None) -> str:

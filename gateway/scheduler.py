@@ -1,14 +1,15 @@
 """The Scheduler: owns every runner's lifecycle (Ollama ``server/sched.go``).
 
 * **One runner per (manifest digest, embedding mode)** (embeddings get their own ``--embedding``
-  runner). A request whose ``num_ctx`` fits the loaded context shares the runner; a larger one
-  retires it (it stops once idle) and loads a bigger one.
+  runner). A request whose ``num_ctx`` fits the loaded context and whose explicit load options
+  (``gateway/load_options.py``) match it shares the runner; otherwise it retires it (it stops
+  once idle) and loads a new one.
 * **Slots.** A runner serves ``OLLAMA_NUM_PARALLEL`` requests at once (decoded together in one
   batch); more wait for a slot here, first come first served.
-* **Queue.** A request that cannot start at once (it waits for a load, a slot or a restart
-  backoff) is pending; beyond ``OLLAMA_MAX_QUEUE`` pending requests the next one gets 503 at
-  once. A request that leaves while pending is forgotten, and a load nobody waits for any more is
-  aborted (unless it is a preload). Loads run one at a time, as Ollama's do.
+* **Queue** (``gateway/queueing.py``). Requests waiting for a slot, a load or a restart backoff
+  count against ``OLLAMA_MAX_QUEUE``; the one whose own load runs is in service. A request that
+  leaves while waiting is forgotten, and a load nobody waits for any more is aborted (unless it
+  is a preload). Loads run one at a time, as Ollama's do.
 * **keep_alive** is sticky (the last request that set it wins); the timer starts when the last
   request detaches. Preloaded (``CORRAL_PRELOAD``) runners are pinned: forever, whatever requests
   say, until an explicit unload.
@@ -27,33 +28,30 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
 
+from gateway.lifecycle import RunnerLifecycle, SpawnFn
+from gateway.load_options import AUTO, LoadOptions
 from gateway.loaded import (BACKOFF_BASE_S, BACKOFF_MAX_S, FOREVER_DELTA, CrashHistory, Lease,
-                            LoadedRunner, RunnerGone, RunnerKey, RunnerState,
-                            eviction_candidate)
-from gateway.memory import Footprint, SystemMemory, shortfall
+                            LoadedRunner, RunnerGone, RunnerKey, RunnerState)
+from gateway.memory import SystemMemory
 from gateway.observer import SchedulerObserver
-from gateway.runners import RunnerSpec, SpecMaker, describe_returncode, spawn_runner
-from services.errors import CorralError, RunnerUnavailableError, ServerBusyError
+from gateway.queueing import QUEUE_FULL, WaitQueue
+from gateway.runners import SpecMaker, spawn_runner
+from services.errors import RunnerUnavailableError
 from services.settings import FOREVER, MAX_DURATION_S, GatewaySettings
 
 __all__ = ["FOREVER_DELTA", "QUEUE_FULL", "Lease", "LoadedRunner", "RunnerState", "Scheduler"]
 
 log = structlog.get_logger()
 
-QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
-
-SpawnFn = Callable[[RunnerSpec], Awaitable[Any]]
-
-
-class Scheduler:
-    """Starts, shares, expires, evicts, supervises and stops runner processes."""
+class Scheduler(RunnerLifecycle):
+    """Starts, shares, expires, evicts, supervises and stops runner processes (the process
+    half lives in ``gateway.lifecycle``)."""
 
     def __init__(self, settings: GatewaySettings, spawn: SpawnFn = spawn_runner,
                  memory: Any = None, observer: SchedulerObserver | None = None) -> None:
@@ -67,7 +65,7 @@ class Scheduler:
         self._crashes: dict[RunnerKey, CrashHistory] = {}
         self._wanted: collections.Counter[RunnerKey] = collections.Counter()
         self._tasks: set[asyncio.Task] = set()
-        self._pending = 0
+        self.queue = WaitQueue(settings.max_queue)
         self._closing = False
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -77,16 +75,17 @@ class Scheduler:
 
     @contextlib.asynccontextmanager
     async def acquire(self, resolved: Any, num_ctx: int, keep_alive: float | None, *,
-                      embedding: bool = False) -> AsyncIterator[Lease]:
+                      embedding: bool = False, load: LoadOptions = AUTO) -> AsyncIterator[Lease]:
         """Hold a slot of a ready runner for ``resolved`` (a ResolveModelResponse) for the block.
 
-        ``embedding`` asks for a runner started with ``--embedding`` (a separate process).
-        Raises ``ServerBusyError`` at once when the request would have to wait and
-        ``OLLAMA_MAX_QUEUE`` requests already do.
+        ``embedding`` asks for a runner started with ``--embedding`` (a separate process);
+        ``load`` holds the request's explicit load options. Raises ``ServerBusyError`` at once
+        when the request would have to wait and ``OLLAMA_MAX_QUEUE`` requests already do.
         """
         started = time.monotonic_ns()
         with self.observer.request(resolved.model.name) as tracker:
-            entry = await self._claim(resolved, num_ctx, keep_alive, embedding=embedding, slot=True)
+            entry = await self._claim(resolved, num_ctx, keep_alive, embedding=embedding,
+                                      slot=True, load=load)
             waited_ns = time.monotonic_ns() - started
             tracker.started(waited_ns)
             try:
@@ -96,15 +95,15 @@ class Scheduler:
                 self._detach(entry)
 
     async def load(self, resolved: Any, num_ctx: int, keep_alive: float | None, *,
-                   embedding: bool = False) -> None:
+                   embedding: bool = False, load: LoadOptions = AUTO) -> None:
         """Load the model (or keep it loaded) without taking a slot: ``done_reason: load``."""
         self._detach(await self._claim(resolved, num_ctx, keep_alive, embedding=embedding,
-                                       slot=False))
+                                       slot=False, load=load))
 
-    async def preload(self, resolved: Any, num_ctx: int) -> None:
+    async def preload(self, resolved: Any, num_ctx: int, load: LoadOptions = AUTO) -> None:
         """Load and pin (``CORRAL_PRELOAD``): keep_alive forever, not aborted without waiters."""
         self._detach(await self._claim(resolved, num_ctx, FOREVER, embedding=False, slot=False,
-                                       pin=True))
+                                       pin=True, load=load))
 
     async def unload(self, digest: str) -> None:
         """Unload every runner of this model as soon as it is idle (``keep_alive: 0``)."""
@@ -119,8 +118,8 @@ class Scheduler:
 
     @property
     def pending(self) -> int:
-        """Requests waiting for a load, a slot or a restart backoff."""
-        return self._pending
+        """Requests waiting for a slot, a load (not their own) or a restart backoff."""
+        return self.queue.waiting
 
     def run_in_background(self, coro: Awaitable[Any]) -> asyncio.Task:
         """Run ``coro`` as a task the scheduler cancels on shutdown."""
@@ -142,24 +141,26 @@ class Scheduler:
     # -- claiming a runner and a slot -----------------------------------------------------------
 
     async def _claim(self, resolved: Any, num_ctx: int, keep_alive: float | None, *,
-                     embedding: bool, slot: bool, pin: bool = False) -> LoadedRunner:
+                     embedding: bool, slot: bool, pin: bool = False,
+                     load: LoadOptions = AUTO) -> LoadedRunner:
         """An attached, ready runner (holding a slot when ``slot``)."""
         key = (resolved.model.digest, embedding)
-        entry = self._usable(key, num_ctx)
+        entry = self._usable(key, num_ctx, load)
         if entry and entry.state is RunnerState.READY and (not slot or entry.has_free_slot()):
             self._attach(entry, keep_alive, pin)  # fast path: never queued
             entry.active += slot
+            self.queue.served_at_once()
             return entry
-        if self._pending >= self.settings.max_queue:
-            raise ServerBusyError(QUEUE_FULL)
-        self._pending += 1
+        ticket = self.queue.enter()  # ServerBusyError when OLLAMA_MAX_QUEUE requests wait
         try:
             while True:
                 self._check_open()
-                entry = await self._ready_entry(key, resolved, num_ctx, keep_alive, pin)
+                entry = await self._ready_entry(key, resolved, num_ctx, load, keep_alive, pin,
+                                                ticket.serve)
                 try:
                     if slot:
                         await entry.take_slot()
+                    ticket.serve()
                     return entry
                 except RunnerGone:  # it exited before our turn: start over on a fresh one
                     self._detach(entry)
@@ -167,23 +168,27 @@ class Scheduler:
                     self._detach(entry)
                     raise
         finally:
-            self._pending -= 1
+            ticket.close()
 
     def _check_open(self) -> None:
         if self._closing:
             raise RunnerUnavailableError("server is shutting down")
 
-    def _usable(self, key: RunnerKey, num_ctx: int) -> LoadedRunner | None:
-        """The current runner of ``key`` if its context per slot is at least ``num_ctx``."""
+    def _usable(self, key: RunnerKey, num_ctx: int, load: LoadOptions) -> LoadedRunner | None:
+        """The current runner of ``key`` if its context per slot is at least ``num_ctx`` and it
+        was started with every load option the request set."""
         entry = self._runners.get(key)
-        if entry is None or not entry.resident or entry.spec.ctx_size < num_ctx:
+        if (entry is None or not entry.resident or entry.spec.ctx_size < num_ctx
+                or not load.served_by(entry.spec)):
             return None
         return entry
 
-    async def _ready_entry(self, key: RunnerKey, resolved: Any, num_ctx: int,
-                           keep_alive: float | None, pin: bool) -> LoadedRunner:
-        """Attach to the runner of ``key``, loading one first when there is none that fits."""
-        entry = self._usable(key, num_ctx)
+    async def _ready_entry(self, key: RunnerKey, resolved: Any, num_ctx: int, load: LoadOptions,
+                           keep_alive: float | None, pin: bool,
+                           in_service: Callable[[], None]) -> LoadedRunner:
+        """Attach to the runner of ``key``, loading one first when there is none that fits
+        (``in_service()`` is called then: a request whose load runs no longer waits)."""
+        entry = self._usable(key, num_ctx, load)
         if entry is None:
             self._wanted[key] += 1  # keeps a load of this key alive while we queue for the lock
             wanted = True
@@ -191,7 +196,10 @@ class Scheduler:
                 await self._wait_backoff(key)
                 async with self._load_lock:  # one load at a time, as Ollama does
                     self._check_open()
-                    entry = self._usable(key, num_ctx) or await self._start(key, resolved, num_ctx)
+                    entry = self._usable(key, num_ctx, load)
+                    if entry is None:
+                        in_service()
+                        entry = await self._start(key, resolved, num_ctx, load)
                     self._attach(entry, keep_alive, pin)
                     self._unwant(key)
                     wanted = False
@@ -257,163 +265,3 @@ class Scheduler:
     def _expire(self, entry: LoadedRunner) -> None:
         if entry.refcount == 0 and entry.state is RunnerState.READY:
             self._background(self._stop(entry, "expired"))
-
-    # -- loading --------------------------------------------------------------------------------
-
-    async def _wait_backoff(self, key: RunnerKey) -> None:
-        history = self._crashes.get(key)
-        delay = history.delay(*self.backoff) if history else 0.0
-        if delay > 0:
-            log.info("runner_restart_backoff", digest=key[0][:12], failures=history.failures,
-                     delay_s=round(delay, 2))
-            await asyncio.sleep(delay)
-
-    async def _start(self, key: RunnerKey, resolved: Any, num_ctx: int) -> LoadedRunner:
-        spec = self._specs.make(resolved, num_ctx, embedding=key[1])
-        footprint = await self.memory.footprint(spec.model_path, spec.ctx_size * spec.parallel,
-                                                (spec.projector,) if spec.projector else ())
-        await self._make_room(footprint, spec.model_name)
-        if (old := self._runners.get(key)) is not None:
-            self._retire(old)
-        entry = LoadedRunner(key=key, model=resolved.model, spec=spec, footprint=footprint,
-                             keep_alive=self.settings.keep_alive, context_length=num_ctx)
-        self._runners[key] = entry
-        self._alive.add(entry)
-        entry.ready.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self.observer.starting(entry)
-        entry.load_task = self._background(self._load(entry))
-        return entry
-
-    def _retire(self, old: LoadedRunner) -> None:
-        """A runner with a larger context replaces ``old``, which stops once idle."""
-        log.info("runner_replaced", model=old.spec.model_name, runner_pid=old.pid,
-                 old_num_ctx=old.spec.ctx_size)
-        self._drop(old)
-        old.retired = True
-        if old.refcount == 0:
-            self._on_idle(old)
-
-    async def _make_room(self, need: Footprint, model: str) -> None:
-        """Evict idle runners (LRU, pinned last) until one more fits; wait while all are busy."""
-        while True:
-            resident = [e for e in self._alive if e.resident]
-            short = shortfall(need, self.memory.available(), [e.footprint for e in resident])
-            full = len(resident) >= self.settings.max_loaded_models
-            if not full and short <= 0:
-                return
-            if victim := eviction_candidate(resident):
-                because = "model_limit" if full else "memory"
-                log.info("model_evicting", model=victim.spec.model_name, for_model=model,
-                         because=because, short_bytes=max(short, 0))
-                self.observer.evicting(victim, because)
-                await self._stop(victim, "evicted")
-            elif not resident:
-                log.warning("memory_estimate_exceeds_available", model=model,
-                            need_bytes=need.total, short_bytes=short)
-                return
-            else:
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def _load(self, entry: LoadedRunner) -> None:
-        started = time.monotonic()
-        entry.spawning = asyncio.ensure_future(self._spawn(entry.spec))
-        try:
-            # shielded: a cancel while the process starts must still get (and stop) the process
-            entry.process = await asyncio.shield(entry.spawning)
-            self._background(self._watch(entry))
-            await entry.process.wait_ready(self.settings.load_timeout)
-            await self._read_info(entry)
-        except BaseException as exc:
-            await self._load_failed(entry, exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        entry.state, entry.ready_at = RunnerState.READY, time.monotonic()
-        log.info("runner_ready", runner_pid=entry.pid, model=entry.spec.model_name,
-                 load_duration_ms=round((entry.ready_at - started) * 1000, 1))
-        self.observer.loaded(entry, entry.ready_at - started)
-        entry.ready.set_result(None)
-        if entry.refcount == 0:
-            self._on_idle(entry)
-
-    async def _read_info(self, entry: LoadedRunner) -> None:
-        with contextlib.suppress(CorralError):
-            info = await entry.process.client.info()
-            entry.context_length = info.n_ctx_per_slot or entry.context_length
-
-    async def _load_failed(self, entry: LoadedRunner, exc: BaseException) -> None:
-        aborted = isinstance(exc, asyncio.CancelledError)
-        error = exc if isinstance(exc, CorralError) else RunnerUnavailableError(
-            "model load was cancelled" if aborted else f"failed to start llama runner: {exc}")
-        if not aborted:
-            self._crashes.setdefault(entry.key, CrashHistory()).record(None)
-            log.warning("runner_load_failed", model=entry.spec.model_name, runner_pid=entry.pid,
-                        error=error.message)
-            self.observer.load_failed(entry)
-        self._drop(entry)
-        if not entry.ready.done():
-            entry.ready.set_exception(error)
-        await self._stop(entry, "load_aborted" if aborted else "load_failed")
-
-    # -- supervision and stopping ---------------------------------------------------------------
-
-    async def _watch(self, entry: LoadedRunner) -> None:
-        """Supervise the process: an exit nobody asked for drops the runner at once."""
-        returncode = await entry.process.wait()
-        if entry.stop_task is None:
-            was_ready = entry.state is RunnerState.READY
-            entry.state = RunnerState.EXITED
-            entry.cancel_timer()
-            self._drop(entry)
-            entry.fail_waiters()
-            log.warning("runner_exited", runner_pid=entry.pid, model=entry.spec.model_name,
-                        returncode=returncode, cause=describe_returncode(returncode),
-                        stderr_tail=list(getattr(entry.process, "stderr_tail", ())))
-            self.observer.crashed(entry, returncode)
-            if was_ready:
-                uptime = time.monotonic() - (entry.ready_at or 0.0)
-                self._crashes.setdefault(entry.key, CrashHistory()).record(uptime)
-            entry.exited.set()
-            await self._stop(entry, "exited")  # reaps it and closes the gRPC channel
-        entry.exited.set()
-
-    async def _stop(self, entry: LoadedRunner, reason: str) -> None:
-        """Stop ``entry``'s process once (later calls wait for the same stop)."""
-        if entry.stop_task is None:
-            if entry.state is not RunnerState.EXITED:
-                entry.state = RunnerState.STOPPING
-            entry.cancel_timer()
-            self._drop(entry)
-            entry.stop_task = asyncio.get_running_loop().create_task(
-                self._terminate(entry, reason), context=contextvars.Context())
-        await asyncio.shield(entry.stop_task)
-
-    async def _terminate(self, entry: LoadedRunner, reason: str) -> None:
-        process = entry.process
-        if process is None and entry.spawning is not None:
-            with contextlib.suppress(BaseException):
-                process = entry.process = await entry.spawning
-        if process is not None:
-            returncode = await process.stop()
-            log.info("runner_stopped", runner_pid=entry.pid, model=entry.spec.model_name,
-                     reason=reason, returncode=returncode)
-        with contextlib.suppress(OSError):
-            entry.spec.socket_path.unlink(missing_ok=True)
-        self._alive.discard(entry)
-        self.observer.stopped(entry, reason)
-        if reason in ("expired", "evicted", "replaced"):
-            self._crashes.pop(entry.key, None)
-            log.info("model_unloaded", model=entry.spec.model_name, reason=reason)
-        self._changed.set()
-
-    def _drop(self, entry: LoadedRunner) -> None:
-        if self._runners.get(entry.key) is entry:
-            del self._runners[entry.key]
-
-    def _background(self, coro: Awaitable[Any]) -> asyncio.Task:
-        """Run ``coro`` as a task with an empty log context (it outlives the request)."""
-        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task

@@ -25,21 +25,20 @@ from typing import Any
 import structlog
 
 from runner.embedding import embed_all, embedding_tokens
-from runner.grammar import grammar_for
 from runner.images import is_image, reusable, text_tokens
 from runner.llama import Batch, ContextConfig, Model
 from runner.logprobs import token_logprob
-from runner.sampling import Sampler, SamplerConfig
+from runner.prepare import prepare_generation
 from runner.settings import RunnerSettings
 from runner.slots import Generation, Outbox, Slot, pick_slot
-from runner.vision import MediaSet, Vision, tokenize_request
+from runner.steptimer import StepTimer, name_os_thread
+from runner.vision import Vision
 from services.errors import CorralError, InvalidRequestError, RunnerUnavailableError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 log = structlog.get_logger()
 
 _STOP = object()
-MAX_TOP_LOGPROBS = 20
 
 
 class Engine:
@@ -56,6 +55,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._outbox: Outbox | None = None
         self.vision: Vision | None = None  # the projector, for a model that takes images
+        self._timer = StepTimer(settings.profile)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ class Engine:
         """Start the inference thread and wait until it has loaded the model."""
         loop = asyncio.get_running_loop()
         loaded = loop.create_future()
-        self._outbox = Outbox(loop)
+        self._outbox = Outbox(loop, self.settings.stream_interval_ms / 1000)
         self._thread = threading.Thread(target=self._main, args=(loop, loaded),
                                         name="inference", daemon=True)
         self._thread.start()
@@ -78,6 +78,7 @@ class Engine:
         self._thread = None
 
     def _main(self, loop: asyncio.AbstractEventLoop, loaded: asyncio.Future) -> None:
+        name_os_thread("inference")
         try:
             self._load()
         except BaseException as exc:
@@ -94,7 +95,9 @@ class Engine:
         s = self.settings
         started = time.perf_counter_ns()
         config = ContextConfig(n_ctx=s.n_ctx, n_seq=s.parallel, n_batch=s.n_batch,
-                               n_threads=s.n_threads, embeddings=s.embedding, lora=s.lora)
+                               n_threads=s.n_threads, embeddings=s.embedding, lora=s.lora,
+                               use_mmap=s.use_mmap, use_mlock=s.use_mlock,
+                               flash_attention=s.flash_attention, cache_type=s.cache_type)
         self.model = Model(s.model, config, on_progress=_log_progress)
         if s.projector:  # mtmd's library is loaded only here: text-only runners skip it
             self.vision = Vision(s.projector, self.model.handle, n_threads=s.n_threads,
@@ -114,48 +117,18 @@ class Engine:
 
     # -- requests (event loop) ----------------------------------------------------------------
 
-    async def generate(self, request: pb.GenerateRequest) -> Generation:
-        """Validate and queue ``request``; read its output from ``Generation.stream()``."""
+    async def generate(self, request: pb.GenerateRequest, route: Any = None) -> Generation:
+        """Validate and queue ``request``; read its output from ``Generation.stream()``, or
+        have it delivered to ``route`` (``runner/mux.py``)."""
         generation = await asyncio.to_thread(self.prepare, request)
+        generation.route = route
         self._inbox.put(generation)
         return generation
 
     def prepare(self, request: pb.GenerateRequest) -> Generation:
         """Tokenize the prompt and build the sampler; raises ``InvalidRequestError`` when unfit."""
-        model = self._ready_model()
-        if self.settings.embedding:
-            raise InvalidRequestError("this runner serves embeddings and cannot generate text")
-        media = None
-        try:
-            prompt, media = self._prompt_tokens(request)
-            sampler = Sampler(SamplerConfig.from_proto(request.sampling), model.vocab,
-                              self.settings.ctx_size, grammar_for(request))
-        except BaseException:
-            if media is not None:
-                media.free()
-            raise
-        num_predict = request.num_predict if request.HasField("num_predict") else -1
-        return Generation(prompt, sampler, num_predict=num_predict, stops=list(request.stop),
-                          outbox=self._outbox, logprobs=request.logprobs, media=media,
-                          top_logprobs=min(max(request.top_logprobs, 0), MAX_TOP_LOGPROBS),
-                          shift=request.shift if request.HasField("shift") else True,
-                          num_keep=request.num_keep if request.HasField("num_keep") else 4)
-
-    def _prompt_tokens(self, request: pb.GenerateRequest) -> tuple[list[int], MediaSet | None]:
-        vocab = self._ready_model().vocab
-        context = list(request.context)
-        tokens, media = tokenize_request(vocab, self.vision, request, add_special=not context)
-        prompt = context + tokens
-        if not prompt:
-            raise InvalidRequestError("the prompt is empty")
-        if len(prompt) >= self.settings.ctx_size:
-            raise InvalidRequestError(
-                f"the prompt is {len(prompt)} tokens, which does not fit the context window "
-                f"of {self.settings.ctx_size} tokens")
-        if is_image(prompt[-1]):
-            raise InvalidRequestError("the prompt must not end with an image")
-        vocab.detokenize(context)  # validates the ids
-        return prompt, media
+        return prepare_generation(request, model=self._ready_model(), vision=self.vision,
+                                  settings=self.settings, outbox=self._outbox)
 
     async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:
         """One unnormalised vector per input, computed on the inference thread."""
@@ -184,7 +157,9 @@ class Engine:
         return pb.InfoResponse(
             model_path=model.path, n_ctx=model.n_ctx, n_ctx_per_slot=self.settings.ctx_size,
             n_parallel=self.settings.parallel, n_ctx_train=model.n_ctx_train,
-            load_duration_ns=self.load_duration_ns, pid=os.getpid())
+            load_duration_ns=self.load_duration_ns, pid=os.getpid(), n_threads=model.n_threads,
+            n_batch=model.n_batch, kv_cache_type=model.cache_type, load_mode=model.load_mode,
+            flash_attention=self.settings.flash_attention)
 
     def _ready_model(self) -> Model:
         if self.model is None or self._thread is None:
@@ -201,16 +176,22 @@ class Engine:
     # -- the loop (inference thread) ----------------------------------------------------------
 
     def _run(self) -> None:
+        timer = self._timer
         while self._drain(block=not self._busy()):
+            timer.start()
             self._admit()
+            timer.lap("admit")
             self._step()
-            self._outbox.flush()  # one wake-up of the event loop for every slot's output
+            self._outbox.flush()  # at most one wake-up of the event loop per interval
+            timer.lap("flush")
+            if timer.enabled and not self._busy():
+                timer.report()
         for slot in self._slots:
             if slot.generation is not None:
                 self._release(slot, pb.DONE_REASON_CANCELLED)
         while self._waiting:
             self._waiting.popleft().finish(pb.DONE_REASON_CANCELLED)
-        self._outbox.flush()
+        self._outbox.flush(force=True)
 
     def _busy(self) -> bool:
         return bool(self._waiting) or any(not slot.idle for slot in self._slots)
@@ -263,12 +244,15 @@ class Engine:
         generation.stats.prompt_eval_count = len(prompt)
         generation.stats.reused_tokens = reused
         generation.sampler.prime(text_tokens(prompt))
+        if self.settings.backend_sampling and not generation.logprobs:
+            generation.sampler.attach(self.model.ctx, slot.seq)
         log.debug("slot_assigned", seq=slot.seq, prompt_tokens=len(prompt), reused_tokens=reused)
 
     def _step(self) -> None:
         """Fill one batch, decode it, sample every slot whose logits came out."""
         if self.vision is not None:
             self._evaluate_image()
+            self._timer.lap("image")
         batch = self._batch
         batch.clear()
         sampling, involved = [], []
@@ -292,13 +276,18 @@ class Engine:
                 involved.append(slot)
         if batch.n == 0:
             return
+        timer = self._timer
+        timer.lap("batch")
         try:
             self.model.decode(batch)
         except CorralError as exc:
             self._fail(involved, exc)
             return
+        timer.lap("decode")
         for slot in sampling:
             self._sample(slot)
+            timer.lap("text")
+        timer.step_done(len(sampling), len(involved))
 
     def _evaluate_image(self) -> None:
         """At most one image step per engine step: encode an image (unless cached), or write
@@ -343,6 +332,7 @@ class Engine:
             self._release(slot, pb.DONE_REASON_LENGTH)
             return
         token = generation.sampler.sample(self.model.ctx, slot.logits_index)
+        self._timer.lap("sample")
         vocab = self.model.vocab
         if vocab.is_eog(token):
             self._release(slot, pb.DONE_REASON_STOP)

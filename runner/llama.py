@@ -16,7 +16,11 @@ from typing import Any
 
 from llama_cpp import llama_cpp
 
+import structlog
+
 from services.errors import CorralError, InvalidRequestError
+
+log = structlog.get_logger()
 
 NO_LOG = llama_cpp.llama_log_callback(lambda _level, _text, _data: None)
 
@@ -26,9 +30,17 @@ def silence_llama_logs() -> None:
     llama_cpp.llama_log_set(NO_LOG, ctypes.c_void_p(0))
 
 
+_CACHE_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+                "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+_FLASH_ATTENTION = {"auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
+                    "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                    "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED}
+
+
 @dataclass(frozen=True)
 class ContextConfig:
-    """How to size the llama context: total tokens, sequences, batch, threads, mode."""
+    """How to load the model and size the llama context: total tokens, sequences, batch,
+    threads, mode, and the memory knobs (mmap/mlock, flash attention, K/V cache type)."""
 
     n_ctx: int
     n_seq: int
@@ -36,6 +48,18 @@ class ContextConfig:
     n_threads: int
     embeddings: bool = False
     lora: tuple[str, ...] = ()
+    use_mmap: bool = True
+    use_mlock: bool = False
+    flash_attention: str = "auto"
+    cache_type: str = "f16"
+
+    @property
+    def load_mode(self) -> int:
+        """llama.cpp's ``llama_load_mode`` for ``use_mmap``/``use_mlock``."""
+        if self.use_mlock:
+            return llama_cpp.LLAMA_LOAD_MODE_MMAP_MLOCK if self.use_mmap \
+                else llama_cpp.LLAMA_LOAD_MODE_MLOCK
+        return llama_cpp.LLAMA_LOAD_MODE_MMAP if self.use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
 
 
 class Vocab:
@@ -116,6 +140,8 @@ class Model:
         llama_cpp.llama_backend_init()
         self.ctx = None
         params = llama_cpp.llama_model_default_params()
+        params.load_mode = config.load_mode
+        self.load_mode = (llama_cpp.llama_load_mode_name(config.load_mode) or b"?").decode()
         if on_progress is not None:
             self._progress = _progress_callback(on_progress)  # kept alive while loading
             params.progress_callback = self._progress
@@ -139,7 +165,14 @@ class Model:
         return self._model
 
     def _open_context(self, config: ContextConfig) -> None:
-        self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED)
+        self.cache_type = config.cache_type
+        self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
+                                     quiet=config.cache_type != "f16")
+        if not self.ctx:  # a model whose attention cannot use flash attention: f16 instead
+            log.warning("kv_cache_type_unsupported", kv_cache_type=config.cache_type,
+                        using="f16", reason="the context could not be created with it")
+            self.cache_type = "f16"
+            self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED)
         unpooled = llama_cpp.llama_pooling_type(self.ctx) == llama_cpp.LLAMA_POOLING_TYPE_NONE
         if config.embeddings and unpooled:  # no pooling in the GGUF: average the tokens
             llama_cpp.llama_free(self.ctx)
@@ -166,7 +199,9 @@ class Model:
             if llama_cpp.llama_set_adapters_lora(self.ctx, adapters, n, scales) != 0:
                 raise CorralError("failed to apply the LoRA adapters")
 
-    def _new_context(self, config: ContextConfig, pooling: int) -> llama_cpp.llama_context_p:
+    def _new_context(self, config: ContextConfig, pooling: int,
+                     quiet: bool = False) -> llama_cpp.llama_context_p:
+        """A context; ``quiet``: None instead of raising when llama.cpp refuses it."""
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = config.n_ctx
         params.n_seq_max = config.n_seq
@@ -174,11 +209,24 @@ class Model:
         params.n_threads = params.n_threads_batch = config.n_threads
         params.embeddings = config.embeddings
         params.pooling_type = pooling
+        params.flash_attn_type = _FLASH_ATTENTION[config.flash_attention]
+        params.type_k = params.type_v = _CACHE_TYPES[self.cache_type]
         params.no_perf = True
         ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if not ctx and quiet:
+            return None
         if not ctx:
             raise CorralError(f"failed to create a llama context of {config.n_ctx} tokens")
         return ctx
+
+    @property
+    def n_threads(self) -> int:
+        """Threads llama.cpp decodes with (read back from the context)."""
+        return llama_cpp.llama_n_threads(self.ctx)
+
+    @property
+    def n_batch(self) -> int:
+        return llama_cpp.llama_n_batch(self.ctx)
 
     def forget(self, seq: int, keep: int = 0) -> None:
         """Drop sequence ``seq``'s KV cells from position ``keep`` on."""

@@ -82,8 +82,11 @@ async def _load(engine: Engine, stop: asyncio.Event) -> bool:
     if load.exception() is not None:
         log.error("model_load_failed", model=engine.settings.model, error=str(load.exception()))
         return False
+    info = engine.info()  # what llama.cpp really got, not only what was asked for
     log.info("model_loaded", model=engine.settings.model,
-             load_duration_ms=round((time.perf_counter_ns() - started) / 1e6, 1))
+             load_duration_ms=round((time.perf_counter_ns() - started) / 1e6, 1),
+             n_threads=info.n_threads, n_batch=info.n_batch, kv_cache_type=info.kv_cache_type,
+             load_mode=info.load_mode, flash_attention=info.flash_attention)
     return True
 
 

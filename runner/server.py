@@ -12,6 +12,7 @@ import grpc
 import structlog
 
 from runner.engine import Engine
+from runner.mux import Session
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 from services.pb.corral.runner.v1 import runner_pb2_grpc
 
@@ -41,6 +42,13 @@ class RunnerServicer(runner_pb2_grpc.RunnerServicer):
             raise
         finally:
             generation.cancel()  # no-op once finished; covers every other early exit
+
+    async def GenerateStream(self, requests: AsyncIterator[pb.GenerateStreamRequest],
+                             context: grpc.aio.ServicerContext
+                             ) -> AsyncIterator[pb.GenerateStreamResponse]:
+        """Many generations over one stream, one message per engine step (``runner/mux.py``)."""
+        async for response in Session(self.engine).run(requests):
+            yield response
 
     async def Embed(self, request: pb.EmbedRequest,
                     context: grpc.aio.ServicerContext) -> pb.EmbedResponse:

@@ -59,6 +59,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             return grpc.stream_unary_rpc_method_handler(
                 _wrap_unary(handler.stream_unary, method), handler.request_deserializer,
                 handler.response_serializer)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                _wrap_stream(handler.stream_stream, method), handler.request_deserializer,
+                handler.response_serializer)
         return handler
 
 

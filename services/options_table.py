@@ -49,6 +49,8 @@ OPTIONS: Final[dict[str, OptionSpec]] = _specs(
     ("num_gpu", INT, -1),
     ("main_gpu", INT, None),
     ("use_mmap", BOOL, None),
+    # Ollama dropped use_mlock in 2025 (ignored since); llama.cpp still locks, so Corral honours it.
+    ("use_mlock", BOOL, False),
     ("num_thread", INT, 0),
     ("num_keep", INT, 4),
     ("seed", INT, -1),
@@ -73,7 +75,6 @@ OPTIONS: Final[dict[str, OptionSpec]] = _specs(
     ("f16_kv", BOOL, False, DEPRECATED),
     ("logits_all", BOOL, False, DEPRECATED),
     ("vocab_only", BOOL, False, DEPRECATED),
-    ("use_mlock", BOOL, False, DEPRECATED),
     ("numa", BOOL, False, REMOVED),
     ("tfs_z", FLOAT, 1.0, REMOVED),
 )

@@ -256,6 +256,11 @@ class GatewaySettings:
     grpc_tls: GrpcTls = field(default_factory=lambda: GrpcTls(), metadata={"env": "CORRAL_GRPC_TLS_CA", "doc": "reach the registry over TLS, verifying it against this CA (PEM)", "also": (
         ("CORRAL_GRPC_TLS_CERT", "client certificate (PEM) to present to the registry"),
         ("CORRAL_GRPC_TLS_KEY", "private key (PEM) of CORRAL_GRPC_TLS_CERT"))})
+    flash_attention: str = field(default="auto", metadata={"env": "OLLAMA_FLASH_ATTENTION", "doc": "flash attention: unset = llama.cpp decides, 1 = on, 0 = off"})
+    kv_cache_type: str = field(default="f16", metadata={"env": "OLLAMA_KV_CACHE_TYPE", "doc": "K/V cache type: f16, q8_0 or q4_0 (default f16)"})
+    profile_steps: bool = field(default=False, metadata={"env": "CORRAL_PROFILE_STEPS", "doc": "runners log per-step phase timings (step_profile)"})
+    cpu_sampling: bool = field(default=False, metadata={"env": "CORRAL_CPU_SAMPLING", "doc": "sample on the CPU only, never inside llama_decode (for comparisons)"})
+    stream_interval_ms: int = field(default=0, metadata={"env": "CORRAL_STREAM_INTERVAL_MS", "doc": "least ms between a runner's output hand-offs; first tokens and ends go at once (default 0 = every step)"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -284,7 +289,30 @@ class GatewaySettings:
             cache_dir=_path(env, "CORRAL_CACHE_DIR"),
             cache_max=parse_size(env.get("CORRAL_CACHE_MAX", "")),
             grpc_tls=GrpcTls.from_env(env),
+            flash_attention=_flash_attention(env.get("OLLAMA_FLASH_ATTENTION")),
+            kv_cache_type=_kv_cache_type(env.get("OLLAMA_KV_CACHE_TYPE")),
+            profile_steps=parse_bool(env.get("CORRAL_PROFILE_STEPS")),
+            cpu_sampling=parse_bool(env.get("CORRAL_CPU_SAMPLING")),
+            stream_interval_ms=_int(env, "CORRAL_STREAM_INTERVAL_MS", 0, minimum=0),
         )
+
+
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def _flash_attention(raw: str | None) -> str:
+    """``auto`` when unset (llama.cpp decides, and turns it on for a quantised V cache), else
+    ``on``/``off`` by Ollama's boolean rules."""
+    if raw is None or not raw.strip().strip("\"'"):
+        return "auto"
+    return "on" if parse_bool(raw) else "off"
+
+
+def _kv_cache_type(raw: str | None) -> str:
+    """A supported K/V cache type, lowercased; anything else is f16 (Ollama warns and ignores
+    it; the gateway logs ``kv_cache_type_unsupported`` at start)."""
+    value = (raw or "").strip().strip("\"'").lower()
+    return value if value in KV_CACHE_TYPES else "f16"
 
 
 def _first(env: Mapping[str, str], *names: str) -> str:

@@ -10,6 +10,7 @@ from services.clients.base import (
     translated_stream,
     translating,
 )
+from services.clients.runner_mux import GenerationMux
 from services.grpc_server import wait_for_serving
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 from services.pb.corral.runner.v1 import runner_pb2_grpc
@@ -24,13 +25,19 @@ class RunnerClient:
         self.target = target
         self._channel = local_channel(target)
         self._stub = runner_pb2_grpc.RunnerStub(self._channel)
+        self._mux = GenerationMux(self._stub, self.PEER)
 
     async def wait_ready(self, timeout: float) -> None:
         """Block until the runner's health says SERVING (model loaded)."""
         await wait_for_serving(self._channel, timeout=timeout)
 
-    def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateResponse]:
-        """Stream chunks then one ``done`` frame; closing the iterator cancels the call."""
+    def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerationEvent]:
+        """Chunks then one ``done`` frame, over the runner's shared ``GenerateStream``
+        (``runner_mux.py``); closing the iterator cancels the generation."""
+        return self._mux.generate(request)
+
+    def generate_call(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateResponse]:
+        """The same through a ``Generate`` call of its own (one gRPC message per chunk)."""
         return translated_stream(self._stub.Generate(request, metadata=metadata()), self.PEER)
 
     @translating
@@ -55,4 +62,5 @@ class RunnerClient:
         return await self._stub.Info(pb.InfoRequest(), metadata=metadata())
 
     async def close(self) -> None:
+        await self._mux.close()
         await self._channel.close()

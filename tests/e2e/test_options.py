@@ -21,6 +21,7 @@ BASE = {"temperature": 0.7, "num_predict": 3}
 # loaded runner instead of reloading it).
 TYPICAL = {
     "num_ctx": 1024, "num_batch": 256, "num_gpu": 0, "main_gpu": 0, "use_mmap": True,
+    "use_mlock": False,
     "num_thread": 2, "num_keep": 8, "seed": 42, "num_predict": 2, "top_k": 20, "top_p": 0.8,
     "min_p": 0.05, "typical_p": 0.9, "repeat_last_n": 32, "temperature": 0.9,
     "repeat_penalty": 1.1, "presence_penalty": 0.5, "frequency_penalty": 0.5, "stop": ["\n\n"],

@@ -83,6 +83,7 @@ class Script:
     fail_after: int | None = None  # raise RunnerUnavailableError after this many chunks
     load_delay: float = 0.0
     load_exit: int | None = None  # the process exits with this code while loading
+    kv_cache_type: str | None = None  # what info() reports (default: what the spec asked for)
 
 
 class FakeRunnerClient:
@@ -113,7 +114,10 @@ class FakeRunnerClient:
     async def info(self) -> pb.InfoResponse:
         spec = self.process.spec
         return pb.InfoResponse(n_ctx=spec.ctx_size * spec.parallel, n_ctx_per_slot=spec.ctx_size,
-                               n_parallel=spec.parallel, pid=self.process.pid)
+                               n_parallel=spec.parallel, pid=self.process.pid,
+                               n_threads=spec.threads, n_batch=spec.batch_size,
+                               kv_cache_type=self.process.script.kv_cache_type
+                               or spec.kv_cache_type)
 
     async def close(self) -> None:
         self.closed = True

@@ -126,7 +126,8 @@ async def test_load_and_unload_replies(client, spawner):
     body = await response.json()
     assert body["done_reason"] == "unload" and body["message"] == {"role": "assistant", "content": ""}
     await _until(lambda: not spawner.alive)
-    assert (await (await client.get("/api/ps")).json()) == {"models": []}
+    ps = await (await client.get("/api/ps")).json()
+    assert ps["models"] == [] and ps["queue"]["waiting"] == 0 and ps["queue"]["limit"] == 512
 
 
 async def _until(predicate, timeout: float = 2.0) -> None:
@@ -223,9 +224,11 @@ async def test_queue_overflow_is_503(make_client, settings, spawner):
     spawner.script.load_delay = 0.3
     client = await make_client(settings, max_queue=1)
     first = asyncio.ensure_future(client.post("/api/generate", json={"model": MODEL}))
-    await asyncio.sleep(0.05)
-    second = await client.post("/api/generate", json={"model": "gemma3:270m"})
-    assert second.status == 503
-    assert await second.json() == {
+    await asyncio.sleep(0.05)  # loading: in service, not queued
+    queued = asyncio.ensure_future(client.post("/api/generate", json={"model": "gemma3:270m"}))
+    await asyncio.sleep(0.05)  # waits for the load lock: the one place in the queue
+    third = await client.post("/api/generate", json={"model": "gemma3:270m"})
+    assert third.status == 503
+    assert await third.json() == {
         "error": "server busy, please try again.  maximum pending requests exceeded"}
-    assert (await first).status == 200
+    assert (await first).status == 200 and (await queued).status == 200

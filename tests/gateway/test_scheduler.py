@@ -96,7 +96,8 @@ async def test_eviction_waits_while_every_runner_is_busy(make):
     await asyncio.sleep(0.01)
     waiter = asyncio.create_task(use(scheduler, B))
     await asyncio.sleep(0.05)
-    assert not waiter.done() and scheduler.pending == 1
+    # B's own load is running (waiting for room): in service, not queued (Ollama's semantics)
+    assert not waiter.done() and scheduler.pending == 0
     release.set()
     await asyncio.wait_for(waiter, 1)
     await holder
@@ -106,11 +107,14 @@ async def test_eviction_waits_while_every_runner_is_busy(make):
 async def test_queue_overflow_raises_server_busy(make):
     spawner = FakeSpawner(Script(load_delay=0.1))
     scheduler = make(spawner, max_queue=1)
-    first = asyncio.create_task(use(scheduler, A))
+    first = asyncio.create_task(use(scheduler, A))  # loading A: in service
     await asyncio.sleep(0.01)
+    second = asyncio.create_task(use(scheduler, B))  # waits for the load lock: queued
+    await asyncio.sleep(0.01)
+    assert scheduler.pending == 1
     with pytest.raises(ServerBusyError, match="maximum pending requests exceeded"):
         await use(scheduler, B)
-    await first
+    await asyncio.gather(first, second)
 
 
 async def test_fast_path_shares_a_loading_runner(make):

@@ -11,7 +11,8 @@ import pytest
 
 from gateway import memory
 from gateway.keys import SCHEDULER
-from gateway.memory import Footprint, SystemMemory, estimate_footprint, read_gguf_scalars
+from gateway.memory import (Footprint, SystemMemory, estimate_footprint, kv_cache_bytes,
+                            read_gguf_scalars)
 from gateway.scheduler import Scheduler
 from tests.gateway.fakes import FakeSpawner, Script, resolved_model
 
@@ -32,9 +33,10 @@ class FakeMemory:
     def available(self) -> int:
         return self.free
 
-    async def footprint(self, model_path: str, n_ctx: int,
-                        extra_files: tuple[str, ...] = ()) -> Footprint:
-        return Footprint(weights=self.weights[model_path], kv_cache=n_ctx * 1000, overhead=0)
+    async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
+                        kv_cache_type: str = "f16") -> Footprint:
+        return Footprint(weights=self.weights[model_path],
+                         kv_cache=kv_cache_bytes(n_ctx * 1000, kv_cache_type), overhead=0)
 
 
 def memory_of(available_mb: int, **weights_mb: int) -> FakeMemory:

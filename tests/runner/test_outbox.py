@@ -44,3 +44,21 @@ async def test_a_real_loop_runs_them() -> None:
     await asyncio.to_thread(outbox.flush)
     await asyncio.sleep(0)
     assert seen == ["a", "b"]
+
+
+def test_an_interval_holds_output_back_except_first_text_ends_and_force() -> None:
+    import time
+
+    loop = CountingLoop()
+    outbox = Outbox(loop, interval=0.05)
+    outbox.post(print, "first text")
+    outbox.urgent = True  # a generation's first text: at once
+    outbox.flush()
+    outbox.post(print, "more")
+    outbox.flush()  # within the interval: held back
+    assert len(loop.wakeups) == 1
+    time.sleep(0.06)
+    outbox.flush()  # the interval passed
+    outbox.post(print, "done")
+    outbox.flush(force=True)
+    assert len(loop.wakeups) == 3 and not outbox.urgent

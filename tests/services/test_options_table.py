@@ -21,7 +21,7 @@ def test_defaults_match_ollama_head():
 def test_defaults_hold_only_current_options():
     assert "mirostat" not in DEFAULTS and "numa" not in DEFAULTS
     assert set(DEFAULTS) == {name for name in OPTIONS if is_current(name)}
-    assert len(DEFAULTS) == 20
+    assert len(DEFAULTS) == 21  # with use_mlock, which Corral honours (Ollama dropped it)
 
 
 @pytest.mark.parametrize("name,text,expected", [
@@ -29,6 +29,7 @@ def test_defaults_hold_only_current_options():
     ("temperature", "1", 1.0), ("temperature", "0.7", 0.7), ("top_p", ".5", 0.5),
     ("min_p", "5e-2", 0.05), ("temperature", "0x1p-1", 0.5),
     ("use_mmap", "true", True), ("use_mmap", "F", False), ("use_mmap", "1", True),
+    ("use_mlock", "true", True),
     ("stop", "### User:", ["### User:"]), ("stop", "", [""]),
     ("main_gpu", "0", 0), ("draft_num_predict", "8", 8),
 ])
@@ -58,7 +59,7 @@ def test_parse_parameter_rejects_bad_values(name, text, message):
     assert err.value.message == message
 
 
-@pytest.mark.parametrize("name", ["numa", "tfs_z", "mirostat", "use_mlock", "Temperature",
+@pytest.mark.parametrize("name", ["numa", "tfs_z", "mirostat", "Temperature",
                                   "num_gqa", ""])
 def test_parse_parameter_unknown_names(name):
     with pytest.raises(InvalidRequestError, match=f"^unknown parameter '{name}'$"):

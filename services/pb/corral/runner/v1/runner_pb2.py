@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63orral/runner/v1/runner.proto\x12\x10\x63orral.runner.v1\"\x9f\x03\n\x0fSamplingOptions\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_k\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05min_p\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x16\n\ttypical_p\x18\x05 \x01(\x02H\x04\x88\x01\x01\x12\x1b\n\x0erepeat_penalty\x18\x06 \x01(\x02H\x05\x88\x01\x01\x12\x1a\n\rrepeat_last_n\x18\x07 \x01(\x05H\x06\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x08 \x01(\x02H\x07\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\t \x01(\x02H\x08\x88\x01\x01\x12\x11\n\x04seed\x18\n \x01(\x03H\t\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_kB\x08\n\x06_top_pB\x08\n\x06_min_pB\x0c\n\n_typical_pB\x11\n\x0f_repeat_penaltyB\x10\n\x0e_repeat_last_nB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x07\n\x05_seed\"\xdd\x03\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x03(\x05\x12\x33\n\x08sampling\x18\x03 \x01(\x0b\x32!.corral.runner.v1.SamplingOptions\x12\x18\n\x0bnum_predict\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x15\n\x08num_keep\x18\x06 \x01(\x05H\x01\x88\x01\x01\x12\x0f\n\x07grammar\x18\x07 \x01(\t\x12\x15\n\rparse_special\x18\x08 \x01(\x08\x12\x13\n\x0bjson_schema\x18\t \x01(\t\x12\x10\n\x08logprobs\x18\n \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x0b \x01(\x05\x12\x12\n\x05shift\x18\x0c \x01(\x08H\x02\x88\x01\x01\x12N\n\x0fgrammar_schemas\x18\r \x03(\x0b\x32\x35.corral.runner.v1.GenerateRequest.GrammarSchemasEntry\x12\x0e\n\x06images\x18\x0e \x03(\x0c\x1a\x35\n\x13GrammarSchemasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_num_predictB\x0b\n\t_num_keepB\x08\n\x06_shift\"m\n\x10GenerateResponse\x12(\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x17.corral.runner.v1.ChunkH\x00\x12&\n\x04\x64one\x18\x02 \x01(\x0b\x32\x16.corral.runner.v1.DoneH\x00\x42\x07\n\x05\x65vent\"\\\n\x05\x43hunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x30\n\x08logprobs\x18\x03 \x03(\x0b\x32\x1e.corral.runner.v1.TokenLogprob\"j\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\x05\x12\r\n\x05piece\x18\x02 \x01(\x0c\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\x12+\n\x03top\x18\x04 \x03(\x0b\x32\x1e.corral.runner.v1.TokenLogprob\"\xce\x01\n\x04\x44one\x12\x31\n\x0b\x64one_reason\x18\x01 \x01(\x0e\x32\x1c.corral.runner.v1.DoneReason\x12\x19\n\x11prompt_eval_count\x18\x02 \x01(\x05\x12\x1f\n\x17prompt_eval_duration_ns\x18\x03 \x01(\x03\x12\x12\n\neval_count\x18\x04 \x01(\x05\x12\x18\n\x10\x65val_duration_ns\x18\x05 \x01(\x03\x12\x18\n\x10load_duration_ns\x18\x06 \x01(\x03\x12\x0f\n\x07\x63ontext\x18\x07 \x03(\x05\"R\n\x0c\x45mbedRequest\x12\x0e\n\x06inputs\x18\x01 \x03(\t\x12\x10\n\x08truncate\x18\x02 \x01(\x08\x12\x14\n\x07num_ctx\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_num_ctx\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"[\n\rEmbedResponse\x12/\n\nembeddings\x18\x01 \x03(\x0b\x32\x1b.corral.runner.v1.Embedding\x12\x19\n\x11prompt_eval_count\x18\x02 \x01(\x05\"K\n\x0fTokenizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x64\x64_special\x18\x02 \x01(\x08\x12\x15\n\rparse_special\x18\x03 \x01(\x08\"\"\n\x10TokenizeResponse\x12\x0e\n\x06tokens\x18\x01 \x03(\x05\"#\n\x11\x44\x65tokenizeRequest\x12\x0e\n\x06tokens\x18\x01 \x03(\x05\"\"\n\x12\x44\x65tokenizeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"\r\n\x0bInfoRequest\"\x99\x01\n\x0cInfoResponse\x12\x12\n\nmodel_path\x18\x01 \x01(\t\x12\r\n\x05n_ctx\x18\x02 \x01(\x05\x12\x16\n\x0en_ctx_per_slot\x18\x03 \x01(\x05\x12\x12\n\nn_parallel\x18\x04 \x01(\x05\x12\x13\n\x0bn_ctx_train\x18\x05 \x01(\x05\x12\x18\n\x10load_duration_ns\x18\x06 \x01(\x03\x12\x0b\n\x03pid\x18\x07 \x01(\x05*r\n\nDoneReason\x12\x1b\n\x17\x44ONE_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44ONE_REASON_STOP\x10\x01\x12\x16\n\x12\x44ONE_REASON_LENGTH\x10\x02\x12\x19\n\x15\x44ONE_REASON_CANCELLED\x10\x03\x32\x9a\x03\n\x06Runner\x12S\n\x08Generate\x12!.corral.runner.v1.GenerateRequest\x1a\".corral.runner.v1.GenerateResponse0\x01\x12H\n\x05\x45mbed\x12\x1e.corral.runner.v1.EmbedRequest\x1a\x1f.corral.runner.v1.EmbedResponse\x12Q\n\x08Tokenize\x12!.corral.runner.v1.TokenizeRequest\x1a\".corral.runner.v1.TokenizeResponse\x12W\n\nDetokenize\x12#.corral.runner.v1.DetokenizeRequest\x1a$.corral.runner.v1.DetokenizeResponse\x12\x45\n\x04Info\x12\x1d.corral.runner.v1.InfoRequest\x1a\x1e.corral.runner.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63orral/runner/v1/runner.proto\x12\x10\x63orral.runner.v1\"\x9f\x03\n\x0fSamplingOptions\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_k\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05min_p\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x16\n\ttypical_p\x18\x05 \x01(\x02H\x04\x88\x01\x01\x12\x1b\n\x0erepeat_penalty\x18\x06 \x01(\x02H\x05\x88\x01\x01\x12\x1a\n\rrepeat_last_n\x18\x07 \x01(\x05H\x06\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x08 \x01(\x02H\x07\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\t \x01(\x02H\x08\x88\x01\x01\x12\x11\n\x04seed\x18\n \x01(\x03H\t\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_kB\x08\n\x06_top_pB\x08\n\x06_min_pB\x0c\n\n_typical_pB\x11\n\x0f_repeat_penaltyB\x10\n\x0e_repeat_last_nB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x07\n\x05_seed\"\xdd\x03\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x03(\x05\x12\x33\n\x08sampling\x18\x03 \x01(\x0b\x32!.corral.runner.v1.SamplingOptions\x12\x18\n\x0bnum_predict\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x15\n\x08num_keep\x18\x06 \x01(\x05H\x01\x88\x01\x01\x12\x0f\n\x07grammar\x18\x07 \x01(\t\x12\x15\n\rparse_special\x18\x08 \x01(\x08\x12\x13\n\x0bjson_schema\x18\t \x01(\t\x12\x10\n\x08logprobs\x18\n \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x0b \x01(\x05\x12\x12\n\x05shift\x18\x0c \x01(\x08H\x02\x88\x01\x01\x12N\n\x0fgrammar_schemas\x18\r \x03(\x0b\x32\x35.corral.runner.v1.GenerateRequest.GrammarSchemasEntry\x12\x0e\n\x06images\x18\x0e \x03(\x0c\x1a\x35\n\x13GrammarSchemasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_num_predictB\x0b\n\t_num_keepB\x08\n\x06_shift\"m\n\x10GenerateResponse\x12(\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x17.corral.runner.v1.ChunkH\x00\x12&\n\x04\x64one\x18\x02 \x01(\x0b\x32\x16.corral.runner.v1.DoneH\x00\x42\x07\n\x05\x65vent\"g\n\x15GenerateStreamRequest\x12\x32\n\x05start\x18\x01 \x01(\x0b\x32!.corral.runner.v1.StartGenerationH\x00\x12\x10\n\x06\x63\x61ncel\x18\x02 \x01(\x04H\x00\x42\x08\n\x06\x61\x63tion\"e\n\x0fStartGeneration\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07request\x18\x02 \x01(\x0b\x32!.corral.runner.v1.GenerateRequest\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"K\n\x16GenerateStreamResponse\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.corral.runner.v1.GenerationEvent\"\xac\x01\n\x0fGenerationEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x17.corral.runner.v1.ChunkH\x00\x12&\n\x04\x64one\x18\x03 \x01(\x0b\x32\x16.corral.runner.v1.DoneH\x00\x12\x32\n\x05\x65rror\x18\x04 \x01(\x0b\x32!.corral.runner.v1.GenerationErrorH\x00\x42\x07\n\x05\x65vent\"6\n\x0fGenerationError\x12\x12\n\nerror_type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\\\n\x05\x43hunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x30\n\x08logprobs\x18\x03 \x03(\x0b\x32\x1e.corral.runner.v1.TokenLogprob\"j\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\x05\x12\r\n\x05piece\x18\x02 \x01(\x0c\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\x12+\n\x03top\x18\x04 \x03(\x0b\x32\x1e.corral.runner.v1.TokenLogprob\"\xce\x01\n\x04\x44one\x12\x31\n\x0b\x64one_reason\x18\x01 \x01(\x0e\x32\x1c.corral.runner.v1.DoneReason\x12\x19\n\x11prompt_eval_count\x18\x02 \x01(\x05\x12\x1f\n\x17prompt_eval_duration_ns\x18\x03 \x01(\x03\x12\x12\n\neval_count\x18\x04 \x01(\x05\x12\x18\n\x10\x65val_duration_ns\x18\x05 \x01(\x03\x12\x18\n\x10load_duration_ns\x18\x06 \x01(\x03\x12\x0f\n\x07\x63ontext\x18\x07 \x03(\x05\"R\n\x0c\x45mbedRequest\x12\x0e\n\x06inputs\x18\x01 \x03(\t\x12\x10\n\x08truncate\x18\x02 \x01(\x08\x12\x14\n\x07num_ctx\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_num_ctx\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"[\n\rEmbedResponse\x12/\n\nembeddings\x18\x01 \x03(\x0b\x32\x1b.corral.runner.v1.Embedding\x12\x19\n\x11prompt_eval_count\x18\x02 \x01(\x05\"K\n\x0fTokenizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x64\x64_special\x18\x02 \x01(\x08\x12\x15\n\rparse_special\x18\x03 \x01(\x08\"\"\n\x10TokenizeResponse\x12\x0e\n\x06tokens\x18\x01 \x03(\x05\"#\n\x11\x44\x65tokenizeRequest\x12\x0e\n\x06tokens\x18\x01 \x03(\x05\"\"\n\x12\x44\x65tokenizeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\"\r\n\x0bInfoRequest\"\x80\x02\n\x0cInfoResponse\x12\x12\n\nmodel_path\x18\x01 \x01(\t\x12\r\n\x05n_ctx\x18\x02 \x01(\x05\x12\x16\n\x0en_ctx_per_slot\x18\x03 \x01(\x05\x12\x12\n\nn_parallel\x18\x04 \x01(\x05\x12\x13\n\x0bn_ctx_train\x18\x05 \x01(\x05\x12\x18\n\x10load_duration_ns\x18\x06 \x01(\x03\x12\x0b\n\x03pid\x18\x07 \x01(\x05\x12\x11\n\tn_threads\x18\x08 \x01(\x05\x12\x0f\n\x07n_batch\x18\t \x01(\x05\x12\x15\n\rkv_cache_type\x18\n \x01(\t\x12\x11\n\tload_mode\x18\x0b \x01(\t\x12\x17\n\x0f\x66lash_attention\x18\x0c \x01(\t*r\n\nDoneReason\x12\x1b\n\x17\x44ONE_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44ONE_REASON_STOP\x10\x01\x12\x16\n\x12\x44ONE_REASON_LENGTH\x10\x02\x12\x19\n\x15\x44ONE_REASON_CANCELLED\x10\x03\x32\x83\x04\n\x06Runner\x12S\n\x08Generate\x12!.corral.runner.v1.GenerateRequest\x1a\".corral.runner.v1.GenerateResponse0\x01\x12g\n\x0eGenerateStream\x12\'.corral.runner.v1.GenerateStreamRequest\x1a(.corral.runner.v1.GenerateStreamResponse(\x01\x30\x01\x12H\n\x05\x45mbed\x12\x1e.corral.runner.v1.EmbedRequest\x1a\x1f.corral.runner.v1.EmbedResponse\x12Q\n\x08Tokenize\x12!.corral.runner.v1.TokenizeRequest\x1a\".corral.runner.v1.TokenizeResponse\x12W\n\nDetokenize\x12#.corral.runner.v1.DetokenizeRequest\x1a$.corral.runner.v1.DetokenizeResponse\x12\x45\n\x04Info\x12\x1d.corral.runner.v1.InfoRequest\x1a\x1e.corral.runner.v1.InfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GENERATEREQUEST_GRAMMARSCHEMASENTRY']._loaded_options = None
   _globals['_GENERATEREQUEST_GRAMMARSCHEMASENTRY']._serialized_options = b'8\001'
-  _globals['_DONEREASON']._serialized_start=2034
-  _globals['_DONEREASON']._serialized_end=2148
+  _globals['_DONEREASON']._serialized_start=2653
+  _globals['_DONEREASON']._serialized_end=2767
   _globals['_SAMPLINGOPTIONS']._serialized_start=52
   _globals['_SAMPLINGOPTIONS']._serialized_end=467
   _globals['_GENERATEREQUEST']._serialized_start=470
@@ -43,30 +43,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATEREQUEST_GRAMMARSCHEMASENTRY']._serialized_end=908
   _globals['_GENERATERESPONSE']._serialized_start=949
   _globals['_GENERATERESPONSE']._serialized_end=1058
-  _globals['_CHUNK']._serialized_start=1060
-  _globals['_CHUNK']._serialized_end=1152
-  _globals['_TOKENLOGPROB']._serialized_start=1154
-  _globals['_TOKENLOGPROB']._serialized_end=1260
-  _globals['_DONE']._serialized_start=1263
-  _globals['_DONE']._serialized_end=1469
-  _globals['_EMBEDREQUEST']._serialized_start=1471
-  _globals['_EMBEDREQUEST']._serialized_end=1553
-  _globals['_EMBEDDING']._serialized_start=1555
-  _globals['_EMBEDDING']._serialized_end=1582
-  _globals['_EMBEDRESPONSE']._serialized_start=1584
-  _globals['_EMBEDRESPONSE']._serialized_end=1675
-  _globals['_TOKENIZEREQUEST']._serialized_start=1677
-  _globals['_TOKENIZEREQUEST']._serialized_end=1752
-  _globals['_TOKENIZERESPONSE']._serialized_start=1754
-  _globals['_TOKENIZERESPONSE']._serialized_end=1788
-  _globals['_DETOKENIZEREQUEST']._serialized_start=1790
-  _globals['_DETOKENIZEREQUEST']._serialized_end=1825
-  _globals['_DETOKENIZERESPONSE']._serialized_start=1827
-  _globals['_DETOKENIZERESPONSE']._serialized_end=1861
-  _globals['_INFOREQUEST']._serialized_start=1863
-  _globals['_INFOREQUEST']._serialized_end=1876
-  _globals['_INFORESPONSE']._serialized_start=1879
-  _globals['_INFORESPONSE']._serialized_end=2032
-  _globals['_RUNNER']._serialized_start=2151
-  _globals['_RUNNER']._serialized_end=2561
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=1060
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=1163
+  _globals['_STARTGENERATION']._serialized_start=1165
+  _globals['_STARTGENERATION']._serialized_end=1266
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=1268
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1343
+  _globals['_GENERATIONEVENT']._serialized_start=1346
+  _globals['_GENERATIONEVENT']._serialized_end=1518
+  _globals['_GENERATIONERROR']._serialized_start=1520
+  _globals['_GENERATIONERROR']._serialized_end=1574
+  _globals['_CHUNK']._serialized_start=1576
+  _globals['_CHUNK']._serialized_end=1668
+  _globals['_TOKENLOGPROB']._serialized_start=1670
+  _globals['_TOKENLOGPROB']._serialized_end=1776
+  _globals['_DONE']._serialized_start=1779
+  _globals['_DONE']._serialized_end=1985
+  _globals['_EMBEDREQUEST']._serialized_start=1987
+  _globals['_EMBEDREQUEST']._serialized_end=2069
+  _globals['_EMBEDDING']._serialized_start=2071
+  _globals['_EMBEDDING']._serialized_end=2098
+  _globals['_EMBEDRESPONSE']._serialized_start=2100
+  _globals['_EMBEDRESPONSE']._serialized_end=2191
+  _globals['_TOKENIZEREQUEST']._serialized_start=2193
+  _globals['_TOKENIZEREQUEST']._serialized_end=2268
+  _globals['_TOKENIZERESPONSE']._serialized_start=2270
+  _globals['_TOKENIZERESPONSE']._serialized_end=2304
+  _globals['_DETOKENIZEREQUEST']._serialized_start=2306
+  _globals['_DETOKENIZEREQUEST']._serialized_end=2341
+  _globals['_DETOKENIZERESPONSE']._serialized_start=2343
+  _globals['_DETOKENIZERESPONSE']._serialized_end=2377
+  _globals['_INFOREQUEST']._serialized_start=2379
+  _globals['_INFOREQUEST']._serialized_end=2392
+  _globals['_INFORESPONSE']._serialized_start=2395
+  _globals['_INFORESPONSE']._serialized_end=2651
+  _globals['_RUNNER']._serialized_start=2770
+  _globals['_RUNNER']._serialized_end=3285
 # @@protoc_insertion_point(module_scope)

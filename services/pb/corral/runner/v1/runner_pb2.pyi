@@ -89,6 +89,50 @@ class GenerateResponse(_message.Message):
     done: Done
     def __init__(self, chunk: _Optional[_Union[Chunk, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ...) -> None: ...
 
+class GenerateStreamRequest(_message.Message):
+    __slots__ = ("start", "cancel")
+    START_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    start: StartGeneration
+    cancel: int
+    def __init__(self, start: _Optional[_Union[StartGeneration, _Mapping]] = ..., cancel: _Optional[int] = ...) -> None: ...
+
+class StartGeneration(_message.Message):
+    __slots__ = ("id", "request", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    request: GenerateRequest
+    request_id: str
+    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[GenerateRequest, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class GenerateStreamResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[GenerationEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[GenerationEvent, _Mapping]]] = ...) -> None: ...
+
+class GenerationEvent(_message.Message):
+    __slots__ = ("id", "chunk", "done", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    chunk: Chunk
+    done: Done
+    error: GenerationError
+    def __init__(self, id: _Optional[int] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., error: _Optional[_Union[GenerationError, _Mapping]] = ...) -> None: ...
+
+class GenerationError(_message.Message):
+    __slots__ = ("error_type", "message")
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    error_type: str
+    message: str
+    def __init__(self, error_type: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class Chunk(_message.Message):
     __slots__ = ("text", "token_count", "logprobs")
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -186,7 +230,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model_path", "n_ctx", "n_ctx_per_slot", "n_parallel", "n_ctx_train", "load_duration_ns", "pid")
+    __slots__ = ("model_path", "n_ctx", "n_ctx_per_slot", "n_parallel", "n_ctx_train", "load_duration_ns", "pid", "n_threads", "n_batch", "kv_cache_type", "load_mode", "flash_attention")
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     N_CTX_FIELD_NUMBER: _ClassVar[int]
     N_CTX_PER_SLOT_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +238,11 @@ class InfoResponse(_message.Message):
     N_CTX_TRAIN_FIELD_NUMBER: _ClassVar[int]
     LOAD_DURATION_NS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    N_THREADS_FIELD_NUMBER: _ClassVar[int]
+    N_BATCH_FIELD_NUMBER: _ClassVar[int]
+    KV_CACHE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LOAD_MODE_FIELD_NUMBER: _ClassVar[int]
+    FLASH_ATTENTION_FIELD_NUMBER: _ClassVar[int]
     model_path: str
     n_ctx: int
     n_ctx_per_slot: int
@@ -201,4 +250,9 @@ class InfoResponse(_message.Message):
     n_ctx_train: int
     load_duration_ns: int
     pid: int
-    def __init__(self, model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., n_ctx_per_slot: _Optional[int] = ..., n_parallel: _Optional[int] = ..., n_ctx_train: _Optional[int] = ..., load_duration_ns: _Optional[int] = ..., pid: _Optional[int] = ...) -> None: ...
+    n_threads: int
+    n_batch: int
+    kv_cache_type: str
+    load_mode: str
+    flash_attention: str
+    def __init__(self, model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., n_ctx_per_slot: _Optional[int] = ..., n_parallel: _Optional[int] = ..., n_ctx_train: _Optional[int] = ..., load_duration_ns: _Optional[int] = ..., pid: _Optional[int] = ..., n_threads: _Optional[int] = ..., n_batch: _Optional[int] = ..., kv_cache_type: _Optional[str] = ..., load_mode: _Optional[str] = ..., flash_attention: _Optional[str] = ...) -> None: ...

@@ -42,6 +42,11 @@ class RunnerStub:
                 request_serializer=corral_dot_runner_dot_v1_dot_runner__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=corral_dot_runner_dot_v1_dot_runner__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.GenerateStream = channel.stream_stream(
+                '/corral.runner.v1.Runner/GenerateStream',
+                request_serializer=corral_dot_runner_dot_v1_dot_runner__pb2.GenerateStreamRequest.SerializeToString,
+                response_deserializer=corral_dot_runner_dot_v1_dot_runner__pb2.GenerateStreamResponse.FromString,
+                _registered_method=True)
         self.Embed = channel.unary_unary(
                 '/corral.runner.v1.Runner/Embed',
                 request_serializer=corral_dot_runner_dot_v1_dot_runner__pb2.EmbedRequest.SerializeToString,
@@ -72,6 +77,17 @@ class RunnerServicer:
 
     def Generate(self, request, context):
         """Generate streams text chunks for a prompt, then exactly one terminal `done` frame.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateStream(self, request_iterator, context):
+        """GenerateStream carries many generations over one stream (what the gateway uses): the caller
+        starts and cancels generations by id; the runner answers with one message per engine step
+        holding the events of every generation that produced output in it. With Generate each
+        token of each request is a gRPC message of its own, and a message costs as much CPU as a
+        tenth of a token's decode at a few streams.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +128,11 @@ def add_RunnerServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=corral_dot_runner_dot_v1_dot_runner__pb2.GenerateRequest.FromString,
                     response_serializer=corral_dot_runner_dot_v1_dot_runner__pb2.GenerateResponse.SerializeToString,
+            ),
+            'GenerateStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.GenerateStream,
+                    request_deserializer=corral_dot_runner_dot_v1_dot_runner__pb2.GenerateStreamRequest.FromString,
+                    response_serializer=corral_dot_runner_dot_v1_dot_runner__pb2.GenerateStreamResponse.SerializeToString,
             ),
             'Embed': grpc.unary_unary_rpc_method_handler(
                     servicer.Embed,
@@ -164,6 +185,33 @@ class Runner:
             '/corral.runner.v1.Runner/Generate',
             corral_dot_runner_dot_v1_dot_runner__pb2.GenerateRequest.SerializeToString,
             corral_dot_runner_dot_v1_dot_runner__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/corral.runner.v1.Runner/GenerateStream',
+            corral_dot_runner_dot_v1_dot_runner__pb2.GenerateStreamRequest.SerializeToString,
+            corral_dot_runner_dot_v1_dot_runner__pb2.GenerateStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

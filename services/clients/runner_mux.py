@@ -1,0 +1,133 @@
+"""The caller's side of a runner's ``GenerateStream``: many generations over one gRPC stream.
+
+``GenerationMux.generate(request)`` looks like the one-call-per-request ``Generate``: it yields
+events with ``chunk`` or ``done`` and raises the taxonomy's error. Underneath, one long-lived
+stream per runner carries every generation: starts and cancels go out through a queue, and one
+reader task hands each incoming event to the generation it belongs to. A generation whose
+consumer (an HTTP response) falls behind gets its waiting chunks merged into one, so a slow
+client costs one growing string, not a queue of tiny messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator
+
+import grpc
+
+from services.context import current_request_id
+from services.errors import CorralError, RunnerUnavailableError, error_class_named, from_rpc_error
+from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+_CLOSE = object()
+
+
+class _Receiver:
+    """One generation's events, waiting for its consumer."""
+
+    __slots__ = ("items", "ready", "ended")
+
+    def __init__(self) -> None:
+        self.items: deque = deque()
+        self.ready = asyncio.Event()
+        self.ended = False
+
+    def put(self, event: pb.GenerationEvent | BaseException) -> None:
+        last = self.items[-1] if self.items else None
+        if (isinstance(event, pb.GenerationEvent) and event.HasField("chunk")
+                and isinstance(last, pb.GenerationEvent) and last.HasField("chunk")):
+            last.chunk.text += event.chunk.text  # the consumer has not taken it yet: merge
+            last.chunk.token_count += event.chunk.token_count
+            last.chunk.logprobs.extend(event.chunk.logprobs)
+        else:
+            self.items.append(event)
+        self.ready.set()
+
+    async def events(self) -> AsyncIterator[pb.GenerationEvent]:
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            while self.items:
+                item = self.items.popleft()
+                if isinstance(item, BaseException):
+                    self.ended = True
+                    raise item
+                if item.HasField("error"):
+                    self.ended = True
+                    cls = error_class_named(item.error.error_type) or CorralError
+                    raise cls(item.error.message)
+                yield item
+                if item.HasField("done"):
+                    self.ended = True
+                    return
+
+
+class GenerationMux:
+    """All generations to one runner over one ``GenerateStream`` call (opened on first use)."""
+
+    def __init__(self, stub, peer: str = "model runner") -> None:
+        self._stub = stub
+        self._peer = peer  # names the runner in errors gRPC itself reports
+        self._ids = itertools.count(1)
+        self._receivers: dict[int, _Receiver] = {}
+        self._outgoing: asyncio.Queue | None = None
+        self._reader: asyncio.Task | None = None
+
+    async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerationEvent]:
+        """Events of one generation: chunks, then ``done``; closing early cancels it."""
+        self._open()
+        gen_id, receiver = next(self._ids), _Receiver()
+        self._receivers[gen_id] = receiver
+        outgoing = self._outgoing
+        outgoing.put_nowait(pb.GenerateStreamRequest(start=pb.StartGeneration(
+            id=gen_id, request=request, request_id=current_request_id() or "")))
+        try:
+            async for event in receiver.events():
+                yield event
+        finally:
+            self._receivers.pop(gen_id, None)
+            if not receiver.ended:
+                outgoing.put_nowait(pb.GenerateStreamRequest(cancel=gen_id))
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+
+    def _open(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            return
+        self._outgoing = asyncio.Queue()
+        call = self._stub.GenerateStream(_requests(self._outgoing))
+        # an empty context: the stream outlives the request that happened to open it
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read(call, self._outgoing), context=contextvars.Context())
+
+    async def _read(self, call, outgoing: asyncio.Queue) -> None:
+        error: CorralError = RunnerUnavailableError("the runner closed the generation stream")
+        try:
+            async for response in call:
+                for event in response.events:
+                    if (receiver := self._receivers.get(event.id)) is not None:
+                        receiver.put(event)
+        except grpc.aio.AioRpcError as exc:
+            error = from_rpc_error(exc, self._peer)
+        except asyncio.CancelledError:
+            error = RunnerUnavailableError("the generation stream was closed")
+            call.cancel()
+            raise
+        finally:
+            outgoing.put_nowait(_CLOSE)
+            if self._outgoing is outgoing:
+                self._reader = None
+            for receiver in list(self._receivers.values()):
+                receiver.put(type(error)(error.message))
+
+
+async def _requests(outgoing: asyncio.Queue) -> AsyncIterator[pb.GenerateStreamRequest]:
+    while (message := await outgoing.get()) is not _CLOSE:
+        yield message
