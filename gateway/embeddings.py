@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import array
 import asyncio
-import json
 import math
 import struct
 import time
@@ -21,8 +20,8 @@ from typing import Any
 from gateway.generation import InferenceService
 from gateway.inference_fields import embed_inputs
 from gateway.options import parse_keep_alive
-from gateway.schemas import field_of
 from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
+from services.gocodec import go_quote, typed_field
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 
@@ -40,11 +39,11 @@ class EmbedParams:
     @classmethod
     def parse(cls, body: dict) -> EmbedParams:
         s = "EmbedRequest"
-        return cls(model=field_of(body, s, "model", str, "").strip(),
+        return cls(model=typed_field(body, s, "model", "string", default="").strip(),
                    inputs=embed_inputs(body.get("input")),
-                   truncate=field_of(body, s, "truncate", bool, True),
-                   dimensions=field_of(body, s, "dimensions", int, 0, "int"),
-                   options=field_of(body, s, "options", dict, {}),
+                   truncate=typed_field(body, s, "truncate", "bool", default=True),
+                   dimensions=typed_field(body, s, "dimensions", "int", default=0),
+                   options=typed_field(body, s, "options", "object", default={}),
                    keep_alive=parse_keep_alive(body.get("keep_alive")))
 
 
@@ -60,9 +59,9 @@ class EmbeddingsParams:
     @classmethod
     def parse(cls, body: dict) -> EmbeddingsParams:
         s = "EmbeddingRequest"
-        return cls(model=field_of(body, s, "model", str, "").strip(),
-                   prompt=field_of(body, s, "prompt", str, ""),
-                   options=field_of(body, s, "options", dict, {}),
+        return cls(model=typed_field(body, s, "model", "string", default="").strip(),
+                   prompt=typed_field(body, s, "prompt", "string", default=""),
+                   options=typed_field(body, s, "options", "object", default={}),
                    keep_alive=parse_keep_alive(body.get("keep_alive")))
 
 
@@ -122,8 +121,8 @@ class EmbeddingService:
             if exc is empty:
                 raise
             # embed/embeddings word it as Ollama's scheduler does (%q quoting)
-            quoted = json.dumps(name, ensure_ascii=False)
-            raise ModelNotFoundError(f"model {quoted} not found, try pulling it first") from exc
+            raise ModelNotFoundError(f"model {go_quote(name)} not found, try pulling it first") \
+                from exc
 
 
 # -- vectors --------------------------------------------------------------------------------------

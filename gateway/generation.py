@@ -22,7 +22,6 @@ from gateway import prompt as prompts
 from gateway.formats.base import StreamParser
 from gateway.formats.chat_format import ChatFormat
 from gateway.formats.forced import ToolChoice
-from gateway.gotemplate.funcs import go_quote
 from gateway.merging import merge_chat, merge_generate, with_logprobs  # noqa: F401 (re-export)
 from gateway.caps import RequestCaps
 from gateway.options import ModelOptions
@@ -32,6 +31,7 @@ from gateway.scheduler import Scheduler
 from gateway.schemas import ChatParams, GenerateParams
 from gateway.streaming import utc_timestamp
 from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
+from services.gocodec import go_quote
 from services.names import parse_name
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 

@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.gotemplate.funcs import go_quote
 from gateway.prompt import THINK_LEVELS, Think
 from services.errors import InvalidRequestError
-from services.gofmt import unmarshal_error_text
+from services.gocodec import go_quote, unmarshal_error
 
 # format "json" is Ollama's JSON-object grammar; as a schema the runner's converter makes it.
 JSON_OBJECT_SCHEMA = '{"type":"object"}'
 _B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-
-
-def unmarshal_error(value: object, where: str, go_type: str) -> InvalidRequestError:
-    return InvalidRequestError(unmarshal_error_text(value, where, go_type))
 
 
 def parse_format(value: Any) -> str:

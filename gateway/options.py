@@ -17,9 +17,9 @@ from typing import Any
 
 from gateway.load_options import LoadOptions
 from services.errors import InvalidRequestError
+from services.gocodec import go_type_name
 from services.options_table import DEFAULTS, coerce_api_options
 from services.pb.corral.runner.v1 import runner_pb2 as pb
-from services.gofmt import go_type_name
 from services.settings import FOREVER, MAX_DURATION_S, parse_go_duration
 
 _SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalty",

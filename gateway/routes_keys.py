@@ -21,13 +21,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.auth import TOKEN_PATH, AuthFailed, presented_secret
 from gateway.keys import REGISTRY
-from gateway.schemas import field_of, read_json
+from gateway.schemas import read_json
 from gateway.security import SECURITY, refusal_response
 from gateway.streaming import local_timestamp
 from services.apikeys import (
     check_limit, check_name, check_scopes, hash_secret, new_secret, parse_expiry,
 )
 from services.errors import InvalidRequestError
+from services.gocodec import typed_field
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
 TOKEN_LIFETIME_S = 3600
@@ -52,17 +53,17 @@ def key_dict(key: pb.ApiKey) -> dict:
 def create_request(body: dict) -> pb.CreateKeyRequest:
     """The registry request for a ``POST /api/keys`` body (validated: 400 on bad input)."""
     s = "CreateKeyRequest"
-    scopes = field_of(body, s, "scopes", list, [], "[]string")
+    scopes = typed_field(body, s, "scopes", "array", "[]string", [])
     if not all(isinstance(scope, str) for scope in scopes):
         raise InvalidRequestError("scopes must be a list of strings")
     request = pb.CreateKeyRequest(
-        name=check_name(field_of(body, s, "name", str, "")),
+        name=check_name(typed_field(body, s, "name", "string", default="")),
         scopes=list(check_scopes(scopes)),
-        requests_per_minute=check_limit(field_of(body, s, "requests_per_minute", int, 0, "int"),
-                                         "requests_per_minute"),
-        max_concurrent=check_limit(field_of(body, s, "max_concurrent", int, 0, "int"),
+        requests_per_minute=check_limit(
+            typed_field(body, s, "requests_per_minute", "int", default=0), "requests_per_minute"),
+        max_concurrent=check_limit(typed_field(body, s, "max_concurrent", "int", default=0),
                                    "max_concurrent"))
-    expires = parse_expiry(field_of(body, s, "expires", str, ""))
+    expires = parse_expiry(typed_field(body, s, "expires", "string", default=""))
     if expires is not None:
         stamp = Timestamp()
         stamp.FromDatetime(expires)

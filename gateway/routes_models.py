@@ -29,10 +29,11 @@ from gateway.keys import REGISTRY
 from gateway.models import details_dict
 from gateway.prompt import PromptTemplate
 from gateway.routes_transfer import progress_dict
-from gateway.schemas import OFF_LOOP_BYTES, field_of, read_json
-from gateway.streaming import encode_json, local_timestamp, ndjson_stream
+from gateway.schemas import OFF_LOOP_BYTES, model_or_name, read_json
+from gateway.streaming import local_timestamp, ndjson_stream
 from services.errors import CorralError, InvalidRequestError
-from services.gofmt import json_kind, parameters_text
+from services.gocodec import (encode_json, parameters_text, typed_field, unmarshal_error,
+                             whole_numbers_as_ints)
 from services.modelfile import DEFAULT_TEMPLATE, show_modelfile
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
@@ -46,12 +47,12 @@ _PLAIN_JSON = {"Content-Type": "application/json"}
 async def show(request: web.Request) -> web.Response:
     s = "ShowRequest"
     body = await read_json(request, s)
-    name = field_of(body, s, "model", str, "") or field_of(body, s, "name", str, "")
+    name = model_or_name(body, s)
     if not name:
         raise InvalidRequestError("model is required")
-    system = field_of(body, s, "system", str, "")
-    options = field_of(body, s, "options", dict, {}, "map[string]interface {}")
-    field_of(body, s, "verbose", bool, False)
+    system = typed_field(body, s, "system", "string", default="")
+    options = typed_field(body, s, "options", "object", default={})
+    typed_field(body, s, "verbose", "bool", default=False)
     reply = await request.app[REGISTRY].show(name)
     build = functools.partial(show_payload, reply, system=system, options=options)
     # A model with megabytes of template or system prompt: quoting it is worth a thread.
@@ -67,7 +68,7 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
     shows the GGUF chat template Corral renders (and no TEMPLATE line, so re-creating from the
     Modelfile keeps using it); a model with neither shows Ollama's default ``{{ .Prompt }}``.
     """
-    parameters = _plain(MessageToDict(reply.parameters))
+    parameters = whole_numbers_as_ints(MessageToDict(reply.parameters))
     system = system or reply.system
     if reply.template:
         template, modelfile_template = reply.template, reply.template
@@ -96,9 +97,9 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
     out["details"] = details_dict(reply.model.details)
     if reply.messages:
         out["messages"] = [{"role": m.role, "content": m.content} for m in reply.messages]
-    out["model_info"] = _plain(MessageToDict(reply.model_info))
+    out["model_info"] = whole_numbers_as_ints(MessageToDict(reply.model_info))
     if reply.HasField("projector_info"):
-        out["projector_info"] = _plain(MessageToDict(reply.projector_info))
+        out["projector_info"] = whole_numbers_as_ints(MessageToDict(reply.projector_info))
     if capabilities := show_capabilities(reply):
         out["capabilities"] = capabilities
     out["modified_at"] = local_timestamp(reply.model.modified_at.ToDatetime(tzinfo=dt.timezone.utc))
@@ -122,17 +123,6 @@ def show_capabilities(reply: pb.ShowModelResponse) -> list[str]:
     return found + [c for c in extra if c not in found]
 
 
-def _plain(value: Any) -> Any:
-    """Protobuf Struct numbers are doubles: give whole ones back their integer form."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
-        return int(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 # -- create -----------------------------------------------------------------------------------
 
 async def create(request: web.Request) -> web.StreamResponse:
@@ -152,23 +142,24 @@ def parse_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
     s = "CreateRequest"
     files = _string_map(body, s, "files")
     adapters = _string_map(body, s, "adapters")
-    parameters = field_of(body, s, "parameters", dict, {}, "map[string]interface {}")
-    messages = [_message(m) for m in field_of(body, s, "messages", list, [], "[]api.Message")]
+    parameters = typed_field(body, s, "parameters", "object", default={})
+    messages = [_message(m) for m in typed_field(body, s, "messages", "array", "[]api.Message", [])]
     request = pb.CreateModelRequest(
-        name=field_of(body, s, "model", str, "") or field_of(body, s, "name", str, ""),
-        files=files, adapters=adapters, template=field_of(body, s, "template", str, ""),
-        system=field_of(body, s, "system", str, ""), messages=messages,
+        name=model_or_name(body, s),
+        files=files, adapters=adapters,
+        template=typed_field(body, s, "template", "string", default=""),
+        system=typed_field(body, s, "system", "string", default=""), messages=messages,
         license=_licenses(body.get("license")),
-        quantize=(field_of(body, s, "quantize", str, "")
-                  or field_of(body, s, "quantization", str, "")),
-        **{"from": field_of(body, s, "from", str, "")})
+        quantize=(typed_field(body, s, "quantize", "string", default="")
+                  or typed_field(body, s, "quantization", "string", default="")),
+        **{"from": typed_field(body, s, "from", "string", default="")})
     for key in ("renderer", "parser"):
-        if (value := field_of(body, s, key, str)) is not None:
+        if (value := typed_field(body, s, key, "string")) is not None:
             setattr(request, key, value.strip())
     check_names(request.renderer, request.parser)
     if parameters:
         request.parameters.update(parameters)
-    return request, field_of(body, s, "stream", bool, True)
+    return request, typed_field(body, s, "stream", "bool", default=True)
 
 
 def _checked_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
@@ -189,11 +180,10 @@ def check_template(source: str) -> None:
 
 
 def _string_map(body: dict, struct: str, name: str) -> dict[str, str]:
-    value = field_of(body, struct, name, dict, {}, "map[string]string")
+    value = typed_field(body, struct, name, "object", "map[string]string", {})
     for item in value.values():
         if not isinstance(item, str):
-            raise InvalidRequestError(f"json: cannot unmarshal {json_kind(item)} into Go struct field "
-                                      f"{struct}.{name} of type string")
+            raise unmarshal_error(item, f"{struct}.{name}", "string")
     return value
 
 
@@ -210,10 +200,9 @@ def _licenses(value: Any) -> list[str]:
 def _message(raw: Any) -> pb.Message:
     s = "CreateRequest.messages"
     if not isinstance(raw, dict):
-        raise InvalidRequestError(f"json: cannot unmarshal {json_kind(raw)} into Go struct field "
-                                  f"CreateRequest.messages of type api.Message")
-    return pb.Message(role=field_of(raw, s, "role", str, ""),
-                      content=field_of(raw, s, "content", str, ""))
+        raise unmarshal_error(raw, s, "api.Message")
+    return pb.Message(role=typed_field(raw, s, "role", "string", default=""),
+                      content=typed_field(raw, s, "content", "string", default=""))
 
 
 async def _progress(progress: AsyncIterator[Any]) -> AsyncIterator[dict]:
@@ -227,15 +216,15 @@ async def _progress(progress: AsyncIterator[Any]) -> AsyncIterator[dict]:
 async def copy(request: web.Request) -> web.Response:
     s = "CopyRequest"
     body = await read_json(request, s)
-    await request.app[REGISTRY].copy(field_of(body, s, "source", str, ""),
-                                     field_of(body, s, "destination", str, ""))
+    await request.app[REGISTRY].copy(typed_field(body, s, "source", "string", default=""),
+                                     typed_field(body, s, "destination", "string", default=""))
     return web.Response(status=200)
 
 
 async def delete(request: web.Request) -> web.Response:
     s = "DeleteRequest"
     body = await read_json(request, s)
-    name = field_of(body, s, "model", str, "") or field_of(body, s, "name", str, "")
+    name = model_or_name(body, s)
     if not name:
         raise InvalidRequestError("model is required")
     await request.app[REGISTRY].delete(name)

@@ -21,8 +21,9 @@ from aiohttp import web
 
 from gateway.keys import REGISTRY
 from gateway.limits import read_body
-from gateway.schemas import field_of, read_json
+from gateway.schemas import read_json
 from gateway.streaming import collect, json_response, ndjson_stream
+from services.gocodec import typed_field
 from services.names import parse_name
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
@@ -40,9 +41,9 @@ async def rescan(request: web.Request) -> web.Response:
 async def verify(request: web.Request) -> web.StreamResponse:
     s = "VerifyRequest"
     body = await read_json(request, s) if request.can_read_body else {}
-    name = field_of(body, s, "model", str, "")
-    repair = field_of(body, s, "repair", bool, False)
-    stream = field_of(body, s, "stream", bool, True)
+    name = typed_field(body, s, "model", "string", default="")
+    repair = typed_field(body, s, "repair", "bool", default=False)
+    stream = typed_field(body, s, "stream", "bool", default=True)
     if name:
         parse_name(name)
     events = _verify_objects(request.app[REGISTRY].verify_blobs(name, repair=repair))

@@ -16,9 +16,10 @@ from aiohttp import web
 
 from gateway.keys import REGISTRY
 from gateway.metrics import METRICS
-from gateway.schemas import field_of, read_json
+from gateway.schemas import model_or_name, read_json
 from gateway.streaming import collect, ndjson_stream
 from services.errors import InvalidRequestError
+from services.gocodec import typed_field
 from services.names import parse_name
 
 
@@ -49,9 +50,9 @@ def _reply(request: web.Request, progress: AsyncIterator[Any], stream: bool):
 
 async def pull(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, "PullRequest")
-    name = field_of(body, "PullRequest", "model", str, "") or field_of(body, "PullRequest", "name", str, "")
-    insecure = field_of(body, "PullRequest", "insecure", bool, False)
-    stream = field_of(body, "PullRequest", "stream", bool, True)
+    name = model_or_name(body, "PullRequest")
+    insecure = typed_field(body, "PullRequest", "insecure", "bool", default=False)
+    stream = typed_field(body, "PullRequest", "stream", "bool", default=True)
     parse_name(name)  # 400 "invalid model name" before anything is sent
     progress = request.app[REGISTRY].pull(name, insecure=insecure)
     return await _reply(request, request.app[METRICS].transfer("pull", progress), stream)
@@ -59,9 +60,9 @@ async def pull(request: web.Request) -> web.StreamResponse:
 
 async def push(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, "PushRequest")
-    name = field_of(body, "PushRequest", "model", str, "") or field_of(body, "PushRequest", "name", str, "")
-    insecure = field_of(body, "PushRequest", "insecure", bool, False)
-    stream = field_of(body, "PushRequest", "stream", bool, True)
+    name = model_or_name(body, "PushRequest")
+    insecure = typed_field(body, "PushRequest", "insecure", "bool", default=False)
+    stream = typed_field(body, "PushRequest", "stream", "bool", default=True)
     if not name:
         raise InvalidRequestError("model is required")
     parse_name(name)

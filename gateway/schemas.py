@@ -24,7 +24,7 @@ from gateway.prompt import Think
 from gateway.request_specs import SPECS
 from gateway.validation import check_body, decode_strict
 from services.errors import InvalidRequestError
-from services.gofmt import json_kind
+from services.gocodec import typed_field
 
 OFF_LOOP_BYTES = 256 * 1024  # bigger bodies are decoded and checked in a worker thread
 
@@ -49,25 +49,14 @@ def decode_request(raw: bytes, type_name: str, parse: Callable[[dict], Any] | No
     return parse(body) if parse is not None else body
 
 
-_GO_TYPES = {str: "string", bool: "bool", list: "[]", dict: "map[string]interface {}"}
-
-
-def field_of(body: dict, struct: str, name: str, kind: type, default: Any = None,
-             go_type: str | None = None) -> Any:
-    """``body[name]`` if it has JSON type ``kind``; absent/null gives ``default``."""
-    value = body.get(name)
-    if value is None:
-        return default
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if not ok:
-        raise InvalidRequestError(
-            f"json: cannot unmarshal {json_kind(value)} into Go struct field "
-            f"{struct}.{name} of type {go_type or _GO_TYPES.get(kind, kind.__name__)}")
-    return value
-
-
 def _model_name(body: dict, struct: str) -> str:
-    return field_of(body, struct, "model", str, "").strip()
+    return typed_field(body, struct, "model", "string", default="").strip()
+
+
+def model_or_name(body: dict, struct: str) -> str:
+    """``model``, or Ollama's deprecated alias ``name`` when ``model`` is empty."""
+    return (typed_field(body, struct, "model", "string", default="")
+            or typed_field(body, struct, "name", "string", default=""))
 
 
 @dataclass(frozen=True)
@@ -96,13 +85,14 @@ class GenerateParams:
     @classmethod
     def parse(cls, body: dict) -> GenerateParams:
         s = "GenerateRequest"
-        context = field_of(body, s, "context", list, [], "[]int")
+        context = typed_field(body, s, "context", "array", "[]int", [])
         fields = _common(body, s)
-        return cls(prompt=field_of(body, s, "prompt", str, ""),
-                   suffix=field_of(body, s, "suffix", str, ""),
-                   system=field_of(body, s, "system", str, ""),
-                   template=field_of(body, s, "template", str, ""), context=list(context),
-                   raw=field_of(body, s, "raw", bool, False),
+        return cls(prompt=typed_field(body, s, "prompt", "string", default=""),
+                   suffix=typed_field(body, s, "suffix", "string", default=""),
+                   system=typed_field(body, s, "system", "string", default=""),
+                   template=typed_field(body, s, "template", "string", default=""),
+                   context=list(context),
+                   raw=typed_field(body, s, "raw", "bool", default=False),
                    images=parse_images(body.get("images"), f"{s}.images"), **fields)
 
     @property
@@ -135,7 +125,7 @@ class ChatParams:
     @classmethod
     def parse(cls, body: dict) -> ChatParams:
         s = "ChatRequest"
-        messages = field_of(body, s, "messages", list, [], "[]api.Message")
+        messages = typed_field(body, s, "messages", "array", "[]api.Message", [])
         return cls(messages=[parse_message(m) for m in messages],
                    tools=parse_tools(body.get("tools")), **_common(body, s))
 
@@ -150,13 +140,15 @@ class ChatParams:
 
 def _common(body: dict, s: str) -> dict[str, Any]:
     """The fields generate and chat share, checked in Ollama's order."""
-    fields = dict(model=_model_name(body, s), stream=field_of(body, s, "stream", bool, True),
-                  options=field_of(body, s, "options", dict, {}),
-                  truncate=field_of(body, s, "truncate", bool, True),
-                  debug_render_only=field_of(body, s, "_debug_render_only", bool, False))
-    fields["shift"] = field_of(body, s, "shift", bool, True)
-    fields["logprobs"] = field_of(body, s, "logprobs", bool, False)
-    top_logprobs = fields["top_logprobs"] = field_of(body, s, "top_logprobs", int, 0, "int")
+    fields = dict(model=_model_name(body, s),
+                  stream=typed_field(body, s, "stream", "bool", default=True),
+                  options=typed_field(body, s, "options", "object", default={}),
+                  truncate=typed_field(body, s, "truncate", "bool", default=True),
+                  debug_render_only=typed_field(body, s, "_debug_render_only", "bool",
+                                                default=False))
+    fields["shift"] = typed_field(body, s, "shift", "bool", default=True)
+    fields["logprobs"] = typed_field(body, s, "logprobs", "bool", default=False)
+    top_logprobs = fields["top_logprobs"] = typed_field(body, s, "top_logprobs", "int", default=0)
     fields["think"] = parse_think(body.get("think"))
     fields["keep_alive"] = parse_keep_alive(body.get("keep_alive"))
     if not 0 <= top_logprobs <= 20:

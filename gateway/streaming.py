@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -18,22 +17,12 @@ import structlog
 from aiohttp import web
 
 from services.errors import CorralError, internal_error
+from services.gocodec import encode_json
 
 log = structlog.get_logger()
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
-_GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-                             "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def encode_json(obj: object) -> bytes:
-    """Compact JSON as Go's encoding/json writes it (``<>&`` escaped, UTF-8 kept)."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    # <, >, & and U+2028/9 can only occur inside strings, so a plain translate is safe.
-    return text.translate(_GO_ESCAPES).encode("utf-8", "replace")
-
-
 def json_response(obj: object, status: int = 200) -> web.Response:
     """A gin ``c.JSON`` reply: no trailing newline, ``application/json; charset=utf-8``."""
     return web.Response(body=encode_json(obj), status=status,

@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway.limits import too_many
 from services.errors import InvalidRequestError
-from services.gofmt import json_kind, unmarshal_error_text
+from services.gocodec import go_quote_char, unmarshal_error, unmarshal_error_text
 from services.options_table import fits_float32
 
 MAX_DEPTH = 100
@@ -41,13 +41,13 @@ class _Refused(Exception):
 
 
 def _reject_constant(name: str) -> Any:
-    raise _Refused(_CONSTANTS.get(name, f"invalid character {name[0]!r} in literal"))
+    raise _Refused(_CONSTANTS.get(name, f"invalid character {go_quote_char(name)} in literal"))
 
 
 def _strict_float(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise _Refused(f"json: cannot unmarshal number {text} into Go value of type float64")
+        raise _Refused(unmarshal_error_text(text, None, "float64", literal=True))
     return value
 
 
@@ -67,7 +67,7 @@ def decode_error(exc: json.JSONDecodeError) -> str:
     if exc.msg == "Expecting ',' delimiter":
         where = "after array element" if _innermost_open(exc.doc, exc.pos) == "[" else \
             "after object key:value pair"
-    return f"invalid character {char!r} {where or 'looking for beginning of value'}"
+    return f"invalid character {go_quote_char(char)} {where or 'looking for beginning of value'}"
 
 
 def _innermost_open(doc: str, pos: int) -> str:
@@ -144,7 +144,7 @@ class Spec:
         raise NotImplementedError
 
     def refuse(self, value: Any, where: str, *, literal: bool = False) -> InvalidRequestError:
-        return InvalidRequestError(unmarshal_error_text(value, where, self.go, literal=literal))
+        return unmarshal_error(value, where, self.go, literal=literal)
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,7 @@ class Integer(Spec):
         if isinstance(value, float):
             raise self.refuse(value, where, literal=True)
         if not self.low <= value <= self.high:
-            raise InvalidRequestError(unmarshal_error_text(
-                value, where, self.c_type or self.go, literal=True))
+            raise unmarshal_error(value, where, self.c_type or self.go, literal=True)
 
 
 INT32 = Integer("int", -(2**31), 2**31 - 1, "int32")
@@ -203,7 +202,7 @@ class Float(Spec):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.refuse(value, where)
         if not fits_float32(float(value)):
-            raise InvalidRequestError(unmarshal_error_text(value, where, "float32", literal=True))
+            raise unmarshal_error(value, where, "float32", literal=True)
 
 
 FLOAT32 = Float()
@@ -284,7 +283,6 @@ def check_body(body: Any, struct: Struct, package: str) -> dict:
     if body is None:  # Go decodes `null` into a struct as no fields at all (then {}'s reply)
         return {}
     if not isinstance(body, dict):
-        raise InvalidRequestError(
-            f"json: cannot unmarshal {json_kind(body)} into Go value of type {package}.{name}")
+        raise unmarshal_error(body, None, f"{package}.{name}")
     struct.check_fields(body, name)
     return body

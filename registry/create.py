@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -29,13 +28,14 @@ from registry.gguf_kv import GGUF_MAGIC, gguf_info_from_header, scan_header
 from registry.manifests import (
     ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE,
     MODEL_MEDIA_TYPE, PARAMS_MEDIA_TYPE, PROJECTOR_MEDIA_TYPE, SYSTEM_MEDIA_TYPE,
-    TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, go_json, gguf_config,
+    TEMPLATE_MEDIA_TYPES, Descriptor, Manifest, gguf_config,
 )
 from registry.quantize import check_source, quantize_progress, quantize_target
 from registry.create_base import Puller, pull_missing_base
 from registry.store import ModelStore
 from services.errors import InvalidRequestError, ModelNotFoundError
 from services.names import parse_name
+from services.gocodec import encode_json, whole_numbers_as_ints
 from services.options_table import IGNORED, coerce_api_option
 
 TEMPLATE_MEDIA_TYPE = TEMPLATE_MEDIA_TYPES[0]
@@ -283,12 +283,13 @@ class ModelCreator:
         if parameters:
             merged = {**await self._inherited_parameters(layers), **parameters}
             layers = _without(layers, PARAMS_MEDIA_TYPE)
-            layers.append(await self._text_layer(go_json(merged, sort_keys=True),
+            layers.append(await self._text_layer(encode_json(merged, sort_keys=True, newline=True),
                                                  PARAMS_MEDIA_TYPE))
         if request.messages:
             messages = [{"role": m["role"], "content": m["content"]} for m in request.messages]
             layers = _without(layers, MESSAGES_MEDIA_TYPE)
-            layers.append(await self._text_layer(go_json(messages), MESSAGES_MEDIA_TYPE))
+            layers.append(await self._text_layer(encode_json(messages, newline=True),
+                                                 MESSAGES_MEDIA_TYPE))
         return layers
 
     async def _inherited_parameters(self, layers: list[_Layer]) -> dict[str, Any]:
@@ -315,7 +316,7 @@ class ModelCreator:
             if value is not None:
                 extras[key] = value
         extras = {k: extras[k] for k in _CARRIED_CONFIG if extras.get(k)}  # Go's field order
-        data = go_json({**config, **extras, **tail})
+        data = encode_json({**config, **extras, **tail}, newline=True)
         digest, size = await self._blobs.write_bytes(data)
         return Descriptor(CONFIG_MEDIA_TYPE, digest, size)
 
@@ -342,7 +343,7 @@ def typed_parameters(raw: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         coerced = coerce_api_option(name, value)
-        typed[name] = _go_number(value if coerced is IGNORED else coerced)
+        typed[name] = whole_numbers_as_ints(value if coerced is IGNORED else coerced)
     return typed
 
 
@@ -355,17 +356,6 @@ def check_template(template: str) -> None:
             line = template.count("\n", 0, start) + 1
             raise InvalidRequestError(f"template error: template: :{line}: unclosed action")
         position = end + 2
-
-
-def _go_number(value: Any) -> Any:
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer() \
-            and abs(value) < 1e21:
-        return int(value)
-    if isinstance(value, list):
-        return [_go_number(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _go_number(v) for k, v in value.items()}
-    return value
 
 
 def _without(layers: list[_Layer], *media_types: str) -> list[_Layer]:

@@ -1,8 +1,9 @@
 """Ollama's manifest and config formats (Docker image manifest v2, schema 2).
 
 Bytes matter: a model's id is the sha256 of its manifest bytes, and Ollama's params/messages
-digests depend on Go's encoder. ``go_json`` reproduces ``json.Encoder`` output (compact, HTML
-characters escaped, trailing newline), so what we build hashes as Ollama's would.
+digests depend on Go's encoder. ``services.gocodec.encode_json`` with ``newline`` reproduces
+``json.Encoder`` output (compact, HTML characters escaped, trailing newline), so what we build
+hashes as Ollama's would.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from registry.blobs import canonical_digest
 from registry.gguf_info import GGUFInfo
 from services.errors import InvalidRequestError
+from services.gocodec import encode_json
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -25,17 +27,6 @@ MESSAGES_MEDIA_TYPE = "application/vnd.ollama.image.messages"
 LICENSE_MEDIA_TYPE = "application/vnd.ollama.image.license"
 ADAPTER_MEDIA_TYPE = "application/vnd.ollama.image.adapter"
 PROJECTOR_MEDIA_TYPE = "application/vnd.ollama.image.projector"
-
-_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-               "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-def go_json(value: Any, *, sort_keys: bool = False) -> bytes:
-    """``value`` encoded as Go's ``json.Encoder`` would: compact, UTF-8, trailing newline."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
-    for char, escape in _GO_ESCAPES.items():
-        text = text.replace(char, escape)  # only ever inside strings: none is JSON syntax
-    return (text + "\n").encode()
 
 
 @dataclass(frozen=True)
@@ -83,9 +74,10 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         """The bytes Ollama's ``WriteManifest`` would write for this manifest."""
-        return go_json({"schemaVersion": 2, "mediaType": self.media_type,
-                        "config": self.config.to_json(),
-                        "layers": [layer.to_json() for layer in self.layers]})
+        return encode_json({"schemaVersion": 2, "mediaType": self.media_type,
+                            "config": self.config.to_json(),
+                            "layers": [layer.to_json() for layer in self.layers]},
+                           newline=True)
 
     @classmethod
     def parse(cls, content: bytes) -> Manifest:
@@ -101,7 +93,7 @@ class Manifest:
 
 def gguf_config(info: GGUFInfo) -> bytes:
     """The config blob ``ollama create`` writes for a GGUF model (``ConfigV2``)."""
-    return go_json({
+    return encode_json({
         "model_format": "gguf",
         "model_family": info.architecture,
         "model_families": [info.architecture] if info.architecture else None,
@@ -109,4 +101,4 @@ def gguf_config(info: GGUFInfo) -> bytes:
         "file_type": info.quantization,
         "architecture": "amd64",  # fixed placeholders "required by spec", as Ollama writes
         "os": "linux",
-    })
+    }, newline=True)

@@ -36,7 +36,7 @@ from registry.replicas import StoreLock, notify_models_changed
 from services.errors import (
     CorralError, InvalidModelNameError, ModelNotFoundError, StoredBlobCorruptError,
 )
-from services.gofmt import go_quote
+from services.gocodec import go_quote
 from services.names import ModelName, parse_name
 
 log = structlog.get_logger()

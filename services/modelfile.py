@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.errors import InvalidRequestError
-from services.options_table import (deprecation_warning, go_value_text, is_deprecated,
-                                    parse_parameter)
+from services.gocodec import go_value_text
+from services.options_table import deprecation_warning, is_deprecated, parse_parameter
 
 INSTRUCTIONS = ("from", "license", "template", "system", "adapter", "draft", "renderer",
                 "parser", "parameter", "message", "requires")

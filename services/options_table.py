@@ -19,7 +19,6 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Final
 
 from services.errors import InvalidRequestError
@@ -282,39 +281,3 @@ def coerce_api_options(options: dict[str, Any] | None) -> dict[str, Any]:
         if typed is not IGNORED:
             result[name] = typed
     return result
-
-
-def go_value_text(value: Any) -> str:
-    """Render one stored parameter value the way Go's ``%v`` prints it after a JSON round trip.
-
-    Ollama keeps parameters as JSON, so every number comes back as float64: whole numbers
-    print bare (``4096``) but switch to exponent form from 1e6 on (``1.048576e+06``).
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return _go_float(float(value))
-    return "<nil>" if value is None else str(value)
-
-
-def _go_float(x: float) -> str:
-    """Go's shortest ``%g``: exponent form when the decimal exponent is < -4 or >= 6."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    if x == 0:
-        return "-0" if math.copysign(1.0, x) < 0 else "0"
-    sign, digit_tuple, exponent = Decimal(repr(x)).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0")
-    point = len(digit_tuple) + exponent  # value = 0.<digits> * 10**point
-    neg = "-" if sign else ""
-    exp10 = point - 1
-    if exp10 < -4 or exp10 >= 6:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{neg}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
-    if point <= 0:
-        return f"{neg}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return neg + digits + "0" * (point - len(digits))
-    return f"{neg}{digits[:point]}.{digits[point:]}"

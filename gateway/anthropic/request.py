@@ -18,8 +18,8 @@ from typing import Any
 
 from gateway.formats.forced import ToolChoice
 from gateway.inference_fields import check_base64
-from gateway.openai.wire import json_kind, typed
 from services.errors import InvalidRequestError
+from services.gocodec import typed_field, unmarshal_error
 
 STRUCT = "MessagesRequest"
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "max", "xhigh": "high"}
@@ -43,37 +43,38 @@ class MessagesRequest:
 
     @classmethod
     def parse(cls, body: dict, *, count_only: bool = False) -> MessagesRequest:
-        model = typed(body, STRUCT, "model", "string", "string", "").strip()
+        model = typed_field(body, STRUCT, "model", "string", default="").strip()
         if not model:
             raise InvalidRequestError("model is required")
-        max_tokens = typed(body, STRUCT, "max_tokens", "int", "int", 0)
+        max_tokens = typed_field(body, STRUCT, "max_tokens", "int", default=0)
         if max_tokens <= 0 and not count_only:
             raise InvalidRequestError("max_tokens is required and must be positive")
-        raw_messages = typed(body, STRUCT, "messages", "array", "[]anthropic.MessageParam", [])
+        raw_messages = typed_field(body, STRUCT, "messages", "array",
+                                   "[]anthropic.MessageParam", [])
         if not raw_messages:
             raise InvalidRequestError("messages is required")
         messages = system_messages(body.get("system")) + native_messages(raw_messages)
         native: dict[str, Any] = {"model": model, "messages": messages,
                                   "options": sampling_options(body, max_tokens)}
-        if tools := [native_tool(t) for t in typed(body, STRUCT, "tools", "array",
+        if tools := [native_tool(t) for t in typed_field(body, STRUCT, "tools", "array",
                                                     "[]anthropic.Tool", [])]:
             native["tools"] = tools
         if (think := thinking(body)) is not None:
             native["think"] = think
-        typed(body, STRUCT, "metadata", "object", "*anthropic.Metadata")  # accepted, unused
+        typed_field(body, STRUCT, "metadata", "object", "*anthropic.Metadata")  # accepted, unused
         return cls(native=native, model=model,
-                   stream=typed(body, STRUCT, "stream", "bool", "bool", False),
+                   stream=typed_field(body, STRUCT, "stream", "bool", default=False),
                    tool_choice=tool_choice(body.get("tool_choice")))
 
 
 def sampling_options(body: dict, max_tokens: int) -> dict:
     options: dict[str, Any] = {"num_predict": max_tokens} if max_tokens > 0 else {}
     for name, native in (("temperature", "temperature"), ("top_p", "top_p")):
-        if (value := typed(body, STRUCT, name, "number", "float64")) is not None:
+        if (value := typed_field(body, STRUCT, name, "number", "float64")) is not None:
             options[native] = value
-    if (top_k := typed(body, STRUCT, "top_k", "int", "int")) is not None:
+    if (top_k := typed_field(body, STRUCT, "top_k", "int")) is not None:
         options["top_k"] = top_k
-    stops = typed(body, STRUCT, "stop_sequences", "array", "[]string", [])
+    stops = typed_field(body, STRUCT, "stop_sequences", "array", "[]string", [])
     if any(not isinstance(s, str) for s in stops):
         raise InvalidRequestError("stop_sequences must be a list of strings")
     if stops:
@@ -84,7 +85,7 @@ def sampling_options(body: dict, max_tokens: int) -> dict:
 def thinking(body: dict) -> bool | str | None:
     """``thinking.type`` enabled/disabled; a budget picks a level (under 4k tokens low, under
     16k medium, else high); else ``output_config.effort``."""
-    config = typed(body, STRUCT, "thinking", "object", "*anthropic.ThinkingConfig")
+    config = typed_field(body, STRUCT, "thinking", "object", "*anthropic.ThinkingConfig")
     kind = config.get("type") if config else None
     if kind == "disabled":
         return False
@@ -93,7 +94,7 @@ def thinking(body: dict) -> bool | str | None:
         if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
             return True
         return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
-    output = typed(body, STRUCT, "output_config", "object", "*anthropic.OutputConfig") or {}
+    output = typed_field(body, STRUCT, "output_config", "object", "*anthropic.OutputConfig") or {}
     effort = str(output.get("effort") or "").strip().lower()
     return _EFFORTS.get(effort)
 
@@ -113,8 +114,7 @@ def tool_choice(raw: object) -> ToolChoice:
 def native_tool(tool: object) -> dict:
     """A client tool (``custom``) as a native function tool; server tools are refused."""
     if not isinstance(tool, dict):
-        raise InvalidRequestError(f"json: cannot unmarshal {json_kind(tool)} into Go struct "
-                                  f"field {STRUCT}.tools of type anthropic.Tool")
+        raise unmarshal_error(tool, f"{STRUCT}.tools", "anthropic.Tool")
     kind = tool.get("type") or "custom"
     if kind != "custom":
         raise InvalidRequestError(f"tool type {kind!r} is not supported: Corral runs no server "
@@ -150,8 +150,7 @@ def native_messages(messages: list) -> list[dict]:
     out: list[dict] = []
     for raw in messages:
         if not isinstance(raw, dict):
-            raise InvalidRequestError(f"json: cannot unmarshal {json_kind(raw)} into Go struct "
-                                      f"field {STRUCT}.messages of type anthropic.MessageParam")
+            raise unmarshal_error(raw, f"{STRUCT}.messages", "anthropic.MessageParam")
         out += _message(raw, names)
     return out
 

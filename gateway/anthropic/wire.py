@@ -18,9 +18,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.streaming import encode_json
 from services.context import current_request_id
 from services.errors import CorralError
+from services.gocodec import encode_json
 
 log = structlog.get_logger()
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.gotemplate.values import GoMap, GoSlice, GoStruct, PropertyType
+from services.gocodec import go_json_value
 
 _TOOL_JSON = (("type", "Type", False), ("items", "Items", True), ("function", "Function", False))
 _FUNCTION_JSON = (("name", "Name", False), ("description", "Description", False),
@@ -21,19 +22,6 @@ _PARAMETERS_JSON = (("type", "Type", False), ("$defs", "Defs", True), ("items", 
 _PROPERTY_JSON = tuple((key, name, True) for key, name in (
     ("anyOf", "AnyOf"), ("type", "Type"), ("items", "Items"), ("description", "Description"),
     ("enum", "Enum"), ("properties", "Properties"), ("required", "Required")))
-
-
-def go_json_value(value: Any) -> Any:
-    """Decoded-JSON data as Go's ``any`` holds it: every number is a float64."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, dict):
-        return {str(k): go_json_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [go_json_value(v) for v in value]
-    return value
 
 
 def _obj(value: Any) -> dict:

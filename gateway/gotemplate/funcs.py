@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.gotemplate.values import (GoStruct, PropertyType, marshal, sprint_value, truth,
                                        type_name)
+from services.gocodec import go_quote, json_kind
 
 
 class FuncError(Exception):
@@ -23,23 +24,14 @@ class FuncError(Exception):
 
 # -- comparison --------------------------------------------------------------------------------
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "nil"
-    return "other"
+_BASIC_KINDS = frozenset({"bool", "number", "string", "null"})  # what ``eq`` can compare
 
 
 def _comparable(a: Any, b: Any) -> None:
-    ka, kb = _kind(a), _kind(b)
-    if "other" in (ka, kb):
+    ka, kb = json_kind(a), json_kind(b)
+    if not {ka, kb} <= _BASIC_KINDS:
         raise FuncError("non-comparable type")
-    if ka != kb and "nil" not in (ka, kb):
+    if ka != kb and "null" not in (ka, kb):
         raise FuncError("incompatible types for comparison")
 
 
@@ -60,7 +52,7 @@ def ne(a: Any, b: Any) -> bool:
 
 def _ordered(a: Any, b: Any) -> None:
     _comparable(a, b)
-    if _kind(a) not in ("number", "string") or _kind(b) != _kind(a):
+    if json_kind(a) not in ("number", "string") or json_kind(b) != json_kind(a):
         raise FuncError("invalid type for comparison")
 
 
@@ -206,28 +198,6 @@ def _format(verb: str, arg: Any, precision: str | None) -> str:
             return sprint_value(float(arg), top=False)
         return format(float(arg), f".{6 if prec is None else prec}{verb}")
     return f"%!{verb}({type_name(arg)}={sprint_value(arg, top=False)})"
-
-
-_QUOTE_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-                  "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
-
-
-def go_quote(text: str) -> str:
-    """``strconv.Quote``: printable runes kept, the rest escaped."""
-    out = ['"']
-    for char in text:
-        if char in _QUOTE_ESCAPES:
-            out.append(_QUOTE_ESCAPES[char])
-        elif char.isprintable() or char == " ":
-            out.append(char)
-        elif ord(char) < 0x80:
-            out.append(f"\\x{ord(char):02x}")
-        elif ord(char) <= 0xFFFF:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(f"\\U{ord(char):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _pad(text: str, flags: str, width: str | None) -> str:

@@ -12,12 +12,10 @@ behaviour the templates rely on get small wrappers:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
-from services.options_table import go_value_text
+from services.gocodec import format_float, go_type_name, json_float
 
 NO_VALUE = "<no value>"
 
@@ -82,16 +80,13 @@ def truth(value: Any) -> bool:
 
 
 def type_name(value: Any) -> str:
-    """The Go type name used in error messages."""
+    """Go's ``%T`` of a template value: a struct's own name, ``int`` for an integer (template
+    literals and Ollama's structs have ints, where JSON decoded into ``any`` has only float64)."""
     if isinstance(value, GoStruct):
         return value.type_name
-    if value is None:
-        return "<nil>"
-    for kind, name in ((bool, "bool"), (int, "int"), (float, "float64"), (str, "string"),
-                       (list, "[]interface {}"), (dict, "map[string]interface {}")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "int"
+    return go_type_name(value)
 
 
 def map_key_order(key: Any) -> tuple:
@@ -112,7 +107,7 @@ def sprint_value(value: Any, *, top: bool = True) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return go_value_text(value)
+        return format_float(value)
     if isinstance(value, PropertyType):
         return value[0] if len(value) == 1 else (
             "" if not value else "[" + " ".join(value) + "]")
@@ -155,7 +150,7 @@ def _marshal(value: Any, out: list[str]) -> None:
     elif isinstance(value, int):
         out.append(str(value))
     elif isinstance(value, float):
-        out.append(_json_float(value))
+        out.append(json_float(value))
     elif isinstance(value, str):
         out.append(json_string(value))
     elif isinstance(value, PropertyType):
@@ -194,25 +189,3 @@ def json_string(text: str) -> str:
             out.append(char)
     out.append('"')
     return "".join(out)
-
-
-def _json_float(x: float) -> str:
-    """Go's float64 JSON form: shortest digits, exponent only below 1e-6 or from 1e21."""
-    if not math.isfinite(x):
-        raise ValueError(f"json: unsupported value: {go_value_text(x)}")
-    if x == 0:
-        return "-0" if math.copysign(1.0, x) < 0 else "0"
-    sign, digit_tuple, exponent = Decimal(repr(x)).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
-    point = len(digit_tuple) + exponent  # value = 0.<digits> * 10**point
-    neg = "-" if sign else ""
-    if abs(x) < 1e-6 or abs(x) >= 1e21:
-        exp10 = point - 1
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        width = 1 if exp10 < 0 else 2  # Go trims e-07 to e-7 but keeps e+21
-        return f"{neg}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):0{width}d}"
-    if point <= 0:
-        return f"{neg}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return neg + digits + "0" * (point - len(digits))
-    return f"{neg}{digits[:point]}.{digits[point:]}"

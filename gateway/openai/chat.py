@@ -16,10 +16,9 @@ from typing import Any
 from gateway.formats.forced import ToolChoice
 from gateway.images import MESSAGE_INDEX
 from gateway.openai.wire import (FINGERPRINT, include_usage, openai_logprobs, refuse_logit_bias,
-                                 sampling_options, typed, usage, with_extension_options)
-from gateway.streaming import encode_json
+                                 sampling_options, usage, with_extension_options)
 from services.errors import InvalidRequestError
-from services.gofmt import go_type_name, json_kind
+from services.gocodec import encode_json, go_type_name, typed_field, unmarshal_error
 
 STRUCT = "ChatCompletionRequest"
 _IMAGE_PREFIXES = ("data:;base64,", *(f"data:image/{kind};base64,"
@@ -40,24 +39,24 @@ class ChatCompletionRequest:
 
     @classmethod
     def parse(cls, body: dict) -> ChatCompletionRequest:
-        messages = typed(body, STRUCT, "messages", "array", "[]openai.Message", [])
+        messages = typed_field(body, STRUCT, "messages", "array", "[]openai.Message", [])
         if not messages:
             raise InvalidRequestError("[] is too short - 'messages'")
-        stream = typed(body, STRUCT, "stream", "bool", "bool", False)
+        stream = typed_field(body, STRUCT, "stream", "bool", default=False)
         refuse_logit_bias(body)
         native: dict[str, Any] = {
-            "model": typed(body, STRUCT, "model", "string", "string", ""),
+            "model": typed_field(body, STRUCT, "model", "string", default=""),
             "messages": native_messages(messages), "stream": stream,
             "options": with_extension_options(body, STRUCT, sampling_options(body, STRUCT))}
         if (fmt := response_format(body)) is not None:
             native["format"] = fmt
-        if tools := typed(body, STRUCT, "tools", "array", "[]api.Tool"):
+        if tools := typed_field(body, STRUCT, "tools", "array", "[]api.Tool"):
             native["tools"] = tools
         if (think := reasoning(body)) is not None:
             native["think"] = think
-        if typed(body, STRUCT, "logprobs", "bool", "bool", False):
+        if typed_field(body, STRUCT, "logprobs", "bool", default=False):
             native["logprobs"] = True
-            native["top_logprobs"] = typed(body, STRUCT, "top_logprobs", "int", "int", 0)
+            native["top_logprobs"] = typed_field(body, STRUCT, "top_logprobs", "int", default=0)
         return cls(native=native, stream=stream, tool_choice=tool_choice(body),
                    include_usage=stream and include_usage(body, STRUCT))
 
@@ -66,14 +65,15 @@ class ChatCompletionRequest:
 
 def response_format(body: dict) -> object:
     """``json_object`` ⇒ ``"json"``; ``json_schema`` ⇒ its schema; anything else ⇒ none."""
-    raw = typed(body, STRUCT, "response_format", "object", "openai.ResponseFormat")
+    raw = typed_field(body, STRUCT, "response_format", "object", "openai.ResponseFormat")
     if raw is None:
         return None
-    kind = typed(raw, "ResponseFormat", "type", "string", "string", "").strip().lower()
+    kind = typed_field(raw, "ResponseFormat", "type", "string", default="").strip().lower()
     if kind == "json_object":
         return "json"
     if kind == "json_schema":
-        schema = typed(raw, "ResponseFormat", "json_schema", "object", "openai.JsonSchema", {})
+        schema = typed_field(raw, "ResponseFormat", "json_schema", "object", "openai.JsonSchema",
+                             {})
         return schema.get("schema")
     return None
 
@@ -94,9 +94,9 @@ def tool_choice(body: dict) -> ToolChoice:
 
 def reasoning(body: dict) -> bool | str | None:
     """``reasoning.effort`` or ``reasoning_effort`` as a native ``think`` value."""
-    nested = typed(body, STRUCT, "reasoning", "object", "openai.Reasoning")
-    effort = (typed(nested, "Reasoning", "effort", "string", "string", "") if nested
-              else typed(body, STRUCT, "reasoning_effort", "string", "string", ""))
+    nested = typed_field(body, STRUCT, "reasoning", "object", "openai.Reasoning")
+    effort = (typed_field(nested, "Reasoning", "effort", "string", default="") if nested
+              else typed_field(body, STRUCT, "reasoning_effort", "string", default=""))
     if not effort:
         return None
     if effort not in _EFFORTS:
@@ -111,8 +111,7 @@ def native_messages(messages: list) -> list[dict]:
     out: list[dict] = []
     for index, raw in enumerate(messages):
         if not isinstance(raw, dict):
-            raise InvalidRequestError(f"json: cannot unmarshal {json_kind(raw)} into Go struct "
-                                      f"field {STRUCT}.messages of type openai.Message")
+            raise unmarshal_error(raw, f"{STRUCT}.messages", "openai.Message")
         out.extend(with_message_index(_translate(raw, messages), index))
     return out
 
@@ -126,7 +125,7 @@ def with_message_index(natives: list[dict], index: int) -> list[dict]:
 
 
 def _translate(msg: dict, history: list) -> list[dict]:
-    role = typed(msg, "Message", "role", "string", "string", "")
+    role = typed_field(msg, "Message", "role", "string", default="")
     content = msg.get("content")
     calls = msg.get("tool_calls")
     extra: dict[str, Any] = {}
@@ -184,8 +183,7 @@ def image_data(image_url: object) -> str:
 def native_tool_calls(calls: object) -> list[dict]:
     """OpenAI tool calls (arguments as a JSON string) as native ones (arguments an object)."""
     if not isinstance(calls, list):
-        raise InvalidRequestError(f"json: cannot unmarshal {json_kind(calls)} into Go struct "
-                                  f"field {STRUCT}.messages.tool_calls of type []openai.ToolCall")
+        raise unmarshal_error(calls, f"{STRUCT}.messages.tool_calls", "[]openai.ToolCall")
     out = []
     for index, call in enumerate(calls):
         function = call.get("function") if isinstance(call, dict) else None

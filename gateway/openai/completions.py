@@ -15,10 +15,10 @@ from gateway.openai.wire import (
     openai_logprobs,
     refuse_logit_bias,
     sampling_options,
-    typed,
     usage,
     with_extension_options,
 )
+from services.gocodec import typed_field
 
 STRUCT = "CompletionRequest"
 _NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -35,15 +35,15 @@ class CompletionRequest:
 
     @classmethod
     def parse(cls, body: dict) -> CompletionRequest:
-        stream = typed(body, STRUCT, "stream", "bool", "bool", False)
+        stream = typed_field(body, STRUCT, "stream", "bool", default=False)
         refuse_logit_bias(body)
         options = sampling_options(body, STRUCT, completions=True)
-        native = {"model": typed(body, STRUCT, "model", "string", "string", ""),
-                  "prompt": typed(body, STRUCT, "prompt", "string", "string", ""),
+        native = {"model": typed_field(body, STRUCT, "model", "string", default=""),
+                  "prompt": typed_field(body, STRUCT, "prompt", "string", default=""),
                   "stream": stream, "options": with_extension_options(body, STRUCT, options)}
-        if suffix := typed(body, STRUCT, "suffix", "string", "string", ""):
+        if suffix := typed_field(body, STRUCT, "suffix", "string", default=""):
             native["suffix"] = suffix
-        if (top := typed(body, STRUCT, "logprobs", "int", "*int", 0)) > 0:  # legacy: top-N
+        if (top := typed_field(body, STRUCT, "logprobs", "int", "*int", 0)) > 0:  # legacy: top-N
             native["logprobs"], native["top_logprobs"] = True, top
         return cls(native=native, stream=stream,
                    include_usage=stream and include_usage(body, STRUCT))

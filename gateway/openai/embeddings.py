@@ -8,8 +8,9 @@ import struct
 from dataclasses import dataclass
 
 from gateway.embeddings import EmbedParams
-from gateway.openai.wire import typed, with_extension_options
+from gateway.openai.wire import with_extension_options
 from services.errors import InvalidRequestError
+from services.gocodec import typed_field
 
 STRUCT = "EmbedRequest"
 _FORMATS = ("float", "base64")
@@ -22,7 +23,7 @@ class EmbeddingRequest:
 
     @classmethod
     def parse(cls, body: dict) -> EmbeddingRequest:
-        encoding = typed(body, STRUCT, "encoding_format", "string", "string", "")
+        encoding = typed_field(body, STRUCT, "encoding_format", "string", default="")
         if encoding and encoding.lower() not in _FORMATS:
             raise InvalidRequestError(f"Invalid value for 'encoding_format' = {encoding}. "
                                       "Supported values: ['float', 'base64'].")
@@ -31,8 +32,8 @@ class EmbeddingRequest:
             raw = [""]
         if raw is None or raw == []:
             raise InvalidRequestError("invalid input")
-        native = {"model": typed(body, STRUCT, "model", "string", "string", ""), "input": raw,
-                  "dimensions": typed(body, STRUCT, "dimensions", "int", "int", 0),
+        native = {"model": typed_field(body, STRUCT, "model", "string", default=""), "input": raw,
+                  "dimensions": typed_field(body, STRUCT, "dimensions", "int", default=0),
                   "options": with_extension_options(body, STRUCT, {})}
         return cls(params=EmbedParams.parse(native), encoding_format=(encoding or "float").lower())
 

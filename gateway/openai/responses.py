@@ -16,9 +16,8 @@ from typing import Any
 
 from gateway.openai.chat import (image_data, native_tool_calls, openai_tool_calls, reasoning,
                                  with_message_index)
-from gateway.openai.wire import typed
 from services.errors import InvalidRequestError
-from services.gofmt import json_kind
+from services.gocodec import json_kind, typed_field, unmarshal_error
 
 STRUCT = "ResponsesRequest"
 
@@ -43,19 +42,19 @@ class ResponsesRequest:
             if body.get(unsupported):
                 raise InvalidRequestError(f"{unsupported} is not supported: Corral's responses "
                                           "are stateless, send the whole conversation as input")
-        instructions = typed(body, STRUCT, "instructions", "string", "string", "")
+        instructions = typed_field(body, STRUCT, "instructions", "string", default="")
         messages = [{"role": "system", "content": instructions}] if instructions else []
         messages += input_messages(body.get("input"))
-        stream = typed(body, STRUCT, "stream", "bool", "bool", False)
+        stream = typed_field(body, STRUCT, "stream", "bool", default=False)
         options: dict[str, Any] = {
-            "temperature": typed(body, STRUCT, "temperature", "number", "float64", 1.0)}
-        if (top_p := typed(body, STRUCT, "top_p", "number", "float64")) is not None:
+            "temperature": typed_field(body, STRUCT, "temperature", "number", "float64", 1.0)}
+        if (top_p := typed_field(body, STRUCT, "top_p", "number", "float64")) is not None:
             options["top_p"] = top_p
-        if (limit := typed(body, STRUCT, "max_output_tokens", "int", "int")) is not None:
+        if (limit := typed_field(body, STRUCT, "max_output_tokens", "int")) is not None:
             options["num_predict"] = limit
-        native: dict[str, Any] = {"model": typed(body, STRUCT, "model", "string", "string", ""),
+        native: dict[str, Any] = {"model": typed_field(body, STRUCT, "model", "string", default=""),
                                   "messages": messages, "stream": stream, "options": options}
-        tools = typed(body, STRUCT, "tools", "array", "[]Tool", [])
+        tools = typed_field(body, STRUCT, "tools", "array", "[]Tool", [])
         if tools:
             native["tools"] = [native_tool(t) for t in tools]
         if (think := reasoning(body)) is not None:
@@ -78,8 +77,7 @@ def input_messages(raw: object) -> list[dict]:
     if isinstance(raw, str):
         return [{"role": "user", "content": raw}]
     if not isinstance(raw, list):
-        raise InvalidRequestError(f"json: cannot unmarshal {json_kind(raw)} into Go struct "
-                                  f"field {STRUCT}.input of type openai.ResponsesInput")
+        raise unmarshal_error(raw, f"{STRUCT}.input", "openai.ResponsesInput")
     messages: list[dict] = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
@@ -143,7 +141,7 @@ def native_tool(tool: object) -> dict:
 
 def format_of(body: dict) -> dict:
     """``text.format`` (``{"type": "text"}`` when absent), echoed in the reply as given."""
-    text = typed(body, STRUCT, "text", "object", "openai.ResponsesText", {})
+    text = typed_field(body, STRUCT, "text", "object", "openai.ResponsesText", {})
     fmt = text.get("format")
     return fmt if isinstance(fmt, dict) else {"type": "text"}
 

@@ -1,9 +1,9 @@
-"""OpenAI wire helpers: JSON replies, the error shape, SSE, typed fields, shared sampling options.
+"""OpenAI wire helpers: JSON replies, the error shape, SSE, shared sampling options.
 
 Ollama writes OpenAI bodies with Go's ``json.Encoder`` (a trailing newline, ``Content-Type:
 application/json``) and binds requests with Go's decoder, so type errors read
 ``json: cannot unmarshal string into Go struct field ChatCompletionRequest.temperature of type
-float64``.
+float64`` (``services.gocodec.typed_field``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import structlog
 from aiohttp import web
 
 from gateway.schemas import read_json
-from gateway.streaming import encode_json
 from services.errors import CorralError, InvalidRequestError, internal_error
-from services.gofmt import go_type_name, json_kind
+from services.gocodec import encode_json, go_type_name, typed_field
 
 log = structlog.get_logger()
 
@@ -112,30 +111,6 @@ def _event(obj: dict, named: bool = False) -> bytes:
 
 # -- request fields -------------------------------------------------------------------------------
 
-_CHECKS: dict[str, Callable[[object], bool]] = {
-    "string": lambda v: isinstance(v, str),
-    "bool": lambda v: isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-}
-
-
-def typed(body: dict, struct: str, name: str, kind: str, go: str, default: Any = None) -> Any:
-    """``body[name]`` when it has JSON type ``kind`` (``null``/absent gives ``default``)."""
-    value = body.get(name)
-    if value is None:
-        return default
-    if not _CHECKS[kind](value):
-        found = json_kind(value)
-        if found == "number":  # Go names the literal when a number does not fit
-            found = f"number {value}"
-        raise InvalidRequestError(f"json: cannot unmarshal {found} into Go struct field "
-                                  f"{struct}.{name} of type {go}")
-    return value
-
-
 def stop_sequences(raw: object, *, strict: bool) -> list[str] | None:
     """``stop`` as a string or a list; ``strict`` (completions) rejects non-string items."""
     if isinstance(raw, str):
@@ -160,20 +135,20 @@ def sampling_options(body: dict, struct: str, *, completions: bool = False) -> d
     stop = stop_sequences(body.get("stop"), strict=completions)
     if stop is not None:
         options["stop"] = stop
-    max_tokens = typed(body, struct, "max_tokens", "int", "int")
+    max_tokens = typed_field(body, struct, "max_tokens", "int")
     if max_tokens is None and not completions:
-        max_tokens = typed(body, struct, "max_completion_tokens", "int", "int")
+        max_tokens = typed_field(body, struct, "max_completion_tokens", "int")
     if max_tokens is not None:
         options["num_predict"] = max_tokens
-    options["temperature"] = typed(body, struct, "temperature", "number", float_go, 1.0)
-    seed = typed(body, struct, "seed", "int", "int")
+    options["temperature"] = typed_field(body, struct, "temperature", "number", float_go, 1.0)
+    seed = typed_field(body, struct, "seed", "int")
     if seed is not None:
         options["seed"] = seed
     for penalty in ("frequency_penalty", "presence_penalty"):
-        value = typed(body, struct, penalty, "number", float_go, 0.0 if completions else None)
+        value = typed_field(body, struct, penalty, "number", float_go, 0.0 if completions else None)
         if value is not None:
             options[penalty] = value
-    top_p = typed(body, struct, "top_p", "number", float_go)
+    top_p = typed_field(body, struct, "top_p", "number", float_go)
     options["top_p"] = 1.0 if top_p is None or (completions and top_p == 0) else top_p
     return options
 
@@ -190,7 +165,7 @@ def with_extension_options(body: dict, struct: str, options: dict) -> dict:
     (``num_ctx``, ``top_k``, ``repeat_penalty``...) that OpenAI's schema has no field for
     (ollama/ollama#7063, #2722). They are checked like native options; where OpenAI has a field
     for the same option and the request sets it, the field wins."""
-    extension = typed(body, struct, "options", "object", "map[string]interface {}", {})
+    extension = typed_field(body, struct, "options", "object", default={})
     merged = dict(options)
     for key, value in extension.items():
         if not any(body.get(name) is not None for name in _OPENAI_FIELDS.get(key, ())):
@@ -207,8 +182,10 @@ def refuse_logit_bias(body: dict) -> None:
 
 def include_usage(body: dict, struct: str) -> bool:
     """``stream_options.include_usage``."""
-    stream_options = typed(body, struct, "stream_options", "object", "*openai.StreamOptions", {})
-    return bool(typed(stream_options, "StreamOptions", "include_usage", "bool", "bool", False))
+    stream_options = typed_field(body, struct, "stream_options", "object",
+                                 "*openai.StreamOptions", {})
+    return bool(typed_field(stream_options, "StreamOptions", "include_usage", "bool",
+                            default=False))
 
 
 def usage(native: dict) -> dict:

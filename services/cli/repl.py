@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -22,7 +21,8 @@ from services.cli.run import RunOptions, apply_show, chat_once, infer_think, loa
 from services.cli.show import show_info
 from services.errors import InvalidRequestError
 from services.names import is_valid_name
-from services.options_table import go_value_text, parse_parameter
+from services.gocodec import go_quote, go_value_text
+from services.options_table import parse_parameter
 from services.settings import parse_bool
 
 PROMPT, ALT_PROMPT = ">>> ", "... "
@@ -65,16 +65,6 @@ def _key_bindings() -> KeyBindings:
         event.app.current_buffer.open_in_editor()
 
     return bindings
-
-
-def _go_quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _go_print_value(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + " ".join(map(str, value)) + "]"
-    return go_value_text(value)
 
 
 class Repl:
@@ -288,7 +278,7 @@ class Repl:
         self.opts.think = (level or True) if what == "think" else False
         self.opts.think_explicit = True
         if "thinking" not in (self.info.get("capabilities") or []):
-            print(f"warning: model {_go_quote(self.opts.model)} does not support thinking output",
+            print(f"warning: model {go_quote(self.opts.model)} does not support thinking output",
                   file=sys.stderr)
         if what == "nothink":
             print("Set 'nothink' mode.")
@@ -303,7 +293,7 @@ class Repl:
         try:
             self.opts.options[name] = parse_parameter(name, values)
         except InvalidRequestError as exc:
-            print(f"Couldn't set parameter: {_go_quote(exc.message)}")
+            print(f"Couldn't set parameter: {go_quote(exc.message)}")
             return
         print(f"Set parameter '{name}' to '{', '.join(values)}'")
 
@@ -370,7 +360,7 @@ class Repl:
         if self.opts.options:
             print("User defined parameters:")
             for key, value in self.opts.options.items():
-                print(f"  {key:<30} {_go_print_value(value)}")
+                print(f"  {key:<30} {go_value_text(value)}")
             print()
 
     def _help(self, args: list[str]) -> None:

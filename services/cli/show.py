@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.cli_format import human_number, table, width
-from services.options_table import go_value_text
+from services.gocodec import go_value_text
 
 
 def _number(value: Any) -> str | None:
@@ -63,12 +63,6 @@ def _projector_rows(projector: dict) -> list[list[str]]:
 
 def _go_value(value: Any) -> str:
     """Go's ``%v`` of a decoded JSON value, lists cut to about ten columns (``[a b ...+3 more]``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return go_value_text(float(value))
     if isinstance(value, list):
         items = [_go_value(v) for v in value]
         shown, total = 0, 1
@@ -81,7 +75,7 @@ def _go_value(value: Any) -> str:
         if shown < len(items):
             return "[" + " ".join(items[:shown]) + f" ...+{len(items) - shown} more]"
         return "[" + " ".join(items) + "]"
-    return type(value).__name__
+    return go_value_text(value)
 
 
 def _head(text: str, limit: int) -> list[list[str]]:

@@ -10,7 +10,8 @@ import pytest
 from gateway import fitting, inference_fields, prompt
 from gateway.output import OutputParser
 from gateway.prompt import PromptTemplate, Think
-from gateway.streaming import encode_json, utc_timestamp
+from gateway.streaming import utc_timestamp
+from services.gocodec import encode_json
 from gateway.thinking import ThinkingParser
 from gateway.tools import ToolCallParser, find_arguments, tool_call_id
 from gateway.validation import decode_error

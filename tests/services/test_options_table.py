@@ -4,8 +4,8 @@ import pytest
 
 from services.errors import InvalidRequestError
 from services.options_table import (DEFAULTS, IGNORED, OPTIONS, coerce_api_option,
-                                    coerce_api_options, deprecation_warning, go_value_text,
-                                    is_current, is_deprecated, parse_parameter)
+                                    coerce_api_options, deprecation_warning, is_current,
+                                    is_deprecated, parse_parameter)
 
 
 def test_defaults_match_ollama_head():
@@ -114,12 +114,3 @@ def test_coerce_api_option_type_errors(name, value, message):
 def test_coerce_api_options_drops_ignored_keys():
     assert coerce_api_options({"top_k": 3.0, "bogus": "x", "seed": None}) == {"top_k": 3}
     assert coerce_api_options(None) == {}
-
-
-@pytest.mark.parametrize("value,text", [
-    (4096, "4096"), (1048576, "1.048576e+06"), (999999, "999999"), (0.7, "0.7"),
-    (1.0, "1"), (0.0001, "0.0001"), (0.00001, "1e-05"), (-2.5, "-2.5"), (0, "0"),
-    (True, "true"), (False, "false"), ("<|eot_id|>", "<|eot_id|>"), (None, "<nil>"),
-])
-def test_go_value_text_prints_like_go_percent_v_of_float64(value, text):
-    assert go_value_text(value) == text
