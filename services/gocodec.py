@@ -99,6 +99,12 @@ def encode_json(value: object, *, sort_keys: bool = False, newline: bool = False
     return text.encode("utf-8", "replace")
 
 
+def json_string(text: str) -> str:
+    """One string as ``encoding/json`` writes it: ``<>&`` and U+2028/9 escaped, and (since Go
+    1.22, like Python) ``\\b`` and ``\\f`` rather than ``\\u0008`` and ``\\u000c``."""
+    return json.dumps(text, ensure_ascii=False).translate(_HTML_ESCAPES)
+
+
 # -- decoding: Go's unmarshal errors and typed fields --------------------------------------------
 
 def unmarshal_error_text(value: object, where: str | None, go_type: str, *,

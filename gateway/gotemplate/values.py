@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from services.gocodec import format_float, go_type_name, json_float
+from services.gocodec import format_float, go_type_name, json_float, json_string
 
 NO_VALUE = "<no value>"
 
@@ -130,11 +130,6 @@ def sprint_value(value: Any, *, top: bool = True) -> str:
 
 # -- JSON (encoding/json's Marshal) ------------------------------------------------------------
 
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-            "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-            "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
 def marshal(value: Any) -> str:
     """``json.Marshal(value)``: compact, HTML-escaped, map keys sorted, Go float format."""
     parts: list[str] = []
@@ -174,18 +169,3 @@ def _marshal(value: Any, out: list[str]) -> None:
         out.append("]")
     else:
         out.append(json_string(str(value)))
-
-
-def json_string(text: str) -> str:
-    """A Go-encoded JSON string (``<>&`` and U+2028/9 escaped, other UTF-8 kept)."""
-    out = ['"']
-    for char in text:
-        escaped = _ESCAPES.get(char)
-        if escaped is not None:
-            out.append(escaped)
-        elif char < " ":
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)

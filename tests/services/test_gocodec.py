@@ -14,8 +14,8 @@ import pytest
 from services.errors import InvalidRequestError
 from services.gocodec import (encode_json, format_float, go_json_value, go_quote, go_quote_char,
                               go_sharp_v, go_type_name, go_value_text, json_float, json_kind,
-                              parameters_text, typed_field, unmarshal_error, unmarshal_error_text,
-                              whole_numbers_as_ints)
+                              json_string, parameters_text, typed_field, unmarshal_error,
+                              unmarshal_error_text, whole_numbers_as_ints)
 
 # -- strings -------------------------------------------------------------------------------------
 
@@ -205,6 +205,18 @@ def test_encode_json_escapes_html_and_keeps_utf8() -> None:
     assert encode_json({"a": "<&>", "b": "é", "c": "\u2028\u2029"}) == (
         '{"a":"\\u003c\\u0026\\u003e","b":"é","c":"\\u2028\\u2029"}'.encode())
     assert json.loads(encode_json({"a": "<&>"})) == {"a": "<&>"}
+
+
+@pytest.mark.parametrize(("text", "encoded"), [
+    ("<a&b>", '"\\u003ca\\u0026b\\u003e"'), ("é✓", '"é✓"'), ('q"\\', '"q\\"\\\\"'),
+    ("\n\r\t", '"\\n\\r\\t"'), ("\x01\x1f", '"\\u0001\\u001f"'),
+    ("\u2028\u2029", '"\\u2028\\u2029"'),
+    # the template's copy wrote \u0008 and \u000c, as Go did before 1.22; Ollama's Go writes \b \f
+    ("\b\f", '"\\b\\f"'),
+])
+def test_json_string_is_encoding_json_string(text: str, encoded: str) -> None:
+    assert json_string(text) == encoded
+    assert encode_json(text) == encoded.encode()
 
 
 def test_encode_json_as_a_json_encoder_and_sorted() -> None:
