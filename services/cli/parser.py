@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.gocodec import go_quote
+
 PROG = "corral"
 
 
@@ -97,14 +99,18 @@ def _convert(flag: Flag, value: str, spelled: str) -> Any:
         try:
             return int(value, 0)
         except ValueError:
-            raise UsageError(f'invalid argument "{value}" for "{spelled}" flag: '
-                             f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+            raise UsageError(_invalid_argument(value, spelled, "ParseInt")) from None
     truth = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
              "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
     if value not in truth:
-        raise UsageError(f'invalid argument "{value}" for "{spelled}" flag: '
-                         f'strconv.ParseBool: parsing "{value}": invalid syntax')
+        raise UsageError(_invalid_argument(value, spelled, "ParseBool"))
     return truth[value]
+
+
+def _invalid_argument(value: str, spelled: str, parser: str) -> str:
+    """pflag's refusal wrapping strconv's ``NumError``, both quoting with ``%q``."""
+    return (f"invalid argument {go_quote(value)} for {go_quote(spelled)} flag: "
+            f"strconv.{parser}: parsing {go_quote(value)}: invalid syntax")
 
 
 def parse_flags(command: Command, argv: Sequence[str]) -> Invocation:
@@ -220,7 +226,7 @@ def resolve(commands: Sequence[Command], argv: Sequence[str], short: str) -> Inv
         raise HelpRequested(command_help(target) if target else root_help(commands, short))
     command = by_name.get(argv[0])
     if command is None:
-        raise UsageError(f'unknown command "{argv[0]}" for "{PROG}"')
+        raise UsageError(f"unknown command {go_quote(argv[0])} for {go_quote(PROG)}")
     inv = parse_flags(command, argv[1:])
     if inv.flags.get("help"):
         raise HelpRequested(command_help(command))

@@ -13,6 +13,7 @@ from services.cli.images import attach_images
 from services.cli.parser import Invocation, UsageError
 from services.cli.progress import ProgressDisplay, Spinner
 from services.cli_format import go_duration
+from services.gocodec import go_quote
 from services.settings import parse_go_duration
 
 THINK_LEVELS = ("high", "medium", "low", "max")
@@ -58,7 +59,8 @@ def think_value(text: str) -> bool | str:
         return False
     if text in THINK_LEVELS:
         return text
-    raise UsageError(f'invalid value for --think: "{text}" (must be true, false, high, medium, low, or max)')
+    raise UsageError(f"invalid value for --think: {go_quote(text)} (must be true, false, high, "
+                     "medium, low, or max)")
 
 
 def format_value(text: str) -> Any:

@@ -40,6 +40,11 @@ def test_short_flags_and_double_dash():
     (["run", "m", "--dimensions", "x"],
      'invalid argument "x" for "--dimensions" flag: strconv.ParseInt: parsing "x": invalid syntax'),
     (["frobnicate"], 'unknown command "frobnicate" for "corral"'),
+    # cobra and pflag quote with %q (strconv.Quote), escapes included
+    (["run", "m", "--dimensions", 'x"\t'],
+     'invalid argument "x\\"\\t" for "--dimensions" flag: strconv.ParseInt: parsing "x\\"\\t": '
+     'invalid syntax'),
+    (["say\x01"], 'unknown command "say\\x01" for "corral"'),
 ])
 def test_cobra_error_texts(argv, message):
     with pytest.raises(UsageError) as exc:
