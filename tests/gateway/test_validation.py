@@ -41,6 +41,10 @@ def refused(raw: bytes, type_name: str = "api.GenerateRequest") -> str:
     (b'{"\\udc00":1}', "invalid string: \\udc00 is a lone UTF-16 surrogate, not a character"),
     (b"{", "unexpected EOF"),
     (b"{} x", "invalid character 'x' after top-level value"),
+    # Go's quoteChar, not Python's repr: a single quote is '\'', a non-ASCII character is named
+    # by its first UTF-8 byte
+    (b"{'a':1}", "invalid character '\\'' looking for beginning of object key string"),
+    ('{"a":1,é}'.encode(), "invalid character 'Ã' looking for beginning of object key string"),
 ])
 def test_strict_json(raw, message):
     assert refused(raw) == message
