@@ -23,7 +23,8 @@ is the user's to fix and so says ``no space left on device``.
 
 Each class declares its gRPC code and HTTP status. Translation happens once per boundary:
 servers turn exceptions into statuses (``services.grpc_server``), clients turn statuses back into
-exceptions (``from_rpc_error``), and one gateway middleware turns exceptions into HTTP.
+exceptions (``from_rpc_error``), and one gateway middleware per wire dialect turns exceptions into
+HTTP (Ollama's, OpenAI's, Anthropic's and the OCI registry's bodies).
 The exact class travels in the ``corral-error`` trailing metadata key, so a client never has to
 guess a type from a message string.
 """

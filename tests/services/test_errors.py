@@ -13,7 +13,8 @@ from services.clients.registry import RegistryClient
 from services.errors import (INTERNAL_MESSAGE, BlobCorruptError, CorralError, DiskFullError,
                              InvalidModelNameError, InvalidRequestError, ModelNotFoundError,
                              RunnerUnavailableError, ServerBusyError, TransferError,
-                             UpstreamError, from_rpc_error, internal_error, is_disk_full)
+                             UpstreamError, error_class_named, from_rpc_error, internal_error,
+                             is_disk_full)
 from services.grpc_server import ErrorInterceptor, GrpcService, wait_for_serving
 
 
@@ -216,3 +217,29 @@ async def test_transfer_errors_keep_their_class_across_grpc(cls, status, code):
     error = from_rpc_error(info.value)
     assert type(error) is cls and error.http_status == status
     assert error.message == "unauthorized: access denied"
+
+
+def test_the_taxonomy_is_closed():
+    """Every exception that can cross a process boundary lives in services/errors.py and is
+    known by name to ``from_rpc_error``: a subclass elsewhere would lose its class (and status)
+    on the way to the client."""
+    import ast
+    from pathlib import Path
+
+    import services.errors as taxonomy
+
+    names = {name for name, value in vars(taxonomy).items()
+             if isinstance(value, type) and issubclass(value, CorralError)}
+    assert all(error_class_named(name) is getattr(taxonomy, name) for name in names)
+    root = Path(taxonomy.__file__).resolve().parents[1]
+    outside = []
+    for package in ("gateway", "registry", "runner", "services"):
+        for path in (root / package).rglob("*.py"):
+            if path.name.endswith("_pb2.py") or path == Path(taxonomy.__file__).resolve():
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ClassDef) and any(
+                        getattr(base, "id", getattr(base, "attr", None)) in names
+                        for base in node.bases):
+                    outside.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    assert outside == []
