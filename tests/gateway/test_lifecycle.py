@@ -4,7 +4,6 @@ tolerate, a cancel of the stop itself is not (it must propagate)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
 
@@ -51,7 +50,7 @@ async def test_a_stop_cancelled_while_the_process_starts_is_cancelled(settings):
         await release.wait()
         return await spawner(spec)
 
-    scheduler = Scheduler(dataclasses.replace(settings), spawn=slow_spawn)
+    scheduler = Scheduler(settings, spawn=slow_spawn)
 
     async def use() -> None:
         async with scheduler.acquire(A, 2048, None):
