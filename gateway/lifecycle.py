@@ -219,7 +219,11 @@ class RunnerLifecycle:
 async def _spawned(spawning: asyncio.Future) -> Any:
     """The process ``spawning`` started, or None if the spawn failed or was cancelled. Waits
     without raising the spawn's own outcome, while a cancel of the caller still propagates."""
-    await asyncio.wait({spawning})
+    try:
+        await asyncio.wait({spawning})
+    except asyncio.CancelledError:
+        spawning.cancel()  # nobody would be left to stop the process it is starting
+        raise
     if spawning.cancelled() or spawning.exception() is not None:
         return None
     return spawning.result()

@@ -28,15 +28,20 @@ async def test_a_failed_or_cancelled_spawn_means_no_process():
     assert await _spawned(done) == "process"
 
 
-async def test_cancelling_the_wait_for_a_spawn_propagates_and_leaves_the_spawn_alone():
+async def test_cancelling_the_wait_for_a_spawn_propagates_and_cancels_the_spawn():
     spawning = asyncio.ensure_future(asyncio.sleep(60))
     waiter = asyncio.ensure_future(_spawned(spawning))
     await asyncio.sleep(0)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert not spawning.done()  # the stop owns the process once it exists; don't orphan it
-    spawning.cancel()
+    await asyncio.sleep(0)
+    assert spawning.cancelled()  # nobody would be left to stop the process it starts
+
+
+def spawning_task(scheduler: Scheduler) -> asyncio.Future:
+    (entry,) = scheduler._alive
+    return entry.spawning
 
 
 async def test_a_stop_cancelled_while_the_process_starts_is_cancelled(settings):
@@ -62,10 +67,14 @@ async def test_a_stop_cancelled_while_the_process_starts_is_cancelled(settings):
     with pytest.raises(asyncio.CancelledError):
         await user
     stops = [entry.stop_task for entry in scheduler._alive if entry.stop_task is not None]
-    assert len(stops) == 1 and not stops[0].done()  # waiting for the spawn to finish
+    assert len(stops) == 1
+    await asyncio.sleep(0)  # let the stop task start and reach its wait for the spawn
+    assert not stops[0].done() and not spawning_task(scheduler).done()
     stops[0].cancel()
     with pytest.raises(asyncio.CancelledError):
         await stops[0]
     assert stops[0].cancelled()
+    await asyncio.sleep(0)
+    assert spawning_task(scheduler).cancelled()
     release.set()
     await scheduler.shutdown()
