@@ -44,6 +44,9 @@ def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler
     # request ids outermost so request_finished sees the status the error middleware chose
     # security last: it refuses (origin, host, key, scope, limits) before any handler runs;
     # metrics outside the error translator, so it counts the status clients see
+    # /v1, /v1/messages and /v2 are sub-apps with their own error middleware: the parent's
+    # middlewares run first for every sub-app request, so origin/host/key checks, request ids
+    # and metrics (by full route) are unchanged (tests/gateway/test_error_dialects.py)
     app = web.Application(middlewares=[request_id_middleware, metrics_middleware,
                                        error_middleware, security_middleware],
                           client_max_size=MAX_BODY_BYTES)

@@ -34,7 +34,7 @@ async def stream_blob(request: web.Request, digest: str, size: int,
     if request.method != "GET" or end < start:
         await response.write_eof()
         return response
-    chunks = request.app[REGISTRY].read_blob(digest, offset=start, length=end - start + 1)
+    chunks = request.config_dict[REGISTRY].read_blob(digest, offset=start, length=end - start + 1)
     if span:  # a part cannot be checked by itself; the registry verifies its files
         async for message in chunks:
             await response.write(message.chunk)

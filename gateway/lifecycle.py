@@ -190,8 +190,7 @@ class RunnerLifecycle:
     async def _terminate(self, entry: LoadedRunner, reason: str) -> None:
         process = entry.process
         if process is None and entry.spawning is not None:
-            with contextlib.suppress(BaseException):
-                process = entry.process = await entry.spawning
+            process = entry.process = await _spawned(entry.spawning)
         if process is not None:
             returncode = await process.stop()
             log.info("runner_stopped", runner_pid=entry.pid, model=entry.spec.model_name,
@@ -215,3 +214,16 @@ class RunnerLifecycle:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+async def _spawned(spawning: asyncio.Future) -> Any:
+    """The process ``spawning`` started, or None if the spawn failed or was cancelled. Waits
+    without raising the spawn's own outcome, while a cancel of the caller still propagates."""
+    try:
+        await asyncio.wait({spawning})
+    except asyncio.CancelledError:
+        spawning.cancel()  # nobody would be left to stop the process it is starting
+        raise
+    if spawning.cancelled() or spawning.exception() is not None:
+        return None
+    return spawning.result()

@@ -1,4 +1,5 @@
-"""The gateway's two middlewares: request ids + access log, and the one error translator."""
+"""The gateway's two middlewares: request ids + access log, and the error translator for Ollama's
+dialect (`/v1`, `/v1/messages` and `/v2` are sub-apps with their own, see create_app)."""
 
 from __future__ import annotations
 

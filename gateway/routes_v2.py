@@ -13,7 +13,8 @@ Write side, only with ``CORRAL_REGISTRY_WRITE`` (otherwise 405 ``UNSUPPORTED``):
 honoured by truncating to its start, so a retried part is idempotent), ``PUT ?digest=`` (the
 bytes go to the registry's ``PutBlob``, which verifies the sha256) and ``PUT …/manifests/<tag>``.
 Upload sessions are temp files of this gateway process. Errors use the OCI ``{"errors": […]}``
-body, not Ollama's ``{"error": …}``.
+body, not Ollama's ``{"error": …}``: the routes form an aiohttp sub-app whose one middleware,
+``oci_error_middleware``, is where every failure under ``/v2/`` becomes that body.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
 from aiohttp import web
 
 from gateway.blob_relay import stream_blob
@@ -37,8 +39,10 @@ from gateway.keys import BLOBS, REGISTRY, SETTINGS
 from gateway.limits import read_body
 from services.errors import (
     BlobCorruptError, CorralError, InvalidModelNameError, InvalidRequestError, ModelNotFoundError,
-    RequestTooLargeError,
+    RequestTooLargeError, internal_error,
 )
+
+log = structlog.get_logger()
 
 MAX_MANIFEST_BYTES = 2 << 20  # under gRPC's 4 MiB message limit on the way to the registry
 CHUNK = 1 << 20
@@ -68,9 +72,34 @@ def oci_error(status: int, code: str, message: str, detail: object = None) -> we
                         headers={"Content-Type": "application/json", **_API_HEADER})
 
 
+@web.middleware
+async def oci_error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """The one place a failure under ``/v2/`` becomes an OCI error body."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise  # the router's own 404/405, answered by the gateway's error middleware
+    except CorralError as exc:
+        log.info("request_error", status=exc.http_status, error=exc.message,
+                 error_type=type(exc).__name__)
+        return _error_for(exc, _unknown_code(request))
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
+        log.exception("request_crashed")
+        return _error_for(internal_error(exc), "UNKNOWN")
+
+
+def _unknown_code(request: web.Request) -> str:
+    """The OCI code for "not found" on this route: what the client asked for is unknown."""
+    if request.match_info.route.resource.canonical.endswith("/manifests/{reference}"):
+        return "NAME_UNKNOWN" if request.method == "PUT" else "MANIFEST_UNKNOWN"
+    return "BLOB_UNKNOWN"
+
+
 def _error_for(exc: CorralError, unknown: str) -> web.Response:
     if isinstance(exc, ModelNotFoundError):
         return oci_error(404, unknown, exc.message)
+    if isinstance(exc, RequestTooLargeError):  # the only /v2 body read under a limit: a manifest
+        return oci_error(413, "SIZE_INVALID", "manifest too large")
     if isinstance(exc, InvalidModelNameError):
         return oci_error(400, "NAME_INVALID", "invalid repository name", exc.message)
     if isinstance(exc, BlobCorruptError):
@@ -94,11 +123,8 @@ async def base(_request: web.Request) -> web.Response:
 
 
 async def get_manifest(request: web.Request) -> web.Response:
-    try:
-        reply = await request.app[REGISTRY].get_manifest(
-            _repository(request), request.match_info["reference"])
-    except CorralError as exc:
-        return _error_for(exc, "MANIFEST_UNKNOWN")
+    reply = await request.config_dict[REGISTRY].get_manifest(
+        _repository(request), request.match_info["reference"])
     return web.Response(body=reply.content, headers={
         "Content-Type": reply.media_type, "Docker-Content-Digest": reply.digest,
         "ETag": f'"{reply.digest}"', **_API_HEADER})
@@ -108,27 +134,24 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     digest = request.match_info["digest"]
     if not _DIGEST.fullmatch(digest):
         return oci_error(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
-    try:
-        stat = await request.app[REGISTRY].stat_blob(digest)
-    except CorralError as exc:  # e.g. the registry is down: still an OCI error body
-        return _error_for(exc, "BLOB_UNKNOWN")
+    stat = await request.config_dict[REGISTRY].stat_blob(digest)
     if not stat.exists:
         return oci_error(404, "BLOB_UNKNOWN", "blob unknown to registry", digest)
     headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest,
                **_API_HEADER}
     if request.method == "GET":
         headers["Location"] = str(request.url)
-    local = await _local_copy(request.app, digest, stat)
+    local = await _local_copy(request.config_dict[BLOBS], digest, stat)
     if local is None:
         return await stream_blob(request, digest, stat.size, headers)
     return await serve_blob(request, Path(local), digest, headers,
                             lambda message: oci_error(500, "UNKNOWN", message, digest))
 
 
-async def _local_copy(app: web.Application, digest: str, stat) -> str | None:
+async def _local_copy(blobs, digest: str, stat) -> str | None:
     """A file on this host holding the blob: the registry's own (shared disk) or our cached
-    copy; None when the bytes must come from the registry's ``ReadBlob`` stream."""
-    blobs = app[BLOBS]
+    copy (``blobs``, a ``BlobCache`` or None); None when the bytes must come from the
+    registry's ``ReadBlob`` stream."""
     if blobs is None:
         return stat.path
     candidates = [stat.path] if blobs.use_registry_files else []
@@ -143,7 +166,7 @@ async def _local_copy(app: web.Application, digest: str, stat) -> str | None:
 
 def _writable(handler):
     async def guarded(request: web.Request) -> web.StreamResponse:
-        if not request.app[SETTINGS].registry_write:
+        if not request.config_dict[SETTINGS].registry_write:
             return oci_error(405, "UNSUPPORTED", "The operation is unsupported.",
                              "pushing to this Corral is off (set CORRAL_REGISTRY_WRITE=1)")
         return await handler(request)
@@ -163,7 +186,7 @@ def _blob_created(request: web.Request, digest: str) -> web.Response:
 
 
 async def start_upload(request: web.Request) -> web.Response:
-    registry, query = request.app[REGISTRY], request.rel_url.query
+    registry, query = request.config_dict[REGISTRY], request.rel_url.query
     mount = query.get("mount", "")
     if _DIGEST.fullmatch(mount) and (await registry.stat_blob(mount)).exists:
         return _blob_created(request, mount)
@@ -240,24 +263,16 @@ async def _finish(request: web.Request, upload: Upload, digest: str) -> web.Resp
             return oci_error(400, "DIGEST_INVALID", "provided digest did not match uploaded content",
                              f"invalid digest {digest!r}")
         await _append(request, upload)
-        await request.app[REGISTRY].put_blob(digest, _file_chunks(upload.path))
-    except CorralError as exc:
-        return _error_for(exc, "BLOB_UNKNOWN")
+        await request.config_dict[REGISTRY].put_blob(digest, _file_chunks(upload.path))
     finally:
         await _forget(request.app, upload)
     return _blob_created(request, digest)
 
 
 async def put_manifest(request: web.Request) -> web.Response:
-    try:
-        content = await read_body(request, MAX_MANIFEST_BYTES)
-    except RequestTooLargeError:
-        return oci_error(413, "SIZE_INVALID", "manifest too large")
+    content = await read_body(request, MAX_MANIFEST_BYTES)
     repository, reference = _repository(request), request.match_info["reference"]
-    try:
-        digest = await request.app[REGISTRY].put_manifest(repository, reference, content)
-    except CorralError as exc:
-        return _error_for(exc, "NAME_UNKNOWN")
+    digest = await request.config_dict[REGISTRY].put_manifest(repository, reference, content)
     return web.Response(status=201, headers={
         "Location": _absolute(request, f"/v2/{repository}/manifests/{digest}"),
         "Docker-Content-Digest": digest, **_API_HEADER})
@@ -293,19 +308,23 @@ async def _upload_dir(app: web.Application) -> AsyncIterator[None]:
 
 
 def add_v2_routes(app: web.Application) -> None:
-    app[UPLOADS] = {}
-    init_blob_serving(app)
-    app.cleanup_ctx.append(_upload_dir)
-    repo = "/v2/{namespace}/{model}"
+    """Mount ``/v2/`` as a sub-app (its own error middleware; upload and verification state
+    live on it). ``GET /v2`` stays on ``app``: a sub-app route cannot be its bare prefix."""
+    v2 = web.Application(middlewares=[oci_error_middleware])
+    v2[UPLOADS] = {}
+    init_blob_serving(v2)
+    v2.cleanup_ctx.append(_upload_dir)
+    repo = "/{namespace}/{model}"
     uploads = repo + "/blobs/uploads/{upload}"
-    app.router.add_get("/v2/", base)
+    v2.router.add_get("/", base)
+    v2.router.add_get(repo + "/manifests/{reference}", get_manifest)
+    v2.router.add_put(repo + "/manifests/{reference}", _writable(put_manifest))
+    v2.router.add_get(repo + "/blobs/{digest}", get_blob)
+    v2.router.add_post(repo + "/blobs/uploads/", _writable(start_upload))
+    v2.router.add_post(repo + "/blobs/uploads", _writable(start_upload))
+    v2.router.add_patch(uploads, _writable(patch_upload))
+    v2.router.add_put(uploads, _writable(finish_upload))
+    v2.router.add_get(uploads, _writable(upload_status))
+    v2.router.add_delete(uploads, _writable(cancel_upload))
     app.router.add_get("/v2", base)
-    app.router.add_get(repo + "/manifests/{reference}", get_manifest)
-    app.router.add_put(repo + "/manifests/{reference}", _writable(put_manifest))
-    app.router.add_get(repo + "/blobs/{digest}", get_blob)
-    app.router.add_post(repo + "/blobs/uploads/", _writable(start_upload))
-    app.router.add_post(repo + "/blobs/uploads", _writable(start_upload))
-    app.router.add_patch(uploads, _writable(patch_upload))
-    app.router.add_put(uploads, _writable(finish_upload))
-    app.router.add_get(uploads, _writable(upload_status))
-    app.router.add_delete(uploads, _writable(cancel_upload))
+    app.add_subapp("/v2", v2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+from http import HTTPStatus
 import json
 import ssl
 from collections.abc import Callable, Iterator
@@ -15,11 +16,23 @@ UPLOAD_CHUNK = 1 << 20
 
 
 class ApiError(Exception):
-    """The server answered with an error (its ``{"error": ...}`` message)."""
+    """The server answered with an error (its ``{"error": ...}`` message) and ``status``; 0 for
+    an error line inside a stream, after the 200 went out (Ollama's contract sends no status)."""
 
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
+        self.message = message
         self.status = status
+
+    @property
+    def not_found(self) -> bool:
+        """The model (or other thing named) does not exist: a 404."""
+        return self.status == HTTPStatus.NOT_FOUND
+
+    @property
+    def bad_request(self) -> bool:
+        """The server refused what was asked (a bad name, value or capability): a 400."""
+        return self.status == HTTPStatus.BAD_REQUEST
 
 
 class ServerUnreachableError(Exception):

@@ -13,7 +13,9 @@
     ├── BlobCorruptError             400 / DATA_LOSS  (uploaded bytes do not match their digest)
     ├── StoredBlobCorruptError       500 / DATA_LOSS  (a stored blob no longer matches its digest)
     ├── RequestTooLargeError         413 / INVALID_ARGUMENT
-    └── DiskFullError                507 / RESOURCE_EXHAUSTED
+    ├── DiskFullError                507 / RESOURCE_EXHAUSTED
+    └── TransferError                500 / INTERNAL   (a pull or push failed on our side)
+        └── UpstreamError            502 / UNAVAILABLE (the remote registry refused or failed)
 
 Anything else a process raises is a bug: ``internal_error`` turns it into a ``CorralError`` with a
 generic message (the traceback goes to the log, never to a client), except a full disk, which
@@ -21,7 +23,8 @@ is the user's to fix and so says ``no space left on device``.
 
 Each class declares its gRPC code and HTTP status. Translation happens once per boundary:
 servers turn exceptions into statuses (``services.grpc_server``), clients turn statuses back into
-exceptions (``from_rpc_error``), and one gateway middleware turns exceptions into HTTP.
+exceptions (``from_rpc_error``), and one gateway middleware per wire dialect turns exceptions into
+HTTP (Ollama's, OpenAI's, Anthropic's and the OCI registry's bodies).
 The exact class travels in the ``corral-error`` trailing metadata key, so a client never has to
 guess a type from a message string.
 """
@@ -145,13 +148,32 @@ class DiskFullError(CorralError):
     http_status = 507
 
 
+class TransferError(CorralError):
+    """A pull or push failed on this side of the wire (a local write, a digest check), or the
+    remote registry has no such manifest: Ollama answers these 500 with the same words.
+    ``transient`` says whether retrying may help (it stays inside the registry process)."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class UpstreamError(TransferError):
+    """The remote registry refused the request (401, 403, 5xx …), answered nonsense or could not
+    be reached; the message carries its words. 502 (Bad Gateway) where Ollama answers 500: the
+    fault is upstream, and a client must not read it as its own key being refused (a 401)."""
+
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    http_status = 502
+
+
 _BY_NAME: dict[str, type[CorralError]] = {
     cls.__name__: cls
     for cls in (
         CorralError, InvalidRequestError, InvalidModelNameError, ModelNotFoundError,
         KeyNotFoundError, ConflictError, ServerBusyError, RunnerUnavailableError,
         RunnerCrashedError, RequestCancelledError, BlobCorruptError, StoredBlobCorruptError,
-        RequestTooLargeError, DiskFullError,
+        RequestTooLargeError, DiskFullError, TransferError, UpstreamError,
     )
 }
 _BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {

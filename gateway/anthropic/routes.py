@@ -10,8 +10,8 @@ from aiohttp import web
 
 from gateway.anthropic.reply import MessageEvents, message_object
 from gateway.anthropic.request import STRUCT, MessagesRequest
-from gateway.anthropic.wire import (KEEPALIVE, PING_INTERVAL_S, anthropic_errors, json_reply,
-                                    sse_events, with_keepalive)
+from gateway.anthropic.wire import (KEEPALIVE, PING_INTERVAL_S, anthropic_error_middleware,
+                                    json_reply, sse_events, with_keepalive)
 from gateway.generation import merge_chat
 from gateway.keys import INFERENCE
 from gateway.schemas import ChatParams, read_json
@@ -35,10 +35,9 @@ async def _events(req: MessagesRequest, objects: AsyncIterator[dict],
                 yield event
 
 
-@anthropic_errors
 async def messages(request: web.Request) -> web.StreamResponse:
     req = MessagesRequest.parse(await _read(request, STRUCT))
-    objects = request.app[INFERENCE].chat(_params(req), tool_choice=req.tool_choice,
+    objects = request.config_dict[INFERENCE].chat(_params(req), tool_choice=req.tool_choice,
                                           relax_thinking=True)
     if req.stream:
         return await sse_events(request, _events(req, objects, PING_INTERVAL_S))
@@ -47,14 +46,17 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return json_reply(message_object(req, native))
 
 
-@anthropic_errors
 async def count_tokens(request: web.Request) -> web.Response:
     req = MessagesRequest.parse(await _read(request, "CountTokensRequest"), count_only=True)
-    count = await request.app[INFERENCE].count_chat_tokens(_params(req),
+    count = await request.config_dict[INFERENCE].count_chat_tokens(_params(req),
                                                            tool_choice=req.tool_choice)
     return json_reply({"input_tokens": count})
 
 
 def add_anthropic_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/messages", messages)
-    app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    """Mount ``/v1/messages`` as a sub-app whose one middleware speaks Anthropic's errors (the
+    router matches its longer prefix before ``/v1``'s)."""
+    messages_app = web.Application(middlewares=[anthropic_error_middleware])
+    messages_app.router.add_post("", messages)
+    messages_app.router.add_post("/count_tokens", count_tokens)
+    app.add_subapp("/v1/messages", messages_app)

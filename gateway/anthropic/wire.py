@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from services.context import current_request_id
-from services.errors import CorralError
+from services.errors import CorralError, internal_error
 from services.gocodec import encode_json
 
 log = structlog.get_logger()
@@ -29,8 +28,6 @@ KEEPALIVE = object()  # what ``with_keepalive`` yields while its source is silen
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                 403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_body(status: int, message: str) -> dict:
@@ -46,22 +43,22 @@ def json_reply(obj: object, status: int = 200) -> web.Response:
                         headers={"Content-Type": "application/json"})
 
 
-def anthropic_errors(handler: Handler) -> Handler:
-    """Answer every failure of ``handler`` in Anthropic's error shape."""
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except CorralError as exc:
-            log.info("request_error", status=exc.http_status, error=exc.message,
-                     error_type=type(exc).__name__)
-            return json_reply(error_body(exc.http_status, exc.message), exc.http_status)
-        except web.HTTPException:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
-            log.exception("request_crashed")
-            return json_reply(error_body(500, str(exc) or type(exc).__name__), 500)
-    return wrapped
+@web.middleware
+async def anthropic_error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """The ``/v1/messages`` sub-app's one translator: every failure in Anthropic's error shape
+    (the router's own 404/405 pass on to the gateway's error middleware)."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except CorralError as exc:
+        log.info("request_error", status=exc.http_status, error=exc.message,
+                 error_type=type(exc).__name__)
+        return json_reply(error_body(exc.http_status, exc.message), exc.http_status)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
+        log.exception("request_crashed")
+        error = internal_error(exc)  # no class name, path or stack text for the client
+        return json_reply(error_body(error.http_status, error.message), error.http_status)
 
 
 async def with_keepalive(source: AsyncIterator[Any], interval: float) -> AsyncIterator[Any]:
@@ -106,8 +103,10 @@ async def sse_events(request: web.Request, events: AsyncIterator[dict]) -> web.S
         except (ConnectionError, web.HTTPException):
             raise
         except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
-            status = exc.http_status if isinstance(exc, CorralError) else 500
-            message = exc.message if isinstance(exc, CorralError) else str(exc)
+            if not isinstance(exc, CorralError):
+                log.exception("stream_failed")
+                exc = internal_error(exc)  # no class name, path or stack text for the client
+            status, message = exc.http_status, exc.message
             log.warning("stream_failed", error=message, error_type=type(exc).__name__)
             await response.write(_event(error_body(status, message)))
         await response.write_eof()

@@ -12,7 +12,7 @@ from gateway.generation import merge_chat, merge_generate
 from gateway.keys import INFERENCE, REGISTRY
 from gateway.openai import (chat, completions, embeddings, models, responses,
                             responses_stream)
-from gateway.openai.wire import openai_errors, openai_json, read_body, sse_stream
+from gateway.openai.wire import openai_error_middleware, openai_json, read_body, sse_stream
 from gateway.schemas import ChatParams, GenerateParams
 
 
@@ -25,11 +25,10 @@ async def _one(obj: dict) -> AsyncIterator[dict]:
     yield obj
 
 
-@openai_errors
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     req = await read_body(request, chat.STRUCT, parse=chat.ChatCompletionRequest.parse)
     params = ChatParams.parse(req.native)
-    service = request.app[INFERENCE]
+    service = request.config_dict[INFERENCE]
     # a request whose messages are all empty content arrays only loads, as natively
     objects = (_one(await service.load_chat(params)) if params.is_load
                else service.chat(params, tool_choice=req.tool_choice))
@@ -38,11 +37,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return openai_json(chat.chat_completion(req.id, merge_chat(await _gather(objects))))
 
 
-@openai_errors
 async def completions_(request: web.Request) -> web.StreamResponse:
     req = completions.CompletionRequest.parse(await read_body(request, completions.STRUCT))
     params = GenerateParams.parse(req.native)
-    service = request.app[INFERENCE]
+    service = request.config_dict[INFERENCE]
     objects = (_one(await service.load_generate(params)) if params.is_load
                else service.generate(params))
     if req.stream:
@@ -51,38 +49,37 @@ async def completions_(request: web.Request) -> web.StreamResponse:
     return openai_json(completions.completion(req.id, merged))
 
 
-@openai_errors
 async def responses_(request: web.Request) -> web.StreamResponse:
     req = responses.ResponsesRequest.parse(await read_body(request, responses.STRUCT))
-    objects = request.app[INFERENCE].chat(ChatParams.parse(req.native))
+    objects = request.config_dict[INFERENCE].chat(ChatParams.parse(req.native))
     if req.stream:
         events = responses_stream.ResponseEvents(req).stream(objects)
         return await sse_stream(request, events, named=True)
     return openai_json(responses.response(req, merge_chat(await _gather(objects))))
 
 
-@openai_errors
 async def embeddings_(request: web.Request) -> web.Response:
     req = embeddings.EmbeddingRequest.parse(await read_body(request, embeddings.STRUCT))
-    native = await EmbeddingService(request.app[INFERENCE]).embed(req.params)
+    native = await EmbeddingService(request.config_dict[INFERENCE]).embed(req.params)
     return openai_json(embeddings.embedding_list(req, native))
 
 
-@openai_errors
 async def list_models(request: web.Request) -> web.Response:
-    return openai_json(await models.list_models(request.app[REGISTRY]))
+    return openai_json(await models.list_models(request.config_dict[REGISTRY]))
 
 
-@openai_errors
 async def retrieve_model(request: web.Request) -> web.Response:
     model_id = request.match_info["model"]
-    return openai_json(await models.retrieve_model(request.app[REGISTRY], model_id))
+    return openai_json(await models.retrieve_model(request.config_dict[REGISTRY], model_id))
 
 
 def add_openai_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_post("/v1/completions", completions_)
-    app.router.add_post("/v1/embeddings", embeddings_)
-    app.router.add_post("/v1/responses", responses_)
-    app.router.add_get("/v1/models", list_models)
-    app.router.add_get("/v1/models/{model}", retrieve_model)
+    """Mount ``/v1`` as a sub-app whose one middleware speaks OpenAI's errors."""
+    v1 = web.Application(middlewares=[openai_error_middleware])
+    v1.router.add_post("/chat/completions", chat_completions)
+    v1.router.add_post("/completions", completions_)
+    v1.router.add_post("/embeddings", embeddings_)
+    v1.router.add_post("/responses", responses_)
+    v1.router.add_get("/models", list_models)
+    v1.router.add_get("/models/{model}", retrieve_model)
+    app.add_subapp("/v1", v1)

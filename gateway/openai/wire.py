@@ -9,8 +9,7 @@ float64`` (``services.gocodec.typed_field``).
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -27,9 +26,6 @@ SSE_CONTENT_TYPE = "text/event-stream"
 FINGERPRINT = "fp_ollama"
 _ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error"}
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 # -- replies --------------------------------------------------------------------------------------
 
 def openai_json(obj: object, status: int = 200) -> web.Response:
@@ -44,23 +40,22 @@ def error_body(status: int, message: str) -> dict:
                       "param": None, "code": None}}
 
 
-def openai_errors(handler: Handler) -> Handler:
-    """Answer every failure of ``handler`` in OpenAI's error shape with the native status."""
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except CorralError as exc:
-            log.info("request_error", status=exc.http_status, error=exc.message,
-                     error_type=type(exc).__name__)
-            return openai_json(error_body(exc.http_status, exc.message), exc.http_status)
-        except web.HTTPException:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
-            log.exception("request_crashed")
-            error = internal_error(exc)  # no class name, path or stack text for the client
-            return openai_json(error_body(error.http_status, error.message), error.http_status)
-    return wrapped
+@web.middleware
+async def openai_error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """The ``/v1`` sub-app's one translator: every failure in OpenAI's error shape with the
+    native status (the router's own 404/405 pass on to the gateway's error middleware)."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except CorralError as exc:
+        log.info("request_error", status=exc.http_status, error=exc.message,
+                 error_type=type(exc).__name__)
+        return openai_json(error_body(exc.http_status, exc.message), exc.http_status)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
+        log.exception("request_crashed")
+        error = internal_error(exc)  # no class name, path or stack text for the client
+        return openai_json(error_body(error.http_status, error.message), error.http_status)
 
 
 async def read_body(request: web.Request, struct: str,
@@ -75,7 +70,7 @@ async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
     """Send ``events`` as ``data: <json>\\n\\n`` then ``data: [DONE]``; with ``named`` (the
     Responses API) each gets an ``event: <its type>`` line and there is no ``[DONE]``.
 
-    A failure before the first event is an ordinary error reply (raised to ``openai_errors``);
+    A failure before the first event is an ordinary error reply (raised to the middleware);
     after it, one ``data: {"error": ...}`` event ends the stream, which the OpenAI clients raise.
     """
     async with contextlib.aclosing(events):

@@ -30,11 +30,11 @@ import structlog
 from registry.blobs import BlobStore
 from registry.manifests import Descriptor
 from registry.transfer.hashing import RunningHash
-from registry.transfer.http import RegistrySession, TransferError, raise_for_status
+from registry.transfer.http import RegistrySession, raise_for_status
 from registry.transfer.partial import Part, PartialFile, pwrite_all
 from registry.transfer.remote import MiB, TransferOptions
-from services.errors import DISK_FULL_MESSAGE, BlobCorruptError
-from services.errors import DiskFullError as StoreFullError
+from services.errors import (DISK_FULL_MESSAGE, BlobCorruptError, DiskFullError, TransferError,
+                             UpstreamError)
 
 FLUSH_BYTES = 4 * MiB
 FLUSH_INTERVAL_S = 0.25  # progress and resumability on slow links
@@ -42,10 +42,6 @@ STATE_INTERVAL_S = 1.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 log = structlog.get_logger()
-
-
-class DiskFullError(StoreFullError, TransferError):
-    """The blob store's filesystem has no room for the download (the taxonomy's 507)."""
 
 
 def disk_full(blobs: BlobStore, needed: int) -> DiskFullError:
@@ -168,7 +164,7 @@ class BlobDownload:
             await self._save_state(force=True)
             failures = 0 if part.completed > before else failures + 1
             if failures >= self.options.attempts:
-                raise TransferError(f"pulling {self.digest}: {error.message}")
+                raise UpstreamError(f"pulling {self.digest}: {error.message}")
             log.info("blob_part_retry", digest=self.digest, offset=part.offset,
                      completed=part.completed, error=error.message)
             if failures:
@@ -181,7 +177,7 @@ class BlobDownload:
             skip = self._body_offset(resp, start)
             if skip is None:
                 await raise_for_status(resp, f"pull blob {self.digest}")
-                raise TransferError(f"pull blob {self.digest}: unexpected status {resp.status}")
+                raise UpstreamError(f"pull blob {self.digest}: unexpected status {resp.status}")
             writer = _PartWriter(self, part)
             try:
                 async for chunk in resp.content.iter_any():
@@ -193,12 +189,12 @@ class BlobDownload:
                     if writer.received >= part.size:
                         break
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise TransferError(f"reading {url}: {exc or type(exc).__name__}",
+                raise UpstreamError(f"reading {url}: {exc or type(exc).__name__}",
                                     transient=True) from exc
             finally:  # keep what arrived, also when the connection broke
                 await writer.close()
         if not part.done:
-            raise TransferError(f"reading {url}: unexpected EOF", transient=True)
+            raise UpstreamError(f"reading {url}: unexpected EOF", transient=True)
 
     def _body_offset(self, resp: aiohttp.ClientResponse, start: int) -> int | None:
         """How many body bytes precede ``start``: 0 for a matching 206, ``start`` for a 200
@@ -209,7 +205,7 @@ class BlobDownload:
             match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
             if match and int(match.group(1)) == start:
                 return 0
-            raise TransferError(f"pull blob {self.digest}: bad Content-Range "
+            raise UpstreamError(f"pull blob {self.digest}: bad Content-Range "
                                 f"{resp.headers.get('Content-Range')!r} for offset {start}")
         return None
 

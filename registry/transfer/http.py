@@ -22,7 +22,7 @@ from yarl import URL
 from registry.transfer.auth import Credentials, OllamaKey, parse_challenge, token_url
 from registry.transfer.proxy import ProxyConfig
 from registry.transfer.remote import USER_AGENT, RemoteRef
-from services.errors import CorralError
+from services.errors import UpstreamError
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
@@ -31,14 +31,6 @@ MAX_ERROR_TEXT = 2000
 Body = bytes | Callable[[], Any] | None
 
 log = structlog.get_logger()
-
-
-class TransferError(CorralError):
-    """A registry conversation failed; ``transient`` says whether retrying may help."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
 
 
 async def error_text(response: aiohttp.ClientResponse) -> str:
@@ -51,10 +43,10 @@ async def error_text(response: aiohttp.ClientResponse) -> str:
 
 
 async def raise_for_status(response: aiohttp.ClientResponse, context: str) -> None:
-    """``TransferError("<context>: <status>: <registry text>")`` for any status >= 400."""
+    """``UpstreamError("<context>: <status>: <registry text>")`` for any status >= 400."""
     if response.status >= 400:
         text = await error_text(response)
-        raise TransferError(f"{context}: {response.status}: {text}",
+        raise UpstreamError(f"{context}: {response.status}: {text}",
                             transient=response.status >= 500 or response.status == 429)
 
 
@@ -87,7 +79,7 @@ class RegistrySession:
 
         ``body`` is bytes or a zero-argument factory of a fresh body (a retry after ``401``
         or a 307/308 needs the body again). Network failures raise a transient
-        ``TransferError``.
+        ``UpstreamError``.
         """
         used = self._authorization
         response = await self._send(method, url, headers or {}, body, follow)
@@ -99,7 +91,7 @@ class RegistrySession:
             if response.status == 401:
                 text = await error_text(response)
                 response.release()
-                raise TransferError(f"unauthorized: {text or 'access denied'}")
+                raise UpstreamError(f"unauthorized: {text or 'access denied'}")
         try:
             yield response
         finally:
@@ -118,7 +110,7 @@ class RegistrySession:
                                                     allow_redirects=False, timeout=self._timeout,
                                                     proxy=self._proxies.for_url(current))
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                raise TransferError(f"{method} {current}: {exc or type(exc).__name__}",
+                raise UpstreamError(f"{method} {current}: {exc or type(exc).__name__}",
                                     transient=True) from exc
             location = response.headers.get("Location")
             if not follow or response.status not in REDIRECTS or not location:
@@ -128,7 +120,7 @@ class RegistrySession:
             if response.status == 303:
                 method, body = "GET", None
             log.debug("registry_redirect", status=response.status, to_host=current.host)
-        raise TransferError(f"{method} {url}: stopped after {MAX_REDIRECTS} redirects")
+        raise UpstreamError(f"{method} {url}: stopped after {MAX_REDIRECTS} redirects")
 
     async def _authenticate(self, header: str, used: str | None) -> None:
         async with self._lock:
@@ -137,7 +129,7 @@ class RegistrySession:
             challenge = parse_challenge(header)
             if challenge.scheme == "basic":
                 if self._credentials.basic is None:
-                    raise TransferError(
+                    raise UpstreamError(
                         f"unauthorized: {self.ref.host} requires a username and password "
                         "(configure them in the file named by CORRAL_REGISTRY_AUTH)")
                 self._authorization = self._credentials.basic
@@ -145,7 +137,7 @@ class RegistrySession:
                 challenge.params["scope"] = self._scopes(challenge.params.get("scope", ""))
                 self._authorization = f"Bearer {await self._token(challenge)}"
             else:
-                raise TransferError(f"unauthorized: unsupported challenge {header!r}")
+                raise UpstreamError(f"unauthorized: unsupported challenge {header!r}")
 
     def _scopes(self, asked: str) -> str:
         """The challenge's scopes, with this session's actions on its own repository: a push
@@ -169,9 +161,9 @@ class RegistrySession:
                 await raise_for_status(response, "unauthorized: token request")
                 reply = await response.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-            raise TransferError(f"unauthorized: token request to {url}: {exc}") from exc
+            raise UpstreamError(f"unauthorized: token request to {url}: {exc}") from exc
         token = reply.get("token") or reply.get("access_token") if isinstance(reply, dict) else None
         if not token:
-            raise TransferError("unauthorized: token response holds no token")
+            raise UpstreamError("unauthorized: token response holds no token")
         log.info("registry_token_obtained", host=self.ref.host, realm=challenge.realm)
         return str(token)

@@ -21,9 +21,10 @@ from registry.blobs import BlobStore
 from registry.gguf_info import GGUFInfo
 from registry.manifests import MODEL_MEDIA_TYPE, Descriptor, Manifest
 from registry.store import ModelStore
-from registry.transfer.download import DiskFullError, DownloadManager
-from registry.transfer.http import RegistrySession, TransferError, raise_for_status
+from registry.transfer.download import DownloadManager
+from registry.transfer.http import RegistrySession, raise_for_status
 from registry.transfer.remote import MANIFEST_ACCEPT, RemoteRef
+from services.errors import DiskFullError, TransferError, UpstreamError
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
 MAX_MANIFEST_BYTES = 4 << 20
@@ -54,9 +55,9 @@ async def fetch_manifest(session: RegistrySession, ref: RemoteRef) -> tuple[byte
         try:
             content = await resp.content.read(MAX_MANIFEST_BYTES + 1)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransferError(f"pull model manifest: {exc}") from exc
+            raise UpstreamError(f"pull model manifest: {exc}") from exc
     if len(content) > MAX_MANIFEST_BYTES:
-        raise TransferError("pull model manifest: manifest too large")
+        raise UpstreamError("pull model manifest: manifest too large")
     return content, parse_remote_manifest(content)
 
 
@@ -66,7 +67,7 @@ def parse_remote_manifest(content: bytes) -> Manifest:
         raw = json.loads(content)
         manifest = Manifest.parse(content)
     except ValueError as exc:
-        raise TransferError(f"pull model manifest: {exc}") from exc
+        raise UpstreamError(f"pull model manifest: {exc}") from exc
     if raw.get("schemaVersion") != 2 or manifest.media_type not in (MANIFEST_ACCEPT, OCI_MANIFEST):
         raise TransferError(f"pull model manifest: unsupported manifest type "
                             f"{raw.get('mediaType')!r}")

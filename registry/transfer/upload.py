@@ -23,8 +23,9 @@ import structlog
 from yarl import URL
 
 from registry.manifests import Descriptor
-from registry.transfer.http import RegistrySession, TransferError, error_text, raise_for_status
+from registry.transfer.http import RegistrySession, error_text, raise_for_status
 from registry.transfer.remote import MiB, TransferOptions
+from services.errors import TransferError, UpstreamError
 
 READ_CHUNK = MiB
 
@@ -102,7 +103,7 @@ class BlobUpload:
                     "PATCH", str(location), headers=headers, follow=False,
                     body=lambda: self._read(offset, length, base)) as resp:
                 if resp.status >= 300:
-                    raise TransferError(f"push blob {self.descriptor.digest}: {resp.status}: "
+                    raise UpstreamError(f"push blob {self.descriptor.digest}: {resp.status}: "
                                         f"{await error_text(resp)}", transient=True)
                 return _next_location(resp, "upload part")
         except TransferError as exc:
@@ -127,5 +128,5 @@ class BlobUpload:
 def _next_location(resp: aiohttp.ClientResponse, what: str) -> URL:
     location = resp.headers.get("Docker-Upload-Location") or resp.headers.get("Location")
     if not location:
-        raise TransferError(f"{what}: the registry sent no Location header", transient=True)
+        raise UpstreamError(f"{what}: the registry sent no Location header", transient=True)
     return resp.url.join(URL(location, encoded=True))

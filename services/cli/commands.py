@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from http import HTTPStatus
 from importlib import metadata
 
 from services.api_client import ApiClient, ApiError, ServerUnreachableError
@@ -85,7 +86,7 @@ def cmd_stop(inv: Invocation, client: ApiClient) -> int:
     try:
         load_or_unload(client, RunOptions(model=inv.args[0], keep_alive=0))
     except ApiError as exc:
-        if "not found" in str(exc):
+        if exc.not_found:
             raise UsageError(f'couldn\'t find model "{inv.args[0]}" to stop') from None
         raise
     return 0
@@ -105,8 +106,7 @@ def cmd_push(inv: Invocation, client: ApiClient) -> int:
                                                    "insecure": inv.flags["insecure"]}):
                 display.update(obj)
     except ApiError as exc:
-        text = str(exc).lower()
-        if "access denied" in text or "unauthorized" in text:
+        if _refused_upstream(exc):
             raise UsageError("you are not authorized to push to this namespace, "
                              "create the model under a namespace you own") from None
         raise
@@ -116,6 +116,17 @@ def cmd_push(inv: Invocation, client: ApiClient) -> int:
     print("\nYou can find your model at:\n")
     print(f"\t{destination}")
     return 0
+
+
+def _refused_upstream(exc: ApiError) -> bool:
+    """The remote registry refused our credentials for the push. With a status, only a 502
+    (``UpstreamError``) can be that: a 401/403 is this server refusing the caller's own key.
+    After the 200, Ollama's stream contract carries nothing but the registry's words, so they
+    decide there, as in Ollama's CLI."""
+    if exc.status and exc.status != HTTPStatus.BAD_GATEWAY:
+        return False
+    text = exc.message.lower()
+    return "unauthorized" in text or "access denied" in text
 
 
 def cmd_copy(inv: Invocation, client: ApiClient) -> int:
@@ -131,7 +142,7 @@ def cmd_delete(inv: Invocation, client: ApiClient) -> int:
         try:
             load_or_unload(client, RunOptions(model=name, keep_alive=0))
         except ApiError as exc:
-            if "not found" not in str(exc).lower():
+            if not exc.not_found:
                 print(f"Warning: unable to stop model '{name}'", file=sys.stderr)
         client.request("DELETE", "/api/delete", {"model": name})
         print(f"deleted '{name}'")

@@ -161,7 +161,7 @@ class Repl:
         try:
             message = chat_once(self.client, self.opts)
         except ApiError as exc:
-            if "does not support thinking" in str(exc) or "invalid think value" in str(exc):
+            if exc.bad_request:  # e.g. no thinking support, a bad think value: ask again
                 print(f"error: {exc}")
                 return
             raise
@@ -200,11 +200,11 @@ class Repl:
             self.opts.think = infer_think(info, self.opts)
             load_or_unload(self.client, self.opts)
         except ApiError as exc:
-            if "not found" in str(exc):
+            if exc.not_found:
                 print(f"Couldn't find model '{self.opts.model}'")
                 self.opts = original
                 return
-            if "does not support thinking" in str(exc):
+            if exc.bad_request:  # e.g. the model does not support thinking
                 print(f"error: {exc}")
                 return
             raise
@@ -227,12 +227,15 @@ class Repl:
         if len(args) != 2:
             print("Usage:\n  /save <modelname>")
             return
+        if not is_valid_name(args[1]):  # the server's grammar, checked before asking it
+            print(f"error: The model name '{args[1]}' is invalid")
+            return
         try:
             for _ in self.client.stream("/api/create", self.create_request(args[1])):
                 pass
         except ApiError as exc:
-            if "invalid model name" in str(exc):
-                print(f"error: The model name '{args[1]}' is invalid")
+            if exc.bad_request:
+                print(f"error: {exc}")
                 return
             raise
         print(f"Created new model '{args[1]}'")

@@ -77,6 +77,19 @@ async def test_pull_errors(client, remote):
     assert typed.status == 400 and "PullRequest.insecure" in (await typed.json())["error"]
 
 
+async def test_an_upstream_refusal_is_a_502_in_ollamas_shape(client, remote):
+    """The remote registry's 401 crosses the registry's gRPC boundary as ``UpstreamError``: a
+    502 with the registry's words (Ollama: 500), never a generic internal error."""
+    fake, host = remote
+    fake.auth = "basic"  # and no credentials configured here
+    single = await client.post("/api/pull", json={"model": f"{host}/library/tiny:v1",
+                                                  "insecure": True, "stream": False})
+    assert single.status == 502
+    assert (await single.json())["error"] == (
+        f"unauthorized: {host} requires a username and password "
+        "(configure them in the file named by CORRAL_REGISTRY_AUTH)")
+
+
 async def test_push_round_trip_and_errors(client, remote, gguf):
     fake, host = remote
     await client.post("/api/pull", json={"model": f"{host}/library/tiny:v1", "insecure": True,

@@ -12,7 +12,7 @@ import pytest
 
 from registry.manifests import MODEL_MEDIA_TYPE
 from registry.transfer import download
-from registry.transfer.download import DiskFullError
+from services.errors import DiskFullError
 from registry.transfer.service import TransferService
 from tests.registry.conftest import open_store
 from tests.registry.transfer_helpers import fast_options

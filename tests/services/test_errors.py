@@ -2,6 +2,7 @@
 
 import grpc
 import pytest
+import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import errno
@@ -9,10 +10,11 @@ import sqlite3
 
 from services.clients.base import local_channel, translating
 from services.clients.registry import RegistryClient
-from services.errors import (BlobCorruptError, CorralError, DiskFullError, InvalidModelNameError,
-                             InvalidRequestError,
-                             ModelNotFoundError, RunnerUnavailableError, ServerBusyError,
-                             from_rpc_error, internal_error, is_disk_full)
+from services.errors import (INTERNAL_MESSAGE, BlobCorruptError, CorralError, DiskFullError,
+                             InvalidModelNameError, InvalidRequestError, ModelNotFoundError,
+                             RunnerUnavailableError, ServerBusyError, TransferError,
+                             UpstreamError, error_class_named, from_rpc_error, internal_error,
+                             is_disk_full)
 from services.grpc_server import ErrorInterceptor, GrpcService, wait_for_serving
 
 
@@ -140,3 +142,104 @@ def test_disk_full_is_recognised_through_the_cause_chain():
         assert type(internal_error(outer)) is DiskFullError
     assert internal_error(KeyError("x")).message.startswith("internal server error")
     assert DiskFullError.http_status == 507
+
+
+class _CrashingHealth(health_pb2_grpc.HealthServicer):
+    """A servicer with bugs: a unary call and a stream (after one reply) raise KeyError."""
+
+    async def Check(self, request, context):
+        raise KeyError("/srv/secret/path")
+
+    async def Watch(self, request, context):
+        yield health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+        raise KeyError("/srv/secret/path")
+
+
+@pytest.fixture
+async def crashing_server():
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    health_pb2_grpc.add_HealthServicer_to_server(_CrashingHealth(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+async def test_a_bug_is_internal_with_a_generic_message_and_a_structlog_line(crashing_server):
+    """grpc's own handling would answer UNKNOWN "Unexpected <class 'KeyError'>: …" and log
+    through the stdlib logger; the interceptor answers INTERNAL with the taxonomy's generic
+    text and logs the traceback through structlog with the caller's request id."""
+    metadata = (("x-request-id", "req-crash-1"),)
+    with structlog.testing.capture_logs([structlog.contextvars.merge_contextvars]) as logs:
+        async with grpc.aio.insecure_channel(crashing_server) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as unary:
+                await stub.Check(health_pb2.HealthCheckRequest(), metadata=metadata)
+            stream = stub.Watch(health_pb2.HealthCheckRequest(), metadata=metadata)
+            replies = []
+            with pytest.raises(grpc.aio.AioRpcError) as streamed:
+                async for reply in stream:
+                    replies.append(reply)
+    assert len(replies) == 1
+    for info in (unary, streamed):
+        assert info.value.code() is grpc.StatusCode.INTERNAL
+        assert info.value.details() == INTERNAL_MESSAGE
+        assert "KeyError" not in info.value.details() and "secret" not in info.value.details()
+        assert dict(info.value.trailing_metadata())["corral-error"] == "CorralError"
+    crashes = [entry for entry in logs if entry["event"] == "rpc_crashed"]
+    assert [entry["method"] for entry in crashes] == ["/grpc.health.v1.Health/Check",
+                                                      "/grpc.health.v1.Health/Watch"]
+    assert all(entry["request_id"] == "req-crash-1" and entry["log_level"] == "error"
+               and isinstance(entry["exc_info"], KeyError) for entry in crashes)
+
+
+@pytest.mark.parametrize("cls,status,code", [
+    (TransferError, 500, grpc.StatusCode.INTERNAL),
+    (UpstreamError, 502, grpc.StatusCode.UNAVAILABLE),
+])
+async def test_transfer_errors_keep_their_class_across_grpc(cls, status, code):
+    class Raising(health_pb2_grpc.HealthServicer):
+        async def Check(self, request, context):
+            raise cls("unauthorized: access denied", transient=True)
+
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    health_pb2_grpc.add_HealthServicer_to_server(Raising(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.Check(health_pb2.HealthCheckRequest())
+    finally:
+        await server.stop(0)
+    assert info.value.code() is code
+    error = from_rpc_error(info.value)
+    assert type(error) is cls and error.http_status == status
+    assert error.message == "unauthorized: access denied"
+
+
+def test_the_taxonomy_is_closed():
+    """Every exception that can cross a process boundary lives in services/errors.py and is
+    known by name to ``from_rpc_error``: a subclass elsewhere would lose its class (and status)
+    on the way to the client."""
+    import ast
+    from pathlib import Path
+
+    import services.errors as taxonomy
+
+    names = {name for name, value in vars(taxonomy).items()
+             if isinstance(value, type) and issubclass(value, CorralError)}
+    assert all(error_class_named(name) is getattr(taxonomy, name) for name in names)
+    root = Path(taxonomy.__file__).resolve().parents[1]
+    outside = []
+    for package in ("gateway", "registry", "runner", "services"):
+        for path in (root / package).rglob("*.py"):
+            if path.name.endswith("_pb2.py") or path == Path(taxonomy.__file__).resolve():
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ClassDef) and any(
+                        getattr(base, "id", getattr(base, "attr", None)) in names
+                        for base in node.bases):
+                    outside.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    assert outside == []
