@@ -113,8 +113,7 @@ def _scan(cur: _Cursor, max_array: int, keep_arrays: tuple[str, ...]) -> GGUFHea
     kv: dict[str, Any] = {}
     for _ in range(n_kv):
         key = cur.string()
-        kept = keep_arrays and key.endswith(keep_arrays)
-        kv[key] = _value(cur, cur.unpack("<I"), None if kept else max_array)
+        kv[key] = _value(cur, cur.unpack("<I"), None if key.endswith(keep_arrays) else max_array)
     tensors = []
     for _ in range(n_tensors):
         name = cur.string()

@@ -55,18 +55,18 @@ def info_from_row(row: tables.GGUFFacts) -> GGUFInfo:
 
 def facts_row(digest: str, info: GGUFInfo) -> tables.GGUFFacts:
     """The ``gguf_info`` row of ``info`` (its K/V shape columns NULL when unknown)."""
-    shape = {_KV_PREFIX + name: getattr(info.kv_shape, name) if info.kv_shape else None
-             for name in _SHAPE_FIELDS}
-    return tables.GGUFFacts(blob_digest=digest, **shape,
+    return tables.GGUFFacts(blob_digest=digest, **_shape_columns(info.kv_shape),
                             **{name: getattr(info, name) for name in _INFO_FIELDS})
 
 
 async def set_kv_shape(session: AsyncSession, digest: str, shape: KvShape | None) -> None:
     """Store the K/V cache shape of blob ``digest``'s facts (a row that is gone stays gone)."""
-    values = {_KV_PREFIX + name: getattr(shape, name) if shape else None
-              for name in _SHAPE_FIELDS}
-    await session.execute(update(tables.GGUFFacts)
-                          .where(tables.GGUFFacts.blob_digest == digest).values(**values))
+    await session.execute(update(tables.GGUFFacts).where(tables.GGUFFacts.blob_digest == digest)
+                          .values(**_shape_columns(shape)))
+
+
+def _shape_columns(shape: KvShape | None) -> dict[str, int | None]:
+    return {_KV_PREFIX + name: getattr(shape, name) if shape else None for name in _SHAPE_FIELDS}
 
 
 async def insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor],

@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from alembic import command
+
 from gateway.memory import estimate_footprint
 from registry import models as tables
 from registry import queries
+from registry.db import alembic_config, open_database
 from registry.gguf_info import KvShape, kv_shape
 from registry.gguf_kv import read_gguf_info
 from registry.server import resolve_response
@@ -135,3 +138,26 @@ async def test_facts_from_before_the_shape_get_it_on_first_resolve(
             row = await session.scalar(select(tables.GGUFFacts))
     assert response.kv_cache_shape.f16_bytes_per_token == OLD_SMOLLM2[0]
     assert (row.kv_block_count, row.kv_head_count_kv, row.kv_key_length) == (30, 3, 64)
+
+
+async def test_a_database_from_revision_0003_resolves_with_the_shape(
+        tmp_path: Path, smollm2_file: Path) -> None:
+    models = tmp_path / "m"
+    async with model_store(models) as store:
+        await store.import_gguf(parse_name("smollm2:135m"), smollm2_file)
+    async with open_database(models) as engine, engine.begin() as connection:
+        await connection.run_sync(_downgrade, "0003")  # the facts row loses its kv_* columns
+    async with model_store(models) as store:  # upgraded again: the columns come back NULL
+        async with store.sessions() as session:
+            assert (await session.scalar(select(tables.GGUFFacts))).kv_block_count is None
+        response = resolve_response(await store.resolve("smollm2:135m"))
+        async with store.sessions() as session:
+            row = await session.scalar(select(tables.GGUFFacts))
+    assert response.kv_cache_shape.f16_bytes_per_token == OLD_SMOLLM2[0]
+    assert row.kv_block_count == 30
+
+
+def _downgrade(connection, revision: str) -> None:
+    config = alembic_config("")
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
