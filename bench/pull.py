@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from bench.models import Model, NotAvailable, sha256_file
 from bench.servers import Corral, free_port
-from registry.gguf_info import read_gguf_info
+from registry.gguf_kv import read_gguf_info
 from registry.manifests import (CONFIG_MEDIA_TYPE, MODEL_MEDIA_TYPE, Descriptor, Manifest,
                                 gguf_config)
 

@@ -63,7 +63,8 @@ class RunnerLifecycle:
         footprint = await self.memory.footprint(
             spec.model_path, spec.ctx_size * spec.parallel,
             extra_files=(spec.projector,) if spec.projector else (),
-            kv_cache_type=spec.kv_cache_type)
+            kv_cache_type=spec.kv_cache_type,
+            kv_bytes_per_token=resolved.kv_cache_shape.f16_bytes_per_token)
         await self._make_room(footprint, spec.model_name)
         if (old := self._runners.get(key)) is not None:
             self._retire(old, load)

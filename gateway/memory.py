@@ -4,12 +4,13 @@ The estimate of one runner's footprint (documented in the README) is
 
     weights  = the GGUF file's size (llama.cpp mmaps it; the pages stay resident while it runs)
                plus the projector's, for a vision model (loaded whole)
-    kv_cache = 2 (K and V) × block_count × head_count_kv × head_dim × num_ctx × parallel × bytes
+    kv_cache = block_count × head_count_kv × (key_length + value_length) × num_ctx × parallel
+               × bytes
     overhead = RUNNER_OVERHEAD (the Python process, gRPC, llama.cpp's compute buffers)
 
-with the architecture numbers read from the GGUF header (``{arch}.block_count``,
-``{arch}.attention.head_count_kv``, ``{arch}.attention.key_length``/``value_length``, defaulting
-to ``embedding_length / head_count``). ``bytes`` per element follows ``OLLAMA_KV_CACHE_TYPE``:
+with the shape read from the GGUF header by the registry when it records the model: the f16
+figure per token arrives in ``ResolveModelResponse.kv_cache_shape`` (the gateway reads no GGUF
+itself). ``bytes`` per element follows ``OLLAMA_KV_CACHE_TYPE``:
 2 for f16 (llama.cpp's default), ggml's block sizes for the quantised types (q8_0: 34 bytes per
 32 values, q4_0: 18 per 32 — Ollama rounds these to 1 and 0.5).
 
@@ -24,26 +25,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import struct
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
-
-import structlog
-
-log = structlog.get_logger()
 
 RUNNER_OVERHEAD = 96 * 1024 * 1024
 # Bytes of a block of 32 cache values, per type (ggml's block_q8_0 / block_q4_0, plain f16).
 KV_BLOCK_BYTES = {"f16": 64, "q8_0": 34, "q4_0": 18}
 HEADROOM = 0.9
 _MEMINFO = Path("/proc/meminfo")
-
-# GGUF value types: fixed-width scalars by struct format; 8 = string, 9 = array.
-_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
-            12: "d"}
-_STRING, _ARRAY = 8, 9
 
 
 @dataclass(frozen=True)
@@ -65,7 +54,7 @@ class Footprint:
 
 
 class SystemMemory:
-    """The real machine: ``/proc/meminfo`` and GGUF headers on disk."""
+    """The real machine: ``/proc/meminfo`` and the sizes of the files a runner loads."""
 
     def available(self) -> int | None:
         """``MemAvailable`` in bytes, or None where the kernel does not report it."""
@@ -78,12 +67,12 @@ class SystemMemory:
         return None
 
     async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
-                        kv_cache_type: str = "f16") -> Footprint:
-        """The estimate for ``model_path`` with ``n_ctx`` KV cells in all (ctx × parallel) stored
-        as ``kv_cache_type``; ``extra_files`` (a projector) are loaded whole, so their size counts
-        as weights."""
+                        kv_cache_type: str = "f16", *, kv_bytes_per_token: int) -> Footprint:
+        """The estimate for ``model_path`` with ``n_ctx`` KV cells in all (ctx × parallel) of
+        ``kv_bytes_per_token`` f16 bytes each, stored as ``kv_cache_type``; ``extra_files`` (a
+        projector) are loaded whole, so their size counts as weights."""
         return await asyncio.to_thread(estimate_footprint, model_path, n_ctx, extra_files,
-                                       kv_cache_type)
+                                       kv_cache_type, kv_bytes_per_token=kv_bytes_per_token)
 
 
 def shortfall(need: Footprint, available: int | None, resident: list[Footprint]) -> int:
@@ -95,83 +84,16 @@ def shortfall(need: Footprint, available: int | None, resident: list[Footprint])
 
 
 def estimate_footprint(model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
-                       kv_cache_type: str = "f16") -> Footprint:
-    """Blocking: file sizes plus the KV cache the GGUF's shape implies (0 when unreadable)."""
+                       kv_cache_type: str = "f16", *, kv_bytes_per_token: int) -> Footprint:
+    """Blocking: file sizes plus the KV cache of ``n_ctx`` cells (nothing for missing files)."""
     try:
         weights = sum(os.stat(path).st_size for path in (model_path, *extra_files))
     except OSError:
         return Footprint(weights=0, kv_cache=0)
-    try:
-        per_token = kv_bytes_per_token(model_path)
-    except (OSError, ValueError, struct.error) as exc:
-        log.warning("kv_estimate_failed", model_path=model_path, error=str(exc))
-        per_token = 0
-    return Footprint(weights=weights, kv_cache=kv_cache_bytes(per_token * n_ctx, kv_cache_type))
+    return Footprint(weights=weights,
+                     kv_cache=kv_cache_bytes(kv_bytes_per_token * n_ctx, kv_cache_type))
 
 
 def kv_cache_bytes(f16_bytes: int, kv_cache_type: str) -> int:
     """The size of an f16 cache of ``f16_bytes`` when stored as ``kv_cache_type``."""
     return f16_bytes * KV_BLOCK_BYTES.get(kv_cache_type, 64) // 64
-
-
-@lru_cache(maxsize=64)
-def kv_bytes_per_token(model_path: str) -> int:
-    """f16 K and V bytes one token occupies across every layer."""
-    meta = read_gguf_scalars(model_path)
-    arch = meta.get("general.architecture")
-    if not isinstance(arch, str):
-        raise ValueError("no general.architecture in the GGUF header")
-    layers = int(meta.get(f"{arch}.block_count", 0))
-    heads = int(meta.get(f"{arch}.attention.head_count", 0) or 1)
-    kv_heads = int(meta.get(f"{arch}.attention.head_count_kv", heads) or heads)
-    head_dim = int(meta.get(f"{arch}.embedding_length", 0)) // heads
-    k_len = int(meta.get(f"{arch}.attention.key_length", head_dim))
-    v_len = int(meta.get(f"{arch}.attention.value_length", head_dim))
-    return layers * kv_heads * (k_len + v_len) * 2
-
-
-def read_gguf_scalars(path: str) -> dict[str, object]:
-    """Every scalar and string key of a GGUF header; arrays are skipped (a per-layer
-    ``head_count_kv`` array is reduced to its largest element)."""
-    with open(path, "rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ValueError("not a GGUF file")
-        version, _tensors, count = struct.unpack("<IQQ", f.read(20))
-        if version < 2:
-            raise ValueError(f"unsupported GGUF version {version}")
-        meta: dict[str, object] = {}
-        for _ in range(count):
-            key = _string(f)
-            (kind,) = struct.unpack("<I", f.read(4))
-            meta[key] = _value(f, kind)
-        return meta
-
-
-def _string(f: BinaryIO) -> str:
-    (n,) = struct.unpack("<Q", f.read(8))
-    return f.read(n).decode("utf-8", "replace")
-
-
-def _value(f: BinaryIO, kind: int) -> object:
-    if kind in _SCALARS:
-        fmt = "<" + _SCALARS[kind]
-        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-    if kind == _STRING:
-        return _string(f)
-    if kind == _ARRAY:
-        item, n = struct.unpack("<IQ", f.read(12))
-        if item in _SCALARS:
-            size = struct.calcsize("<" + _SCALARS[item])
-            if item not in (6, 7, 12) and n and size * n <= 4096:  # small int arrays: keep the max
-                return max(struct.unpack(f"<{n}{_SCALARS[item]}", f.read(size * n)))
-            f.seek(size * n, os.SEEK_CUR)
-            return None
-        if item == _STRING:  # vocabularies: hop over each string
-            for _ in range(n):
-                (length,) = struct.unpack("<Q", f.read(8))
-                f.seek(length, os.SEEK_CUR)
-            return None
-        for _ in range(n):
-            _value(f, item)  # nested arrays
-        return None
-    raise ValueError(f"unknown GGUF value type {kind}")

@@ -16,7 +16,6 @@ import functools
 import re
 import types
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -76,11 +75,10 @@ def show_payload(reply: pb.ShowModelResponse, *, system: str = "",
         template, modelfile_template = reply.chat_template, None
     else:
         template = modelfile_template = DEFAULT_TEMPLATE
-    blobs_dir = Path(reply.model_path).parent
     modelfile = show_modelfile(
         display_name=reply.model.name, model_path=reply.model_path, template=modelfile_template,
-        system=system, adapters=[str(blobs_dir / d.replace(":", "-")) for d in reply.adapters],
-        projectors=[str(blobs_dir / d.replace(":", "-")) for d in reply.projectors],
+        system=system, adapters=list(reply.adapter_paths),
+        projectors=list(reply.projector_paths),
         parameters={**parameters, **(options or {})}, licenses=list(reply.license),
         messages=[(m.role, m.content) for m in reply.messages],
         renderer=reply.renderer, parser=reply.parser)

@@ -24,7 +24,7 @@ import structlog
 
 from registry.blobs import TEMP_PREFIX, canonical_digest, digest_of, is_digest
 from registry.gguf_info import GGUFInfo
-from registry.gguf_kv import GGUF_MAGIC, gguf_info_from_header, scan_header
+from registry.gguf_kv import GGUF_MAGIC, gguf_info_from_header, scan_facts_header
 from registry.manifests import (
     ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE,
     MODEL_MEDIA_TYPE, PARAMS_MEDIA_TYPE, PROJECTOR_MEDIA_TYPE, SYSTEM_MEDIA_TYPE,
@@ -369,7 +369,7 @@ def _new_status(digest: str, existed: bool) -> str:
 async def _read_gguf(path: Path) -> tuple[GGUFInfo, str]:
     """A GGUF file's facts and kind (``model``, ``adapter`` or ``projector``)."""
     try:
-        header = await asyncio.to_thread(scan_header, path, max_array=0)
+        header = await asyncio.to_thread(scan_facts_header, path)
     except (ValueError, OSError):
         raise InvalidRequestError("supplied file was not in GGUF format") from None
     kind = str(header.kv.get("general.type", "model"))

@@ -1,24 +1,47 @@
-"""Facts about a GGUF file that the API reports (``details``, ``/api/show``) and chat needs.
+"""Facts about a GGUF file that the API reports (``details``, ``/api/show``), chat needs and
+the gateway's memory estimate uses, derived from the header's key/values.
 
-``gguf.GGUFReader`` memory-maps the file and parses every key and tensor header, which costs a
-couple of seconds for a 49k-token vocabulary: read once per blob, in a thread, and store it.
+Nothing here reads a file: ``registry.gguf_kv`` is the one GGUF reader, and the registry
+stores these facts per blob (table ``gguf_info``) when it records a model.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import gguf
 
 _THOUSAND, _MILLION, _BILLION = 1_000, 1_000_000, 1_000_000_000
+_LLM, _ATTENTION = gguf.Keys.LLM, gguf.Keys.Attention
+# Keys whose value may be a per-layer array (e.g. OpenELM's head counts); the largest counts.
+SHAPE_KEYS = (_LLM.BLOCK_COUNT, _LLM.EMBEDDING_LENGTH, _ATTENTION.HEAD_COUNT,
+              _ATTENTION.HEAD_COUNT_KV, _ATTENTION.KEY_LENGTH, _ATTENTION.VALUE_LENGTH)
+
+
+@dataclass(frozen=True)
+class KvShape:
+    """The attention K/V cache's shape, as the memory estimate uses it (defaults applied:
+    ``head_count`` at least 1, ``head_count_kv`` = ``head_count``, key and value lengths =
+    ``embedding_length // head_count``)."""
+
+    block_count: int = 0
+    head_count: int = 1
+    head_count_kv: int = 1
+    key_length: int = 0
+    value_length: int = 0
+
+    @property
+    def f16_bytes_per_token(self) -> int:
+        """K and V bytes one token occupies across every layer, stored as f16."""
+        return self.block_count * self.head_count_kv * (self.key_length + self.value_length) * 2
 
 
 @dataclass(frozen=True)
 class GGUFInfo:
-    """What Corral needs from a GGUF header."""
+    """What Corral needs from a GGUF header. ``kv_shape`` is None only for facts recorded
+    before the registry stored it (``ModelStore`` reads the header again then)."""
 
     architecture: str
     parameter_count: int
@@ -29,29 +52,30 @@ class GGUFInfo:
     chat_template: str
     bos_token: str
     eos_token: str
+    kv_shape: KvShape | None = None
 
 
-async def load_gguf_info(path: Path) -> GGUFInfo:
-    """``read_gguf_info`` in a worker thread."""
-    return await asyncio.to_thread(read_gguf_info, path)
+def kv_shape(kv: Mapping[str, Any]) -> KvShape:
+    """The K/V cache shape the key/values ``kv`` describe; all zero without an architecture.
 
+    A per-layer array counts as its largest element; a value that is not a number counts as
+    absent."""
+    arch = kv.get(gguf.Keys.General.ARCHITECTURE)
+    if not isinstance(arch, str):
+        return KvShape(head_count=0, head_count_kv=0)
 
-def read_gguf_info(path: Path) -> GGUFInfo:
-    """Read ``path``'s header. Blocking; raises ``ValueError`` for a file that is not GGUF."""
-    reader = gguf.GGUFReader(path)
-    arch = _string(reader, "general.architecture")
-    parameters = sum(int(t.n_elements) for t in reader.tensors)
-    return GGUFInfo(
-        architecture=arch,
-        parameter_count=parameters,
-        parameter_size=human_number(parameters),
-        quantization=_quantization(reader),
-        context_length=_int(reader, f"{arch}.context_length"),
-        embedding_length=_int(reader, f"{arch}.embedding_length"),
-        chat_template=_string(reader, "tokenizer.chat_template"),
-        bos_token=_token_text(reader, "tokenizer.ggml.bos_token_id"),
-        eos_token=_token_text(reader, "tokenizer.ggml.eos_token_id"),
-    )
+    def number(template: str, default: int) -> int:
+        value = kv.get(template.format(arch=arch))
+        if isinstance(value, list):
+            value = max((v for v in value if type(v) is int), default=None)  # bools are not
+        return int(value) if isinstance(value, (int, float)) else default
+
+    heads = number(_ATTENTION.HEAD_COUNT, 0) or 1
+    head_dim = number(_LLM.EMBEDDING_LENGTH, 0) // heads
+    return KvShape(block_count=number(_LLM.BLOCK_COUNT, 0), head_count=heads,
+                   head_count_kv=number(_ATTENTION.HEAD_COUNT_KV, heads) or heads,
+                   key_length=number(_ATTENTION.KEY_LENGTH, head_dim),
+                   value_length=number(_ATTENTION.VALUE_LENGTH, head_dim))
 
 
 def human_number(n: int) -> str:
@@ -78,35 +102,3 @@ def _scaled(value: float, unit: str, *, decimals: int) -> str:
     if value == int(value):
         return f"{value:.0f}{unit}"
     return f"{value:.{decimals}f}{unit}"
-
-
-def _quantization(reader: gguf.GGUFReader) -> str:
-    """From ``general.file_type``; failing that, the type holding most weights."""
-    field = reader.get_field("general.file_type")
-    if field is not None:
-        return quantization_name(int(field.contents()))
-    weights: Counter[str] = Counter()
-    for tensor in reader.tensors:
-        weights[tensor.tensor_type.name] += int(tensor.n_elements)
-    return weights.most_common(1)[0][0] if weights else "unknown"
-
-
-def _string(reader: gguf.GGUFReader, key: str) -> str:
-    field = reader.get_field(key)
-    return str(field.contents()) if field is not None else ""
-
-
-def _int(reader: gguf.GGUFReader, key: str) -> int:
-    field = reader.get_field(key)
-    return int(field.contents()) if field is not None else 0
-
-
-def _token_text(reader: gguf.GGUFReader, id_key: str) -> str:
-    """The vocabulary entry a special-token id points at; indexes one entry, decodes one."""
-    id_field, tokens = reader.get_field(id_key), reader.get_field("tokenizer.ggml.tokens")
-    if id_field is None or tokens is None:
-        return ""
-    token_id = int(id_field.contents())
-    if not 0 <= token_id < len(tokens.data):
-        return ""
-    return bytes(tokens.parts[tokens.data[token_id]]).decode("utf-8", errors="replace")

@@ -1,11 +1,12 @@
-"""A fast, read-only GGUF header scanner: key/values and tensor infos, nothing materialized.
+"""Corral's one GGUF reader: a fast, read-only header scanner (key/values and tensor infos,
+nothing materialized), and the facts (``GGUFInfo``) and ``/api/show`` key/values built from it.
 
 ``gguf.GGUFReader`` builds numpy views for every vocabulary entry, which costs tens of seconds
 for a 262k-token vocabulary on a busy host. This scanner walks the same header with
 ``struct.unpack_from`` over an mmap, keeps arrays only up to ``max_array`` elements (longer
-ones are skipped, their length remembered) and never touches tensor data. It yields the same
-``GGUFInfo`` as ``registry.gguf_info.read_gguf_info`` and the key/values ``/api/show`` reports.
-Blocking; call it in a worker thread.
+ones are skipped, their length remembered) and never touches tensor data; the ``gguf``
+package supplies the value types, key names and quantization names (the tests check the
+scanner against ``gguf.GGUFReader``). Blocking; call it in a worker thread.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ from typing import Any
 
 import gguf
 
-from registry.gguf_info import GGUFInfo, human_number, quantization_name
+from registry.gguf_info import SHAPE_KEYS, GGUFInfo, human_number, kv_shape, quantization_name
 
 GGUF_MAGIC = b"GGUF"
 SHOW_ARRAY_LIMIT = 5  # /api/show replaces longer arrays by [] (Ollama's non-verbose form)
 
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-            10: "<Q", 11: "<q", 12: "<d"}
-_STRING, _ARRAY = 8, 9
+_T = gguf.GGUFValueType
+_SCALARS = {_T.UINT8: "<B", _T.INT8: "<b", _T.UINT16: "<H", _T.INT16: "<h", _T.UINT32: "<I",
+            _T.INT32: "<i", _T.FLOAT32: "<f", _T.BOOL: "<?", _T.UINT64: "<Q", _T.INT64: "<q",
+            _T.FLOAT64: "<d"}
+_STRING, _ARRAY = _T.STRING, _T.ARRAY
+# Arrays the facts need whole (per-layer head counts), by key suffix: "{arch}" left out.
+_SHAPE_SUFFIXES = tuple(key.removeprefix("{arch}") for key in SHAPE_KEYS)
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,8 @@ class _Cursor:
 def scan_header(path: Path, *, max_array: int = SHOW_ARRAY_LIMIT,
                 keep_arrays: tuple[str, ...] = ()) -> GGUFHeader:
     """Read ``path``'s header. Arrays longer than ``max_array`` become ``SkippedArray`` unless
-    their key is in ``keep_arrays``. Raises ``ValueError`` for a file that is not GGUF v2/v3."""
+    their key ends with one of ``keep_arrays``. Raises ``ValueError`` for a file that is not
+    GGUF v2/v3."""
     with open(path, "rb") as f:
         try:
             buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -107,7 +113,7 @@ def _scan(cur: _Cursor, max_array: int, keep_arrays: tuple[str, ...]) -> GGUFHea
     kv: dict[str, Any] = {}
     for _ in range(n_kv):
         key = cur.string()
-        kv[key] = _value(cur, cur.unpack("<I"), max_array if key not in keep_arrays else None)
+        kv[key] = _value(cur, cur.unpack("<I"), None if key.endswith(keep_arrays) else max_array)
     tensors = []
     for _ in range(n_tensors):
         name = cur.string()
@@ -175,8 +181,14 @@ def _nth_token(path: Path, index: int) -> str:
     return ""
 
 
+def scan_facts_header(path: Path) -> GGUFHeader:
+    """The header with just what ``gguf_info_from_header`` needs: long arrays skipped, but
+    per-layer shape arrays kept. Raises ``ValueError`` for a file that is not GGUF."""
+    return scan_header(path, max_array=0, keep_arrays=_SHAPE_SUFFIXES)
+
+
 def gguf_info_from_header(path: Path, header: GGUFHeader) -> GGUFInfo:
-    """The ``GGUFInfo`` facts of a scanned header (identical to ``read_gguf_info``'s)."""
+    """The ``GGUFInfo`` facts of a header from ``scan_facts_header(path)``."""
     kv = header.kv
     arch = str(kv.get("general.architecture", ""))
     parameters = header.parameter_count
@@ -190,14 +202,15 @@ def gguf_info_from_header(path: Path, header: GGUFHeader) -> GGUFInfo:
         chat_template=str(kv.get("tokenizer.chat_template", "")),
         bos_token=_token_text(path, header, "tokenizer.ggml.bos_token_id"),
         eos_token=_token_text(path, header, "tokenizer.ggml.eos_token_id"),
+        kv_shape=kv_shape(kv),
     )
 
 
-def read_gguf_info_fast(path: Path) -> GGUFInfo:
-    """``read_gguf_info`` without materializing the vocabulary.
+def read_gguf_info(path: Path) -> GGUFInfo:
+    """``path``'s facts, without materializing the vocabulary.
 
     Blocking; raises ``ValueError`` for a file that is not GGUF."""
-    return gguf_info_from_header(path, scan_header(path, max_array=0))
+    return gguf_info_from_header(path, scan_facts_header(path))
 
 
 def _quantization(header: GGUFHeader) -> str:

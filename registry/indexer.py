@@ -30,7 +30,7 @@ from sqlalchemy import select
 from registry import models as tables
 from registry import queries
 from registry.gguf_info import GGUFInfo
-from registry.gguf_kv import read_gguf_info_fast
+from registry.gguf_kv import read_gguf_info
 from registry.manifest_files import ManifestFile
 from registry.manifests import MODEL_MEDIA_TYPE
 from registry.refs import release_manifest
@@ -191,7 +191,7 @@ class ManifestIndexer:
                     continue
             try:
                 facts[layer.digest] = await asyncio.to_thread(
-                    read_gguf_info_fast, self.store.blobs.path(layer.digest))
+                    read_gguf_info, self.store.blobs.path(layer.digest))
             except (ValueError, OSError) as exc:
                 log.warning("model_layer_not_gguf", digest=layer.digest, error=str(exc))
         return facts

@@ -124,6 +124,13 @@ class GGUFFacts(Base):
     chat_template: Mapped[str] = mapped_column(Text)
     bos_token: Mapped[str] = mapped_column(Text)
     eos_token: Mapped[str] = mapped_column(Text)
+    # The K/V cache shape (``registry.gguf_info.KvShape``). NULL in rows written before
+    # revision 0004: ``ModelStore`` reads the header again and fills them in on first use.
+    kv_block_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kv_head_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kv_head_count_kv: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kv_key_length: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kv_value_length: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ApiKeyRow(Base):

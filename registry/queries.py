@@ -14,10 +14,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import models as tables
-from registry.gguf_info import GGUFInfo
+from registry.gguf_info import GGUFInfo, KvShape
 from registry.manifests import MODEL_MEDIA_TYPE, Descriptor, Manifest
 from services.errors import ModelNotFoundError
 from services.names import ModelName, parse_name
+
+_KV_PREFIX = "kv_"  # the gguf_info columns of GGUFInfo.kv_shape's fields
+_SHAPE_FIELDS = tuple(KvShape.__dataclass_fields__)
+_INFO_FIELDS = tuple(name for name in GGUFInfo.__dataclass_fields__ if name != "kv_shape")
 
 
 async def find_model(session: AsyncSession, text: str) -> tables.Model:
@@ -43,7 +47,26 @@ async def facts_by_blob(session: AsyncSession, digests: list[str]) -> dict[str, 
 
 
 def info_from_row(row: tables.GGUFFacts) -> GGUFInfo:
-    return GGUFInfo(**{name: getattr(row, name) for name in GGUFInfo.__dataclass_fields__})
+    shape = None
+    if row.kv_block_count is not None:
+        shape = KvShape(**{name: getattr(row, _KV_PREFIX + name) for name in _SHAPE_FIELDS})
+    return GGUFInfo(kv_shape=shape, **{name: getattr(row, name) for name in _INFO_FIELDS})
+
+
+def facts_row(digest: str, info: GGUFInfo) -> tables.GGUFFacts:
+    """The ``gguf_info`` row of ``info`` (its K/V shape columns NULL when unknown)."""
+    return tables.GGUFFacts(blob_digest=digest, **_shape_columns(info.kv_shape),
+                            **{name: getattr(info, name) for name in _INFO_FIELDS})
+
+
+async def set_kv_shape(session: AsyncSession, digest: str, shape: KvShape | None) -> None:
+    """Store the K/V cache shape of blob ``digest``'s facts (a row that is gone stays gone)."""
+    await session.execute(update(tables.GGUFFacts).where(tables.GGUFFacts.blob_digest == digest)
+                          .values(**_shape_columns(shape)))
+
+
+def _shape_columns(shape: KvShape | None) -> dict[str, int | None]:
+    return {_KV_PREFIX + name: getattr(shape, name) if shape else None for name in _SHAPE_FIELDS}
 
 
 async def insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor],
@@ -82,7 +105,7 @@ async def insert_manifest(session: AsyncSession, digest: str, manifest: Manifest
 
 async def insert_facts(session: AsyncSession, facts: Mapping[str, GGUFInfo]) -> None:
     for digest, info in facts.items():
-        await session.merge(tables.GGUFFacts(blob_digest=digest, **vars(info)))
+        await session.merge(facts_row(digest, info))
 
 
 async def find_row(session: AsyncSession, name: ModelName) -> tables.Model | None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from registry.gguf_info import GGUFInfo
+from registry.gguf_info import GGUFInfo, KvShape
 from registry.manifests import MODEL_MEDIA_TYPE, Manifest
 from services.names import ModelName
 
@@ -57,6 +57,7 @@ class ResolvedModel:
     renderer: str = ""  # the config's named renderer and parser (Modelfile RENDERER/PARSER)
     parser: str = ""
     projector_paths: list[Path] = field(default_factory=list)
+    kv_shape: KvShape | None = None  # None: the weights' header could not be read
 
     @property
     def parent_model(self) -> str:

@@ -150,6 +150,11 @@ def resolve_response(model: ResolvedModel) -> pb.ResolveModelResponse:
         projector_paths=[str(path) for path in model.projector_paths],
         blobs=runner_blobs(model))
     response.parameters.update(model.parameters)
+    if (shape := model.kv_shape) is not None:
+        response.kv_cache_shape.CopyFrom(pb.KvCacheShape(
+            block_count=shape.block_count, head_count=shape.head_count,
+            head_count_kv=shape.head_count_kv, key_length=shape.key_length,
+            value_length=shape.value_length, f16_bytes_per_token=shape.f16_bytes_per_token))
     return response
 
 

@@ -52,7 +52,8 @@ class ModelsServicerMixin:
             license=shown.resolved.licenses, messages=resolved.messages,
             capabilities=shown.capabilities, adapters=shown.adapters,
             renderer=resolved.renderer, parser=resolved.parser,
-            projectors=shown.projectors)
+            projectors=shown.projectors, adapter_paths=resolved.adapter_paths,
+            projector_paths=resolved.projector_paths)
         response.model.details.parent_model = shown.resolved.parent_model
         response.parameters.CopyFrom(resolved.parameters)
         response.model_info.update(shown.model_info)

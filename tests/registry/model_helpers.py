@@ -99,3 +99,23 @@ def blob_files(store: ModelStore) -> set[str]:
     """Digests of the blob files on disk (temp files excluded)."""
     return {p.name.replace("-", ":", 1) for p in store.blobs.root.iterdir()
             if p.name.startswith("sha256-")}
+
+
+def write_projector(path: Path, *, image_size: int = 64) -> Path:
+    """A small ``clip`` GGUF: enough keys and one tensor for the registry (not for mtmd)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "clip")
+    writer.add_string("general.name", "test projector")
+    writer.add_bool("clip.has_vision_encoder", True)
+    writer.add_string("clip.projector_type", "mlp")
+    writer.add_uint32("clip.vision.image_size", image_size)
+    writer.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    writer.add_array("clip.vision.image_grid_pinpoints", list(range(8)))
+    writer.add_tensor("mm.0.weight", np.zeros((4, 8), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from registry.gguf_info import human_number, load_gguf_info, quantization_name
+from registry.gguf_info import human_number, quantization_name
+from registry.gguf_kv import read_gguf_info
 
 
-async def test_reads_smollm2_facts(smollm2_file: Path) -> None:
-    info = await load_gguf_info(smollm2_file)
+def test_reads_smollm2_facts(smollm2_file: Path) -> None:
+    info = read_gguf_info(smollm2_file)
     assert info.architecture == "llama"
     assert info.quantization == "Q4_1"
     assert info.context_length == 8192
@@ -20,11 +21,11 @@ async def test_reads_smollm2_facts(smollm2_file: Path) -> None:
     assert (info.bos_token, info.eos_token) == ("<|im_start|>", "<|im_end|>")
 
 
-async def test_rejects_a_file_that_is_not_gguf(tmp_path: Path) -> None:
+def test_rejects_a_file_that_is_not_gguf(tmp_path: Path) -> None:
     bogus = tmp_path / "x.gguf"
     bogus.write_bytes(b"not a gguf file at all" * 10)
     with pytest.raises(ValueError):
-        await load_gguf_info(bogus)
+        read_gguf_info(bogus)
 
 
 @pytest.mark.parametrize(("n", "text"), [

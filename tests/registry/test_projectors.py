@@ -10,27 +10,7 @@ import pytest
 from registry.manifests import MODEL_MEDIA_TYPE, PROJECTOR_MEDIA_TYPE
 from registry.show import ModelShower
 from services.errors import InvalidRequestError
-from tests.registry.model_helpers import create, model_store, statuses, upload
-
-
-def write_projector(path: Path, *, image_size: int = 64) -> Path:
-    """A small ``clip`` GGUF: enough keys and one tensor for the registry (not for mtmd)."""
-    import gguf
-    import numpy as np
-
-    writer = gguf.GGUFWriter(str(path), "clip")
-    writer.add_string("general.name", "test projector")
-    writer.add_bool("clip.has_vision_encoder", True)
-    writer.add_string("clip.projector_type", "mlp")
-    writer.add_uint32("clip.vision.image_size", image_size)
-    writer.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
-    writer.add_array("clip.vision.image_grid_pinpoints", list(range(8)))
-    writer.add_tensor("mm.0.weight", np.zeros((4, 8), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+from tests.registry.model_helpers import create, model_store, statuses, upload, write_projector
 
 
 async def test_a_second_gguf_file_of_architecture_clip_is_the_projector(

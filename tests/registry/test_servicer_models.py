@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytest_asyncio
 from google.protobuf.json_format import MessageToDict
@@ -16,7 +17,8 @@ from services.errors import (BlobCorruptError, InvalidModelNameError, InvalidReq
                              ModelNotFoundError)
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 from services.settings import RegistrySettings
-from tests.registry.model_helpers import chunks_of, sha256_digest
+from tests.registry.model_helpers import chunks_of, sha256_digest, write_projector
+from tests.registry.transfer_helpers import write_gguf
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -139,3 +141,22 @@ async def test_renderer_and_parser_live_in_the_config_and_are_inherited(registry
     grandchild.__setattr__("from", "child")
     assert [p.status async for p in client.create(grandchild)][-1] == "success"
     assert (await client.resolve("grandchild")).parser == "harmony"
+
+
+async def test_show_names_the_adapter_and_projector_files(registry, tmp_path: Path,
+                                                          tiny_gguf: Path) -> None:
+    """The gateway's Modelfile lists these paths; it never builds blob paths itself."""
+    client, blobs = registry
+    model = await _upload(client, tiny_gguf.read_bytes())
+    adapter = await _upload(client, write_gguf(tmp_path / "a.gguf", np.zeros((4, 8), np.float32),
+                                               context_length=64).read_bytes())
+    projector = await _upload(client, write_projector(tmp_path / "p.gguf").read_bytes())
+    request = pb.CreateModelRequest(name="parts", files={"m.gguf": model, "p.gguf": projector},
+                                    adapters={"a.gguf": adapter})
+    assert [p.status async for p in client.create(request)][-1] == "success"
+    shown, resolved = await client.show("parts"), await client.resolve("parts")
+    assert list(shown.adapter_paths) == [str((blobs / f"sha256-{adapter[7:]}").resolve())]
+    assert list(shown.projector_paths) == [str((blobs / f"sha256-{projector[7:]}").resolve())]
+    assert shown.adapter_paths == resolved.adapter_paths
+    assert shown.projector_paths == resolved.projector_paths
+    assert list(shown.adapters) == [adapter] and list(shown.projectors) == [projector]

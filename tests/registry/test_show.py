@@ -1,4 +1,4 @@
-"""ShowModel parts: GGUF key/values (fast scanner vs the gguf package), capabilities, names."""
+"""ShowModel parts: GGUF key/values (the scanner vs the gguf package), capabilities, names."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from registry.gguf_info import read_gguf_info
-from registry.gguf_kv import SkippedArray, model_info, read_gguf_info_fast, scan_header
+from registry.gguf_kv import SkippedArray, model_info, read_gguf_info, scan_header
 from registry.show import ModelShower, capabilities
 from services.errors import InvalidModelNameError, ModelNotFoundError
 from services.names import parse_name
+from tests.registry.gguf_oracle import reader_info
 from tests.registry.model_helpers import create, model_store
 
 
-def test_fast_scanner_agrees_with_the_gguf_package(smollm2_file: Path, tiny_gguf: Path) -> None:
+def test_scanner_agrees_with_the_gguf_package(smollm2_file: Path, tiny_gguf: Path) -> None:
     for path in (smollm2_file, tiny_gguf):
-        assert read_gguf_info_fast(path) == read_gguf_info(path)
+        assert read_gguf_info(path) == reader_info(path)
 
 
 def test_model_info_of_smollm2(smollm2_file: Path) -> None:

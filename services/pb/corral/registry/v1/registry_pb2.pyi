@@ -73,7 +73,7 @@ class ResolveModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ResolveModelResponse(_message.Message):
-    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token", "adapter_paths", "renderer", "parser", "projector_paths", "blobs")
+    __slots__ = ("model", "model_path", "template", "chat_template", "system", "parameters", "messages", "bos_token", "eos_token", "adapter_paths", "renderer", "parser", "projector_paths", "blobs", "kv_cache_shape")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class ResolveModelResponse(_message.Message):
     PARSER_FIELD_NUMBER: _ClassVar[int]
     PROJECTOR_PATHS_FIELD_NUMBER: _ClassVar[int]
     BLOBS_FIELD_NUMBER: _ClassVar[int]
+    KV_CACHE_SHAPE_FIELD_NUMBER: _ClassVar[int]
     model: ModelSummary
     model_path: str
     template: str
@@ -102,7 +103,24 @@ class ResolveModelResponse(_message.Message):
     parser: str
     projector_paths: _containers.RepeatedScalarFieldContainer[str]
     blobs: _containers.RepeatedCompositeFieldContainer[BlobRef]
-    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ..., adapter_paths: _Optional[_Iterable[str]] = ..., renderer: _Optional[str] = ..., parser: _Optional[str] = ..., projector_paths: _Optional[_Iterable[str]] = ..., blobs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ...) -> None: ...
+    kv_cache_shape: KvCacheShape
+    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., bos_token: _Optional[str] = ..., eos_token: _Optional[str] = ..., adapter_paths: _Optional[_Iterable[str]] = ..., renderer: _Optional[str] = ..., parser: _Optional[str] = ..., projector_paths: _Optional[_Iterable[str]] = ..., blobs: _Optional[_Iterable[_Union[BlobRef, _Mapping]]] = ..., kv_cache_shape: _Optional[_Union[KvCacheShape, _Mapping]] = ...) -> None: ...
+
+class KvCacheShape(_message.Message):
+    __slots__ = ("block_count", "head_count", "head_count_kv", "key_length", "value_length", "f16_bytes_per_token")
+    BLOCK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HEAD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HEAD_COUNT_KV_FIELD_NUMBER: _ClassVar[int]
+    KEY_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    VALUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    F16_BYTES_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    block_count: int
+    head_count: int
+    head_count_kv: int
+    key_length: int
+    value_length: int
+    f16_bytes_per_token: int
+    def __init__(self, block_count: _Optional[int] = ..., head_count: _Optional[int] = ..., head_count_kv: _Optional[int] = ..., key_length: _Optional[int] = ..., value_length: _Optional[int] = ..., f16_bytes_per_token: _Optional[int] = ...) -> None: ...
 
 class BlobRef(_message.Message):
     __slots__ = ("digest", "size", "path")
@@ -145,7 +163,7 @@ class ShowModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ShowModelResponse(_message.Message):
-    __slots__ = ("model", "model_path", "template", "chat_template", "system", "license", "parameters", "messages", "model_info", "capabilities", "adapters", "renderer", "parser", "projector_info", "projectors")
+    __slots__ = ("model", "model_path", "template", "chat_template", "system", "license", "parameters", "messages", "model_info", "capabilities", "adapters", "renderer", "parser", "projector_info", "projectors", "adapter_paths", "projector_paths")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +179,8 @@ class ShowModelResponse(_message.Message):
     PARSER_FIELD_NUMBER: _ClassVar[int]
     PROJECTOR_INFO_FIELD_NUMBER: _ClassVar[int]
     PROJECTORS_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_PATHS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTOR_PATHS_FIELD_NUMBER: _ClassVar[int]
     model: ModelSummary
     model_path: str
     template: str
@@ -176,7 +196,9 @@ class ShowModelResponse(_message.Message):
     parser: str
     projector_info: _struct_pb2.Struct
     projectors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., license: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., model_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., adapters: _Optional[_Iterable[str]] = ..., renderer: _Optional[str] = ..., parser: _Optional[str] = ..., projector_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., projectors: _Optional[_Iterable[str]] = ...) -> None: ...
+    adapter_paths: _containers.RepeatedScalarFieldContainer[str]
+    projector_paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[_Union[ModelSummary, _Mapping]] = ..., model_path: _Optional[str] = ..., template: _Optional[str] = ..., chat_template: _Optional[str] = ..., system: _Optional[str] = ..., license: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., model_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., capabilities: _Optional[_Iterable[str]] = ..., adapters: _Optional[_Iterable[str]] = ..., renderer: _Optional[str] = ..., parser: _Optional[str] = ..., projector_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., projectors: _Optional[_Iterable[str]] = ..., adapter_paths: _Optional[_Iterable[str]] = ..., projector_paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
     __slots__ = ("name", "files", "adapters", "template", "system", "parameters", "messages", "license", "quantize", "renderer", "parser")
