@@ -20,21 +20,21 @@ import structlog
 from gateway.load_options import LoadOptions
 from gateway.loaded import CrashHistory, LoadedRunner, RunnerKey, RunnerState, eviction_candidate
 from gateway.memory import Footprint, shortfall
+from gateway.model_ref import ModelRef
 from gateway.observer import SchedulerObserver
-from gateway.runners import RunnerSpec, SpecMaker, describe_returncode
+from gateway.ports import MemoryProbe, SpawnFn
+from gateway.runners import SpecMaker, describe_returncode
 from services.errors import CorralError, RunnerUnavailableError
 from services.settings import GatewaySettings
 
 log = structlog.get_logger()
-
-SpawnFn = Callable[[RunnerSpec], Awaitable[Any]]
 
 
 class RunnerLifecycle:
     """Process lifecycle of the runners (mixed into the Scheduler)."""
 
     settings: GatewaySettings
-    memory: Any
+    memory: MemoryProbe
     observer: SchedulerObserver
     _spawn: SpawnFn
     _specs: SpecMaker
@@ -57,9 +57,9 @@ class RunnerLifecycle:
                      delay_s=round(delay, 2))
             await asyncio.sleep(delay)
 
-    async def _start(self, key: RunnerKey, resolved: Any, num_ctx: int,
+    async def _start(self, key: RunnerKey, model: ModelRef, num_ctx: int,
                      load: LoadOptions) -> LoadedRunner:
-        spec = self._specs.make(resolved, num_ctx, embedding=key[1], load=load)
+        spec = self._specs.make(model, num_ctx, embedding=key[1], load=load)
         footprint = await self.memory.footprint(
             spec.model_path, spec.ctx_size * spec.parallel,
             extra_files=(spec.projector,) if spec.projector else (),
@@ -67,7 +67,7 @@ class RunnerLifecycle:
         await self._make_room(footprint, spec.model_name)
         if (old := self._runners.get(key)) is not None:
             self._retire(old, load)
-        entry = LoadedRunner(key=key, model=resolved.model, spec=spec, footprint=footprint,
+        entry = LoadedRunner(key=key, model=model.summary, spec=spec, footprint=footprint,
                              keep_alive=self.settings.keep_alive, context_length=num_ctx)
         self._runners[key] = entry
         self._alive.add(entry)
@@ -167,7 +167,7 @@ class RunnerLifecycle:
             entry.fail_waiters()
             log.warning("runner_exited", runner_pid=entry.pid, model=entry.spec.model_name,
                         returncode=returncode, cause=describe_returncode(returncode),
-                        stderr_tail=list(getattr(entry.process, "stderr_tail", ())))
+                        stderr_tail=list(entry.process.stderr_tail))
             self.observer.crashed(entry, returncode)
             if was_ready:
                 uptime = time.monotonic() - (entry.ready_at or 0.0)

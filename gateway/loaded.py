@@ -12,13 +12,15 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway.memory import Footprint
 from gateway.observer import RequestTracker
+from gateway.ports import RunnerPort, RunnerProcessPort
 from gateway.runners import RunnerSpec
 from services.errors import (CorralError, RequestCancelledError, RunnerCrashedError,
                              RunnerUnavailableError)
+from services.pb.corral.registry.v1 import registry_pb2 as rpb
+from services.pb.corral.runner.v1 import runner_pb2 as pb
 from services.settings import FOREVER
 
 FOREVER_DELTA = dt.timedelta(days=292 * 365)  # Go's max Duration, as /api/ps shows "forever"
@@ -50,14 +52,14 @@ class LoadedRunner:
     """
 
     key: RunnerKey
-    model: Any  # registry ModelSummary
+    model: rpb.ModelSummary  # what /api/ps shows (ModelRef.summary)
     spec: RunnerSpec
     keep_alive: float
     footprint: Footprint = field(default_factory=lambda: Footprint(0, 0, 0))
     pinned: bool = False  # CORRAL_PRELOAD: keep_alive forever, requests cannot shorten it
     retired: bool = False  # replaced by a runner with a larger context: stop once idle
     state: RunnerState = RunnerState.LOADING
-    process: Any = None
+    process: RunnerProcessPort | None = None  # None until spawned
     refcount: int = 0
     active: int = 0
     slot_waiters: deque[asyncio.Future] = field(default_factory=deque)
@@ -74,7 +76,7 @@ class LoadedRunner:
 
     @property
     def pid(self) -> int | None:
-        return getattr(self.process, "pid", None)
+        return self.process.pid if self.process is not None else None
 
     @property
     def queued(self) -> int:
@@ -155,12 +157,14 @@ class Lease:
 
     def __init__(self, entry: LoadedRunner, load_duration_ns: int,
                  tracker: RequestTracker | None = None) -> None:
+        assert entry.process is not None, "a lease is only taken on a ready runner"
         self.entry = entry
-        self.client = entry.process.client
+        self.process = entry.process
+        self.client: RunnerPort = entry.process.client
         self.load_duration_ns = load_duration_ns
         self.tracker = tracker or RequestTracker()
 
-    async def generate(self, request) -> AsyncIterator[Any]:
+    async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerationEvent]:
         """The runner's Generate stream; a broken stream from a dead runner is RunnerCrashedError."""
         stream = self.client.generate(request)
         first = True
@@ -177,7 +181,7 @@ class Lease:
         finally:
             await stream.aclose()
 
-    async def embed(self, request) -> Any:
+    async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:
         """The runner's Embed reply (its prompt tokens are counted)."""
         reply = await self.client.embed(request)
         self.tracker.embedded(reply.prompt_eval_count)
@@ -190,7 +194,7 @@ class Lease:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.entry.exited.wait(), CRASH_NOTICE_S)
         if self.entry.exited.is_set() and self.entry.state is RunnerState.EXITED:
-            return RunnerCrashedError(self.entry.process.exit_cause())
+            return RunnerCrashedError(self.process.exit_cause())
         return exc
 
 

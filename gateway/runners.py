@@ -19,11 +19,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from gateway.load_options import AUTO, DEFAULT_BATCH, LoadOptions
+from gateway.model_ref import ModelRef
 from services.clients.runner import RunnerClient
 from services.errors import RunnerCrashedError, RunnerUnavailableError
 from services.settings import GatewaySettings
@@ -88,25 +88,25 @@ class SpecMaker:
         self._dir: Path | None = None
         self._own_dir = False
 
-    def make(self, resolved: Any, num_ctx: int, *, embedding: bool = False,
+    def make(self, model: ModelRef, num_ctx: int, *, embedding: bool = False,
              load: LoadOptions = AUTO) -> RunnerSpec:
-        """The spec for ``resolved`` (a ResolveModelResponse) with ``num_ctx`` per slot and the
+        """The spec for ``model`` with ``num_ctx`` per slot and the
         request's explicit ``load`` options (the rest: settings and llama.cpp defaults)."""
         s = self.settings
-        socket = self._sockets() / f"runner-{next(self._ids)}-{resolved.model.digest[:12]}.sock"
+        socket = self._sockets() / f"runner-{next(self._ids)}-{model.digest[:12]}.sock"
         threads = load.num_thread or s.num_threads or len(os.sched_getaffinity(0))
         # --ctx-size is per slot: the runner allocates num_ctx × parallel, as Ollama HEAD does.
-        return RunnerSpec(model_name=resolved.model.name, model_path=resolved.model_path,
+        return RunnerSpec(model_name=model.name, model_path=model.model_path,
                           socket_path=socket, ctx_size=num_ctx, parallel=s.num_parallel,
                           threads=threads, debug=s.debug, embedding=embedding,
-                          adapters=tuple(resolved.adapter_paths),
+                          adapters=model.adapter_paths,
                           batch_size=load.num_batch or DEFAULT_BATCH,
                           use_mmap=load.use_mmap is not False, use_mlock=bool(load.use_mlock),
                           flash_attention=s.flash_attention,
                           kv_cache_type=kv_cache_type(s.flash_attention, s.kv_cache_type),
                           profile=s.profile_steps, cpu_sampling=s.cpu_sampling,
                           stream_interval_ms=s.stream_interval_ms,
-                          projector=_projector(resolved, embedding))
+                          projector=_projector(model, embedding))
 
     def cleanup(self) -> None:
         """Remove the socket directory if this object made it."""
@@ -124,13 +124,13 @@ class SpecMaker:
         return self._dir
 
 
-def _projector(resolved: Any, embedding: bool) -> str:
+def _projector(model: ModelRef, embedding: bool) -> str:
     """The projector a generation runner loads: llama.cpp takes one, so the first (as Ollama)."""
-    paths = list(getattr(resolved, "projector_paths", ()))
+    paths = model.projector_paths
     if embedding or not paths:
         return ""
     if len(paths) > 1:
-        log.warning("extra_projectors_ignored", model=resolved.model.name, count=len(paths))
+        log.warning("extra_projectors_ignored", model=model.name, count=len(paths))
     return paths[0]
 
 

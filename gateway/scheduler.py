@@ -34,12 +34,14 @@ from typing import Any
 
 import structlog
 
-from gateway.lifecycle import RunnerLifecycle, SpawnFn
+from gateway.lifecycle import RunnerLifecycle
 from gateway.load_options import AUTO, LoadOptions
 from gateway.loaded import (BACKOFF_BASE_S, BACKOFF_MAX_S, FOREVER_DELTA, CrashHistory, Lease,
                             LoadedRunner, RunnerGone, RunnerKey, RunnerState)
 from gateway.memory import SystemMemory
+from gateway.model_ref import ModelRef
 from gateway.observer import SchedulerObserver
+from gateway.ports import MemoryProbe, SpawnFn
 from gateway.queueing import QUEUE_FULL, WaitQueue
 from gateway.runners import SpecMaker, spawn_runner
 from services.errors import RunnerUnavailableError
@@ -54,7 +56,7 @@ class Scheduler(RunnerLifecycle):
     half lives in ``gateway.lifecycle``)."""
 
     def __init__(self, settings: GatewaySettings, spawn: SpawnFn = spawn_runner,
-                 memory: Any = None, observer: SchedulerObserver | None = None) -> None:
+                 memory: MemoryProbe | None = None, observer: SchedulerObserver | None = None) -> None:
         self.settings = settings
         self.memory = memory or SystemMemory()
         self.observer = observer or SchedulerObserver()  # metrics (gateway/metrics.py)
@@ -74,17 +76,17 @@ class Scheduler(RunnerLifecycle):
     # -- requests -------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def acquire(self, resolved: Any, num_ctx: int, keep_alive: float | None, *,
+    async def acquire(self, model: ModelRef, num_ctx: int, keep_alive: float | None, *,
                       embedding: bool = False, load: LoadOptions = AUTO) -> AsyncIterator[Lease]:
-        """Hold a slot of a ready runner for ``resolved`` (a ResolveModelResponse) for the block.
+        """Hold a slot of a ready runner for ``model`` for the block.
 
         ``embedding`` asks for a runner started with ``--embedding`` (a separate process);
         ``load`` holds the request's explicit load options. Raises ``ServerBusyError`` at once
         when the request would have to wait and ``OLLAMA_MAX_QUEUE`` requests already do.
         """
         started = time.monotonic_ns()
-        with self.observer.request(resolved.model.name) as tracker:
-            entry = await self._claim(resolved, num_ctx, keep_alive, embedding=embedding,
+        with self.observer.request(model.name) as tracker:
+            entry = await self._claim(model, num_ctx, keep_alive, embedding=embedding,
                                       slot=True, load=load)
             waited_ns = time.monotonic_ns() - started
             tracker.started(waited_ns)
@@ -94,15 +96,15 @@ class Scheduler(RunnerLifecycle):
                 entry.free_slot()
                 self._detach(entry)
 
-    async def load(self, resolved: Any, num_ctx: int, keep_alive: float | None, *,
+    async def load(self, model: ModelRef, num_ctx: int, keep_alive: float | None, *,
                    embedding: bool = False, load: LoadOptions = AUTO) -> None:
         """Load the model (or keep it loaded) without taking a slot: ``done_reason: load``."""
-        self._detach(await self._claim(resolved, num_ctx, keep_alive, embedding=embedding,
+        self._detach(await self._claim(model, num_ctx, keep_alive, embedding=embedding,
                                        slot=False, load=load))
 
-    async def preload(self, resolved: Any, num_ctx: int, load: LoadOptions = AUTO) -> None:
+    async def preload(self, model: ModelRef, num_ctx: int, load: LoadOptions = AUTO) -> None:
         """Load and pin (``CORRAL_PRELOAD``): keep_alive forever, not aborted without waiters."""
-        self._detach(await self._claim(resolved, num_ctx, FOREVER, embedding=False, slot=False,
+        self._detach(await self._claim(model, num_ctx, FOREVER, embedding=False, slot=False,
                                        pin=True, load=load))
 
     async def unload(self, digest: str) -> None:
@@ -140,11 +142,11 @@ class Scheduler(RunnerLifecycle):
 
     # -- claiming a runner and a slot -----------------------------------------------------------
 
-    async def _claim(self, resolved: Any, num_ctx: int, keep_alive: float | None, *,
+    async def _claim(self, model: ModelRef, num_ctx: int, keep_alive: float | None, *,
                      embedding: bool, slot: bool, pin: bool = False,
                      load: LoadOptions = AUTO) -> LoadedRunner:
         """An attached, ready runner (holding a slot when ``slot``)."""
-        key = (resolved.model.digest, embedding)
+        key = (model.digest, embedding)
         entry = self._usable(key, num_ctx, load)
         if entry and entry.state is RunnerState.READY and (not slot or entry.has_free_slot()):
             self._attach(entry, keep_alive, pin)  # fast path: never queued
@@ -155,7 +157,7 @@ class Scheduler(RunnerLifecycle):
         try:
             while True:
                 self._check_open()
-                entry = await self._ready_entry(key, resolved, num_ctx, load, keep_alive, pin,
+                entry = await self._ready_entry(key, model, num_ctx, load, keep_alive, pin,
                                                 ticket.serve)
                 try:
                     if slot:
@@ -183,7 +185,7 @@ class Scheduler(RunnerLifecycle):
             return None
         return entry
 
-    async def _ready_entry(self, key: RunnerKey, resolved: Any, num_ctx: int, load: LoadOptions,
+    async def _ready_entry(self, key: RunnerKey, model: ModelRef, num_ctx: int, load: LoadOptions,
                            keep_alive: float | None, pin: bool,
                            in_service: Callable[[], None]) -> LoadedRunner:
         """Attach to the runner of ``key``, loading one first when there is none that fits
@@ -199,7 +201,7 @@ class Scheduler(RunnerLifecycle):
                     entry = self._usable(key, num_ctx, load)
                     if entry is None:
                         in_service()
-                        entry = await self._start(key, resolved, num_ctx, load)
+                        entry = await self._start(key, model, num_ctx, load)
                     self._attach(entry, keep_alive, pin)
                     self._unwant(key)
                     wanted = False

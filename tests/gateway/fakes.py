@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from google.protobuf import timestamp_pb2
 
+from gateway.memory import Footprint, kv_cache_bytes
+from gateway.model_ref import ModelRef
 from gateway.runners import RunnerSpec, describe_returncode
 from services.errors import InvalidModelNameError, ModelNotFoundError, RunnerUnavailableError
 from services.pb.corral.registry.v1 import registry_pb2 as rpb
@@ -37,6 +40,14 @@ def resolved_model(name: str = "smollm2:135m", digest: str = "ab" * 32, *,
     if parameters:
         reply.parameters.update(parameters)
     return reply
+
+
+def model_ref(name: str = "smollm2:135m", digest: str = "ab" * 32, **fields) -> ModelRef:
+    """What the scheduler is handed for ``resolved_model(name, digest, **fields)``."""
+    return ModelRef.of(resolved_model(name, digest, **fields))
+
+
+_MB = 1024 * 1024
 
 
 class FakeRegistry:
@@ -92,7 +103,7 @@ class FakeRunnerClient:
         self.requests: list[pb.GenerateRequest] = []
         self.closed = False
 
-    async def generate(self, request: pb.GenerateRequest):
+    async def generate(self, request: pb.GenerateRequest) -> AsyncGenerator[pb.GenerationEvent, None]:
         self.requests.append(request)
         script = self.process.script
         for index, piece in enumerate(script.pieces):
@@ -101,10 +112,15 @@ class FakeRunnerClient:
             await asyncio.sleep(script.delay)
             if self.process.returncode is not None:
                 raise RunnerUnavailableError("Socket closed")
-            yield pb.GenerateResponse(chunk=pb.Chunk(text=piece, token_count=1))
-        yield pb.GenerateResponse(done=pb.Done(
+            yield pb.GenerationEvent(chunk=pb.Chunk(text=piece, token_count=1))
+        yield pb.GenerationEvent(done=pb.Done(
             done_reason=script.done_reason, prompt_eval_count=7, prompt_eval_duration_ns=1000,
             eval_count=len(script.pieces), eval_duration_ns=2000, context=[1, 2, 3]))
+
+    async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:
+        """A unit vector per input (tests/gateway/test_embed.py installs a richer one)."""
+        return pb.EmbedResponse(embeddings=[pb.Embedding(values=[1.0, 0.0]) for _ in request.inputs],
+                                prompt_eval_count=len(request.inputs))
 
     async def tokenize(self, text: str, *, add_special: bool = False,
                        parse_special: bool = True) -> list[int]:
@@ -145,6 +161,7 @@ class FakeRunnerProcess:
 
     async def wait(self) -> int:
         await self._exited.wait()
+        assert self.returncode is not None
         return self.returncode
 
     async def wait_ready(self, stall_timeout: float) -> None:
@@ -182,3 +199,31 @@ class FakeSpawner:
     @property
     def alive(self) -> list[FakeRunnerProcess]:
         return [p for p in self.spawned if p.returncode is None]
+
+
+class FakeMemory:
+    """``available`` bytes (MemAvailable); each model's weights by its blob path."""
+
+    def __init__(self, available: int, weights: dict[str, int]) -> None:
+        self.free = available
+        self.weights = weights
+
+    def available(self) -> int:
+        return self.free
+
+    async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
+                        kv_cache_type: str = "f16") -> Footprint:
+        return Footprint(weights=self.weights[model_path],
+                         kv_cache=kv_cache_bytes(n_ctx * 1000, kv_cache_type), overhead=0)
+
+
+class KvMemory:
+    """Plenty of memory; a KV cache of 1000 f16 bytes per cell, stored as the type asks."""
+
+    def available(self) -> int:
+        return 1 << 40
+
+    async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
+                        kv_cache_type: str = "f16") -> Footprint:
+        return Footprint(weights=100 * _MB, kv_cache=kv_cache_bytes(n_ctx * 1000, kv_cache_type),
+                         overhead=0)

@@ -10,11 +10,11 @@ import pytest
 
 from gateway.scheduler import RunnerState, Scheduler
 from services.errors import RunnerCrashedError, ServerBusyError
-from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.gateway.fakes import FakeSpawner, Script, model_ref
 
-A = resolved_model("a:latest", "aa" * 32)
-B = resolved_model("b:latest", "bb" * 32)
-C = resolved_model("c:latest", "cc" * 32)
+A = model_ref("a:latest", "aa" * 32)
+B = model_ref("b:latest", "bb" * 32)
+C = model_ref("c:latest", "cc" * 32)
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ async def test_explicit_unload_waits_for_idle(make):
     spawner = FakeSpawner()
     scheduler = make(spawner)
     async with scheduler.acquire(A, 2048, None):
-        await scheduler.unload(A.model.digest)
+        await scheduler.unload(A.digest)
         await asyncio.sleep(0.01)
         assert spawner.alive
     await asyncio.sleep(0.01)

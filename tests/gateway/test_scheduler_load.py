@@ -9,27 +9,14 @@ import dataclasses
 import pytest
 
 from gateway.load_options import LoadOptions
-from gateway.memory import Footprint
+
 from gateway.options import ModelOptions
 from gateway.scheduler import Scheduler
 from services.errors import ServerBusyError
-from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.gateway.fakes import FakeSpawner, KvMemory, Script, model_ref
 
-A = resolved_model("a:latest", "aa" * 32)
+A = model_ref("a:latest", "aa" * 32)
 MB = 1024 * 1024
-
-
-class KvMemory:
-    """Plenty of memory; a KV cache of 1000 f16 bytes per cell, stored as the type asks."""
-
-    def available(self) -> int:
-        return 1 << 40
-
-    async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
-                        kv_cache_type: str = "f16"):
-        from gateway.memory import kv_cache_bytes
-        return Footprint(weights=100 * MB, kv_cache=kv_cache_bytes(n_ctx * 1000, kv_cache_type),
-                         overhead=0)
 
 
 @pytest.fixture

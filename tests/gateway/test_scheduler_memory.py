@@ -14,29 +14,13 @@ from gateway.keys import SCHEDULER
 from gateway.memory import (Footprint, SystemMemory, estimate_footprint, kv_cache_bytes,
                             read_gguf_scalars)
 from gateway.scheduler import Scheduler
-from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.gateway.fakes import FakeMemory, FakeSpawner, Script, model_ref
 
 MB = 1024 * 1024
-A = resolved_model("a:latest", "aa" * 32)
-B = resolved_model("b:latest", "bb" * 32)
-C = resolved_model("c:latest", "cc" * 32)
+A = model_ref("a:latest", "aa" * 32)
+B = model_ref("b:latest", "bb" * 32)
+C = model_ref("c:latest", "cc" * 32)
 SMOLLM2 = "smollm2:135m"
-
-
-class FakeMemory:
-    """``available`` bytes (MemAvailable); each model's weights by its blob path."""
-
-    def __init__(self, available: int, weights: dict[str, int]) -> None:
-        self.free = available
-        self.weights = weights
-
-    def available(self) -> int:
-        return self.free
-
-    async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
-                        kv_cache_type: str = "f16") -> Footprint:
-        return Footprint(weights=self.weights[model_path],
-                         kv_cache=kv_cache_bytes(n_ctx * 1000, kv_cache_type), overhead=0)
 
 
 def memory_of(available_mb: int, **weights_mb: int) -> FakeMemory:

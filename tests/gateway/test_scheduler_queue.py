@@ -10,10 +10,10 @@ import pytest
 
 from gateway.scheduler import RunnerState, Scheduler
 from services.errors import RunnerCrashedError, ServerBusyError
-from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.gateway.fakes import FakeSpawner, Script, model_ref
 
-A = resolved_model("a:latest", "aa" * 32)
-B = resolved_model("b:latest", "bb" * 32)
+A = model_ref("a:latest", "aa" * 32)
+B = model_ref("b:latest", "bb" * 32)
 
 
 @pytest.fixture
@@ -186,7 +186,7 @@ async def test_preload_pins_until_explicit_unload(make):
         pass
     await asyncio.sleep(0.05)
     assert spawner.alive
-    await scheduler.unload(A.model.digest)
+    await scheduler.unload(A.digest)
     await asyncio.sleep(0.01)
     assert not spawner.alive and not scheduler.loaded()
 

@@ -19,10 +19,10 @@ from gateway.loaded import CrashHistory
 from gateway.runners import RunnerProcess, RunnerSpec
 from gateway.scheduler import RunnerState, Scheduler
 from services.errors import RunnerCrashedError, RunnerUnavailableError
-from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.gateway.fakes import FakeSpawner, Script, model_ref
 
-A = resolved_model("a:latest", "aa" * 32)
-B = resolved_model("b:latest", "bb" * 32)
+A = model_ref("a:latest", "aa" * 32)
+B = model_ref("b:latest", "bb" * 32)
 
 PROGRESS = ('print(json.dumps({"event": "model_load_progress", "progress": %s, "level": "info"}),'
             ' file=sys.stderr, flush=True)')
