@@ -109,7 +109,7 @@ async def test_stop_sends_sigterm_then_sigkill_after_the_grace(ignore_term, expe
 async def test_crash_loop_backs_off_exponentially_without_blocking_other_models(make):
     spawner = FakeSpawner(Script(load_exit=1))
     scheduler = make(spawner)
-    scheduler.backoff = (0.3, 0.6)  # wide enough for a loaded 2-core CI machine
+    scheduler.supervisor.backoff = (0.3, 0.6)  # wide enough for a loaded 2-core CI machine
     starts = []
     for _ in range(5):
         with pytest.raises(RunnerCrashedError, match="exit status 1"):
@@ -129,12 +129,13 @@ async def test_crash_loop_backs_off_exponentially_without_blocking_other_models(
 
 def test_crash_history_resets_after_a_long_healthy_run():
     history = CrashHistory()
-    history.record(None)
-    assert history.delay() == 0
-    history.record(uptime=3.0)
-    assert history.failures == 2 and 0.9 < history.delay() <= 1.0
-    history.record(uptime=3600.0)  # it ran fine for an hour: a fresh count
-    assert history.failures == 1 and history.delay() == 0
+    history.record(None, now=100.0)
+    assert history.delay(now=100.0) == 0
+    history.record(uptime=3.0, now=110.0)
+    assert history.failures == 2 and history.delay(now=110.0) == 1.0
+    assert history.delay(now=110.75) == 0.25 and history.delay(now=111.0) == 0
+    history.record(uptime=3600.0, now=4000.0)  # it ran fine for an hour: a fresh count
+    assert history.failures == 1 and history.delay(now=4000.0) == 0
 
 
 async def test_idle_crash_is_noticed_at_once_and_other_models_are_untouched(make):
