@@ -1,8 +1,10 @@
-"""A clock that moves only when a test says so (``gateway.ports.Clock``).
+"""A clock that moves only when a test says so (``gateway.ports.Clock``), and ``settle``.
 
 Scheduler tests used to order events with fixed ``asyncio.sleep`` calls, which are slow and flaky
 on a loaded machine. With ``ManualClock`` a keep-alive timer or a restart backoff fires exactly when
-the test calls ``advance``; ``timer_set`` tells a test the scheduler has started waiting."""
+the test calls ``advance``; ``timer_set`` tells a test the scheduler has started waiting. Tests
+wait for what they expect with events (a fake process's ``wait()``, a runner's ``exited``, a
+spawner's ``until_spawned``); only to assert that something did *not* happen do they ``settle``."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 
-EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)  # "forever" (292 years on) ends in 2318
 
 
 class ManualTimer:
@@ -79,7 +81,7 @@ class ManualClock:
     @property
     def pending(self) -> list[float]:
         """Delays (from now) of the timers still to run, soonest first."""
-        return sorted(t.when - self._now for t in self._timers if not t.cancelled)
+        return sorted(round(t.when - self._now, 9) for t in self._timers if not t.cancelled)
 
     async def timer_set(self) -> float:
         """Wait until some timer is pending; the delay of the soonest one."""
@@ -87,3 +89,15 @@ class ManualClock:
             self._timer_set.clear()
             await self._timer_set.wait()
         return self.pending[0]
+
+
+SETTLE_STEPS = 20
+
+
+async def settle() -> None:
+    """Let every task that can make progress do so before a test asserts that something did
+    *not* happen (no event can signal a non-event). It yields to the event loop a fixed number
+    of times — a count of loop steps, never a duration — which is more than the longest chain of
+    hand-offs between scheduler tasks (a request, its load task, the spawn, the watch)."""
+    for _ in range(SETTLE_STEPS):
+        await asyncio.sleep(0)  # a bare yield: lets the other ready tasks run once

@@ -19,6 +19,7 @@ from gateway.loaded import CrashHistory
 from gateway.runners import RunnerProcess, RunnerSpec
 from gateway.scheduler import RunnerState, Scheduler
 from services.errors import RunnerCrashedError, RunnerUnavailableError
+from tests.gateway.clock import ManualClock
 from tests.gateway.fakes import FakeSpawner, Script, model_ref
 
 A = model_ref("a:latest", "aa" * 32)
@@ -43,7 +44,8 @@ def program_spawner(source: str, started: list | None = None):
 @pytest.fixture
 def make(settings):
     def build(spawn, **overrides) -> Scheduler:
-        return Scheduler(dataclasses.replace(settings, **overrides), spawn=spawn)
+        return Scheduler(dataclasses.replace(settings, **overrides), spawn=spawn,
+                         clock=ManualClock())
     return build
 
 
@@ -98,9 +100,9 @@ async def test_stop_sends_sigterm_then_sigkill_after_the_grace(ignore_term, expe
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "import signal, sys, time\n" + source + "time.sleep(60)",
         stderr=asyncio.subprocess.PIPE)
+    # the handler is installed before this line is written
+    assert await asyncio.wait_for(process.stderr.readline(), 10) == b"ready\n"
     runner = RunnerProcess(process, RunnerSpec("m", "/m.gguf", tmp_path / "s.sock", 512, 1, 1))
-    while not runner.stderr_tail:  # the handler is installed before this line is written
-        await asyncio.sleep(0.01)
     began = time.monotonic()
     assert await runner.stop(grace=0.3) == expected
     assert (time.monotonic() - began >= 0.3) == ignore_term
@@ -109,20 +111,27 @@ async def test_stop_sends_sigterm_then_sigkill_after_the_grace(ignore_term, expe
 async def test_crash_loop_backs_off_exponentially_without_blocking_other_models(make):
     spawner = FakeSpawner(Script(load_exit=1))
     scheduler = make(spawner)
-    scheduler.supervisor.backoff = (0.3, 0.6)  # wide enough for a loaded 2-core CI machine
-    starts = []
-    for _ in range(5):
+    clock = scheduler.clock
+    scheduler.supervisor.backoff = (0.3, 0.6)
+    for _ in range(2):  # one crash: restart at once
         with pytest.raises(RunnerCrashedError, match="exit status 1"):
             await use(scheduler)
-        starts.append(time.monotonic())
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert gaps[0] < 0.25  # one crash: restart at once
-    assert 0.3 <= gaps[1] < 0.55 and 0.6 <= gaps[2] < 1.0 and 0.6 <= gaps[3] < 1.0  # capped
+    for expected in (0.3, 0.6, 0.6):  # doubling per crash, capped
+        attempt = asyncio.create_task(use(scheduler))
+        assert await asyncio.wait_for(clock.timer_set(), 1) == expected
+        assert not attempt.done()
+        clock.advance(expected - 0.01)
+        assert not attempt.done() and clock.pending == [0.01]
+        clock.advance(0.01)
+        with pytest.raises(RunnerCrashedError, match="exit status 1"):
+            await asyncio.wait_for(attempt, 1)
+    assert len(spawner.spawned) == 5
     spawner.script.load_exit = None
     attempt = asyncio.create_task(use(scheduler))  # still backing off...
-    await asyncio.sleep(0.05)
-    assert len(spawner.spawned) == 5
-    await asyncio.wait_for(use(scheduler, B), 0.45)  # ...while another model loads at once
+    assert await asyncio.wait_for(clock.timer_set(), 1) == 0.6
+    await asyncio.wait_for(use(scheduler, B), 1)  # ...while another model loads at once
+    assert len(spawner.spawned) == 6 and not attempt.done()
+    clock.advance(0.6)
     await asyncio.wait_for(attempt, 1)
     assert {e.model.name for e in scheduler.loaded()} == {"a:latest", "b:latest"}
 
@@ -144,8 +153,9 @@ async def test_idle_crash_is_noticed_at_once_and_other_models_are_untouched(make
     await use(scheduler, A)
     await use(scheduler, B)
     a, b = spawner.spawned
+    (entry_a,) = [e for e in scheduler.loaded() if e.model.name == "a:latest"]
     a.crash(-11)
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(entry_a.exited.wait(), 1)
     assert [e.model.name for e in scheduler.loaded()] == ["b:latest"]
     assert b.returncode is None and b.stop_calls == 0
     await use(scheduler, B)
