@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -51,11 +52,14 @@ __all__ = ["FOREVER_DELTA", "QUEUE_FULL", "Lease", "LoadedRunner", "RunnerState"
 class Scheduler:
     """Admits requests to runners; keep-alive, eviction and the processes are delegated."""
 
-    def __init__(self, settings: GatewaySettings, spawn: SpawnFn = spawn_runner,
+    def __init__(self, settings: GatewaySettings, spawn: SpawnFn | None = None,
                  memory: MemoryProbe | None = None, observer: SchedulerObserver | None = None,
                  clock: Clock | None = None) -> None:
+        """``spawn`` starts a runner process (default: ``python -m runner``, its stall timer on
+        ``clock``); ``clock`` drives keep-alive timers, restart backoff and queue waits."""
         self.settings = settings
         self.clock = clock or SystemClock()
+        spawn = spawn or functools.partial(spawn_runner, clock=self.clock)
         self.supervisor = RunnerSupervisor(settings, spawn, memory or SystemMemory(),
                                            observer or SchedulerObserver(), self.clock,
                                            self._on_idle)

@@ -29,23 +29,27 @@ PROGRESS = ('print(json.dumps({"event": "model_load_progress", "progress": %s, "
             ' file=sys.stderr, flush=True)')
 
 
-def program_spawner(source: str, started: list | None = None):
-    """A spawn factory running ``python -c source`` as the 'runner'."""
+def program_spawner(source: str, started: list | None = None, clock: ManualClock | None = None,
+                    spawned: asyncio.Event | None = None):
+    """A spawn factory running ``python -c source`` as the 'runner' (its stall timer on
+    ``clock``, else on real time)."""
     async def spawn(spec: RunnerSpec) -> RunnerProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "import json, signal, sys, time\n" + textwrap.dedent(source),
             stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         if started is not None:
             started.append(process)
-        return RunnerProcess(process, spec)
+        if spawned is not None:
+            spawned.set()
+        return RunnerProcess(process, spec, clock)
     return spawn
 
 
 @pytest.fixture
 def make(settings):
-    def build(spawn, **overrides) -> Scheduler:
+    def build(spawn, clock: ManualClock | None = None, **overrides) -> Scheduler:
         return Scheduler(dataclasses.replace(settings, **overrides), spawn=spawn,
-                         clock=ManualClock())
+                         clock=clock or ManualClock())
     return build
 
 
@@ -63,6 +67,19 @@ async def test_stalled_load_times_out_with_progress_and_is_killed(make):
         await asyncio.wait_for(use(scheduler), 10)
     assert await asyncio.wait_for(started[0].wait(), 10) == -signal.SIGTERM
     assert not scheduler.loaded()
+
+
+async def test_the_stall_timer_reads_the_scheduler_clock(make):
+    """Silence is measured on the scheduler's clock: ten minutes of it pass in no real time, and
+    the load fails at the stall timer's next poll."""
+    clock, spawned = ManualClock(), asyncio.Event()
+    scheduler = make(program_spawner("time.sleep(60)", clock=clock, spawned=spawned),
+                     clock=clock, load_timeout=600)
+    attempt = asyncio.create_task(use(scheduler))
+    await asyncio.wait_for(spawned.wait(), 10)
+    clock.advance(601)
+    with pytest.raises(RunnerUnavailableError, match=r"^timed out waiting for llama runner"):
+        await asyncio.wait_for(attempt, 10)
 
 
 async def test_output_restarts_the_stall_timer(make):
