@@ -44,6 +44,7 @@ DONE_REASONS = {pb.DONE_REASON_STOP: "stop", pb.DONE_REASON_LENGTH: "length",
                 pb.DONE_REASON_CANCELLED: "cancelled"}
 ASSISTANT_EMPTY = {"role": "assistant", "content": ""}
 RAW_CONFLICT = "raw mode does not support template, system, or context"
+Resolved = rpb.ResolveModelResponse  # the registry's answer for a model name (templates and all)
 
 
 class InferenceService:
@@ -57,7 +58,7 @@ class InferenceService:
         self.caps = caps
         self.blobs = blobs
 
-    async def resolve(self, name: str, *, empty: CorralError) -> rpb.ResolveModelResponse:
+    async def resolve(self, name: str, *, empty: CorralError) -> Resolved:
         """The registry's ResolveModelResponse for ``name``, its blobs local files (fetched into
         the gateway's cache when the registry's are out of reach); ``empty`` is raised for ``""``."""
         if not name:
@@ -65,7 +66,7 @@ class InferenceService:
         resolved = await self.registry.resolve(name)
         return await self.blobs.localize(resolved) if self.blobs is not None else resolved
 
-    def options(self, resolved: rpb.ResolveModelResponse, request_options: dict) -> ModelOptions:
+    def options(self, resolved: Resolved, request_options: dict) -> ModelOptions:
         """defaults < Modelfile PARAMETERs < request, within the server's caps (400 past one),
         num_ctx capped at the trained context."""
         parameters = MessageToDict(resolved.parameters) if resolved.HasField("parameters") else {}
@@ -78,7 +79,7 @@ class InferenceService:
 
     # -- generate -------------------------------------------------------------------------------
 
-    async def _checked_generate(self, p: GenerateParams) -> tuple[rpb.ResolveModelResponse, ChatFormat, Think]:
+    async def _checked_generate(self, p: GenerateParams) -> tuple[Resolved, ChatFormat, Think]:
         resolved = await self.resolve(p.model, empty=ModelNotFoundError("model '' not found"))
         if p.raw and (p.template or p.system or p.context):
             raise InvalidRequestError(RAW_CONFLICT)
@@ -111,8 +112,9 @@ class InferenceService:
             async for obj in _stream(lease, request, parser, p.model, _generate_piece, final):
                 yield obj
 
-    async def _generate_prompt(self, p: GenerateParams, resolved: rpb.ResolveModelResponse, template: ChatFormat,
-                               think: Think, lease: Lease, options: ModelOptions) -> fitting.Fitted:
+    async def _generate_prompt(self, p: GenerateParams, resolved: Resolved,
+                               template: ChatFormat, think: Think, lease: Lease,
+                               options: ModelOptions) -> fitting.Fitted:
         """Render (raw: as-is; suffix: FIM; else messages) and fit the window."""
         limit, tokenize = _window(lease, options)
         dropped = 0
@@ -149,7 +151,7 @@ class InferenceService:
     # -- chat -----------------------------------------------------------------------------------
 
     async def _checked_chat(self, p: ChatParams, *, relax_thinking: bool = False
-                            ) -> tuple[rpb.ResolveModelResponse, ChatFormat, Think]:
+                            ) -> tuple[Resolved, ChatFormat, Think]:
         resolved = await self.resolve(p.model, empty=InvalidRequestError("model is required"))
         template = ChatFormat.for_model(resolved)
         think = effective_think(p.think, template, p.model, relax=relax_thinking)
@@ -249,7 +251,7 @@ class InferenceService:
             kept[:] = images_of[text]
         return text, dropped
 
-    async def _load_or_unload(self, resolved: rpb.ResolveModelResponse, p: GenerateParams | ChatParams) -> str:
+    async def _load_or_unload(self, resolved: Resolved, p: GenerateParams | ChatParams) -> str:
         if p.is_unload:
             await self.scheduler.unload(resolved.model.digest)
             return "unload"
@@ -332,7 +334,7 @@ def forced_choice(choice: ToolChoice, p: ChatParams, think: Think) -> tuple[list
     return tools, Think(False) if think.enabled else think
 
 
-def check_capabilities(resolved: rpb.ResolveModelResponse, template: ChatFormat, *, tools: bool = False,
+def check_capabilities(resolved: Resolved, template: ChatFormat, *, tools: bool = False,
                        insert: bool = False, vision: bool = False) -> None:
     """400 ``<full name> does not support tools|insert|vision`` (Ollama's scheduleRunner)."""
     missing = [name for name, wanted, present in (
@@ -365,7 +367,8 @@ def debug_info(fitted: fitting.Fitted, images: int) -> dict:
     return {"rendered_template": fitted.text, "image_count": images}
 
 
-def final_fields(done: pb.Done, started_ns: int, load_duration_ns: int, *, context: bool = False) -> dict:
+def final_fields(done: pb.Done, started_ns: int, load_duration_ns: int, *,
+                 context: bool = False) -> dict:
     """The last object's fields, in Ollama's order. Metrics are always present (even when 0)."""
     fields: dict[str, Any] = {"done": True, "done_reason": DONE_REASONS.get(done.done_reason, "stop")}
     if context:
