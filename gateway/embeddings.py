@@ -19,9 +19,11 @@ from typing import Any
 
 from gateway.generation import InferenceService
 from gateway.inference_fields import embed_inputs
+from gateway.model_ref import ModelRef
 from gateway.options import parse_keep_alive
 from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
 from services.gocodec import go_quote, typed_field
+from services.pb.corral.registry.v1 import registry_pb2 as rpb
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 
@@ -104,7 +106,7 @@ class EmbeddingService:
         resolved = await self._resolve(name, empty)
         merged = self.inference.options(resolved, options)
         num_ctx, scheduler = merged.num_ctx, self.inference.scheduler
-        async with scheduler.acquire(resolved, num_ctx, keep_alive, embedding=True,
+        async with scheduler.acquire(ModelRef.of(resolved), num_ctx, keep_alive, embedding=True,
                                      load=merged.load_options()) as lease:
             if not inputs:
                 return None, lease.load_duration_ns
@@ -114,7 +116,7 @@ class EmbeddingService:
                                                              num_ctx=num_ctx))
             return reply, lease.load_duration_ns
 
-    async def _resolve(self, name: str, empty: CorralError) -> Any:
+    async def _resolve(self, name: str, empty: CorralError) -> rpb.ResolveModelResponse:
         try:
             return await self.inference.resolve(name, empty=empty)
         except ModelNotFoundError as exc:

@@ -23,9 +23,13 @@ from gateway.formats.base import StreamParser
 from gateway.formats.chat_format import ChatFormat
 from gateway.formats.forced import ToolChoice
 from gateway.merging import merge_chat, merge_generate, with_logprobs  # noqa: F401 (re-export)
+from gateway.blob_cache import BlobCache
 from gateway.caps import RequestCaps
+from gateway.loaded import Lease
+from gateway.model_ref import ModelRef
 from gateway.options import ModelOptions
 from gateway.output import Piece
+from gateway.ports import ModelResolver
 from gateway.prompt import Think
 from gateway.scheduler import Scheduler
 from gateway.schemas import ChatParams, GenerateParams
@@ -33,26 +37,28 @@ from gateway.streaming import utc_timestamp
 from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
 from services.gocodec import go_quote
 from services.names import parse_name
+from services.pb.corral.registry.v1 import registry_pb2 as rpb
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 DONE_REASONS = {pb.DONE_REASON_STOP: "stop", pb.DONE_REASON_LENGTH: "length",
                 pb.DONE_REASON_CANCELLED: "cancelled"}
 ASSISTANT_EMPTY = {"role": "assistant", "content": ""}
 RAW_CONFLICT = "raw mode does not support template, system, or context"
+Resolved = rpb.ResolveModelResponse  # the registry's answer for a model name (templates and all)
 
 
 class InferenceService:
     """Generate and chat over the registry (names → models) and the scheduler (→ runners)."""
 
-    def __init__(self, registry: Any, scheduler: Scheduler, *, default_num_ctx: int,
-                 caps: RequestCaps = RequestCaps(), blobs: Any = None) -> None:
+    def __init__(self, registry: ModelResolver, scheduler: Scheduler, *, default_num_ctx: int,
+                 caps: RequestCaps = RequestCaps(), blobs: BlobCache | None = None) -> None:
         self.registry = registry
         self.scheduler = scheduler
         self.default_num_ctx = default_num_ctx
         self.caps = caps
         self.blobs = blobs
 
-    async def resolve(self, name: str, *, empty: CorralError) -> Any:
+    async def resolve(self, name: str, *, empty: CorralError) -> Resolved:
         """The registry's ResolveModelResponse for ``name``, its blobs local files (fetched into
         the gateway's cache when the registry's are out of reach); ``empty`` is raised for ``""``."""
         if not name:
@@ -60,7 +66,7 @@ class InferenceService:
         resolved = await self.registry.resolve(name)
         return await self.blobs.localize(resolved) if self.blobs is not None else resolved
 
-    def options(self, resolved: Any, request_options: dict) -> ModelOptions:
+    def options(self, resolved: Resolved, request_options: dict) -> ModelOptions:
         """defaults < Modelfile PARAMETERs < request, within the server's caps (400 past one),
         num_ctx capped at the trained context."""
         parameters = MessageToDict(resolved.parameters) if resolved.HasField("parameters") else {}
@@ -73,7 +79,7 @@ class InferenceService:
 
     # -- generate -------------------------------------------------------------------------------
 
-    async def _checked_generate(self, p: GenerateParams) -> tuple[Any, ChatFormat, Think]:
+    async def _checked_generate(self, p: GenerateParams) -> tuple[Resolved, ChatFormat, Think]:
         resolved = await self.resolve(p.model, empty=ModelNotFoundError("model '' not found"))
         if p.raw and (p.template or p.system or p.context):
             raise InvalidRequestError(RAW_CONFLICT)
@@ -88,7 +94,7 @@ class InferenceService:
         template = ChatFormat.for_model(resolved, p.template) if p.template else model_template
         options = self.options(resolved, p.options)
         images = await imaging.decode_images([{"images": p.images}], chat=False)
-        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive,
+        async with self.scheduler.acquire(ModelRef.of(resolved), options.num_ctx, p.keep_alive,
                                           load=options.load_options()) as lease:
             fitted = await self._generate_prompt(p, resolved, template, think, lease, options)
             if p.debug_render_only:
@@ -106,8 +112,9 @@ class InferenceService:
             async for obj in _stream(lease, request, parser, p.model, _generate_piece, final):
                 yield obj
 
-    async def _generate_prompt(self, p: GenerateParams, resolved: Any, template: ChatFormat,
-                               think: Think, lease: Any, options: ModelOptions) -> fitting.Fitted:
+    async def _generate_prompt(self, p: GenerateParams, resolved: Resolved,
+                               template: ChatFormat, think: Think, lease: Lease,
+                               options: ModelOptions) -> fitting.Fitted:
         """Render (raw: as-is; suffix: FIM; else messages) and fit the window."""
         limit, tokenize = _window(lease, options)
         dropped = 0
@@ -144,7 +151,7 @@ class InferenceService:
     # -- chat -----------------------------------------------------------------------------------
 
     async def _checked_chat(self, p: ChatParams, *, relax_thinking: bool = False
-                            ) -> tuple[Any, ChatFormat, Think]:
+                            ) -> tuple[Resolved, ChatFormat, Think]:
         resolved = await self.resolve(p.model, empty=InvalidRequestError("model is required"))
         template = ChatFormat.for_model(resolved)
         think = effective_think(p.think, template, p.model, relax=relax_thinking)
@@ -162,7 +169,7 @@ class InferenceService:
         options = self.options(resolved, p.options)
         images = await imaging.decode_images(p.messages, chat=True)
         messages = prompts.chat_messages(resolved, p.messages)
-        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive,
+        async with self.scheduler.acquire(ModelRef.of(resolved), options.num_ctx, p.keep_alive,
                                           load=options.load_options()) as lease:
             limit, tokenize = _window(lease, options)
             kept: list[str] = []
@@ -204,7 +211,7 @@ class InferenceService:
         text = template.render(prompts.chat_messages(resolved, p.messages), tools=tools,
                                think=think)
         options = self.options(resolved, p.options)
-        async with self.scheduler.acquire(resolved, options.num_ctx, p.keep_alive,
+        async with self.scheduler.acquire(ModelRef.of(resolved), options.num_ctx, p.keep_alive,
                                           load=options.load_options()) as lease:
             return len(await _window(lease, options)[1](text, True))
 
@@ -244,18 +251,18 @@ class InferenceService:
             kept[:] = images_of[text]
         return text, dropped
 
-    async def _load_or_unload(self, resolved: Any, p: GenerateParams | ChatParams) -> str:
+    async def _load_or_unload(self, resolved: Resolved, p: GenerateParams | ChatParams) -> str:
         if p.is_unload:
             await self.scheduler.unload(resolved.model.digest)
             return "unload"
         options = self.options(resolved, p.options)
-        await self.scheduler.load(resolved, options.num_ctx, p.keep_alive,
+        await self.scheduler.load(ModelRef.of(resolved), options.num_ctx, p.keep_alive,
                                   load=options.load_options())
         return "load"
 
 
 
-async def _stream(lease: Any, request: pb.GenerateRequest, parser: StreamParser, model: str,
+async def _stream(lease: Lease, request: pb.GenerateRequest, parser: StreamParser, model: str,
                   shape: Callable[[Piece], dict],
                   final: Callable[[pb.Done], dict]) -> AsyncIterator[dict]:
     """The runner's text through ``parser`` as wire objects; the last one carries ``final``."""
@@ -286,11 +293,11 @@ def _token_logprob(entry: pb.TokenLogprob) -> dict:
     return {"token": entry.piece.decode("utf-8", errors="replace"), "logprob": entry.logprob,
             "bytes": list(entry.piece)}
 
-def _window(lease: Any, options: ModelOptions) -> tuple[int, fitting.Tokenize]:
+def _window(lease: Lease, options: ModelOptions) -> tuple[int, fitting.Tokenize]:
     """The prompt token limit — the request's num_ctx, or the leased slot's if smaller, less
     one position to generate into (Ollama's ``optionsForPrompt``) — and a tokenizer counting
     exactly as the runner will."""
-    loaded = getattr(lease.entry, "context_length", 0) or options.num_ctx
+    loaded = lease.entry.context_length or options.num_ctx
     per_slot = min(loaded, options.num_ctx)  # a bigger runner may serve a smaller num_ctx
 
     async def tokenize(text: str, add_special: bool) -> list[int]:
@@ -327,7 +334,7 @@ def forced_choice(choice: ToolChoice, p: ChatParams, think: Think) -> tuple[list
     return tools, Think(False) if think.enabled else think
 
 
-def check_capabilities(resolved: Any, template: ChatFormat, *, tools: bool = False,
+def check_capabilities(resolved: Resolved, template: ChatFormat, *, tools: bool = False,
                        insert: bool = False, vision: bool = False) -> None:
     """400 ``<full name> does not support tools|insert|vision`` (Ollama's scheduleRunner)."""
     missing = [name for name, wanted, present in (
@@ -360,7 +367,8 @@ def debug_info(fitted: fitting.Fitted, images: int) -> dict:
     return {"rendered_template": fitted.text, "image_count": images}
 
 
-def final_fields(done: Any, started_ns: int, load_duration_ns: int, *, context: bool = False) -> dict:
+def final_fields(done: pb.Done, started_ns: int, load_duration_ns: int, *,
+                 context: bool = False) -> dict:
     """The last object's fields, in Ollama's order. Metrics are always present (even when 0)."""
     fields: dict[str, Any] = {"done": True, "done_reason": DONE_REASONS.get(done.done_reason, "stop")}
     if context:

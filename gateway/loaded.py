@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import datetime as dt
 import enum
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway.memory import Footprint
 from gateway.observer import RequestTracker
+from gateway.ports import Cancellable, RunnerPort, RunnerProcessPort
 from gateway.runners import RunnerSpec
 from services.errors import (CorralError, RequestCancelledError, RunnerCrashedError,
                              RunnerUnavailableError)
-from services.settings import FOREVER
+from services.pb.corral.registry.v1 import registry_pb2 as rpb
+from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 FOREVER_DELTA = dt.timedelta(days=292 * 365)  # Go's max Duration, as /api/ps shows "forever"
 CRASH_NOTICE_S = 1.0  # how long a broken stream waits for the process exit to be noticed
@@ -50,22 +49,22 @@ class LoadedRunner:
     """
 
     key: RunnerKey
-    model: Any  # registry ModelSummary
+    model: rpb.ModelSummary  # what /api/ps shows (ModelRef.summary)
     spec: RunnerSpec
     keep_alive: float
     footprint: Footprint = field(default_factory=lambda: Footprint(0, 0, 0))
     pinned: bool = False  # CORRAL_PRELOAD: keep_alive forever, requests cannot shorten it
     retired: bool = False  # replaced by a runner with a larger context: stop once idle
     state: RunnerState = RunnerState.LOADING
-    process: Any = None
+    process: RunnerProcessPort | None = None  # None until spawned
     refcount: int = 0
     active: int = 0
     slot_waiters: deque[asyncio.Future] = field(default_factory=deque)
-    last_used: float = field(default_factory=time.monotonic)
+    last_used: float = 0.0  # the scheduler's clock (LRU eviction)
     ready_at: float | None = None
     expires_at: dt.datetime | None = None
     context_length: int = 0
-    timer: asyncio.TimerHandle | None = None
+    timer: Cancellable | None = None  # the keep-alive timer (gateway/keep_alive.py)
     load_task: asyncio.Task | None = None
     spawning: asyncio.Future | None = None
     stop_task: asyncio.Task | None = None
@@ -74,7 +73,7 @@ class LoadedRunner:
 
     @property
     def pid(self) -> int | None:
-        return getattr(self.process, "pid", None)
+        return self.process.pid if self.process is not None else None
 
     @property
     def queued(self) -> int:
@@ -122,20 +121,6 @@ class LoadedRunner:
             self.timer.cancel()
             self.timer = None
 
-    def schedule_expiry(self, expire: Callable[[LoadedRunner], None]) -> None:
-        """Start the keep-alive timer: ``expire(self)`` when it runs out (at once for 0)."""
-        self.cancel_timer()
-        now = dt.datetime.now(dt.timezone.utc)
-        if self.keep_alive == FOREVER:
-            self.expires_at = now + FOREVER_DELTA
-        elif self.keep_alive <= 0:
-            self.expires_at = now
-            expire(self)
-        else:
-            self.expires_at = now + dt.timedelta(seconds=self.keep_alive)
-            self.timer = asyncio.get_running_loop().call_later(
-                self.keep_alive, expire, self, context=contextvars.Context())
-
     def fail_waiters(self) -> None:
         """Every request waiting for a slot starts over (on a fresh runner)."""
         while self.slot_waiters:
@@ -144,23 +129,19 @@ class LoadedRunner:
                 waiter.set_exception(RunnerGone())
 
 
-def eviction_candidate(resident: list[LoadedRunner]) -> LoadedRunner | None:
-    """The idle runner to evict first: unpinned before pinned, least recently used first."""
-    idle = [e for e in resident if e.refcount == 0 and e.state is RunnerState.READY]
-    return min(idle, key=lambda e: (e.pinned, e.last_used)) if idle else None
-
-
 class Lease:
     """A request's hold on a ready runner; released when the ``acquire`` block exits."""
 
     def __init__(self, entry: LoadedRunner, load_duration_ns: int,
                  tracker: RequestTracker | None = None) -> None:
+        assert entry.process is not None, "a lease is only taken on a ready runner"
         self.entry = entry
-        self.client = entry.process.client
+        self.process = entry.process
+        self.client: RunnerPort = entry.process.client
         self.load_duration_ns = load_duration_ns
         self.tracker = tracker or RequestTracker()
 
-    async def generate(self, request) -> AsyncIterator[Any]:
+    async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerationEvent]:
         """The runner's Generate stream; a broken stream from a dead runner is RunnerCrashedError."""
         stream = self.client.generate(request)
         first = True
@@ -177,7 +158,7 @@ class Lease:
         finally:
             await stream.aclose()
 
-    async def embed(self, request) -> Any:
+    async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:
         """The runner's Embed reply (its prompt tokens are counted)."""
         reply = await self.client.embed(request)
         self.tracker.embedded(reply.prompt_eval_count)
@@ -190,7 +171,7 @@ class Lease:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.entry.exited.wait(), CRASH_NOTICE_S)
         if self.entry.exited.is_set() and self.entry.state is RunnerState.EXITED:
-            return RunnerCrashedError(self.entry.process.exit_cause())
+            return RunnerCrashedError(self.process.exit_cause())
         return exc
 
 
@@ -201,16 +182,17 @@ class CrashHistory:
     failures: int = 0
     last_at: float = 0.0
 
-    def record(self, uptime: float | None) -> None:
-        """One more failure; ``uptime`` is how long the runner had been ready, if it was."""
+    def record(self, uptime: float | None, now: float) -> None:
+        """One more failure at ``now`` (monotonic seconds); ``uptime`` is how long the runner
+        had been ready, if it was."""
         if uptime is not None and uptime >= BACKOFF_RESET_S:
             self.failures = 0
         self.failures += 1
-        self.last_at = time.monotonic()
+        self.last_at = now
 
-    def delay(self, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_MAX_S) -> float:
-        """Seconds still to wait before the next start: none after a single failure."""
+    def delay(self, now: float, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_MAX_S) -> float:
+        """Seconds still to wait at ``now`` before the next start: none after a single failure."""
         if self.failures < 2:
             return 0.0
         wait = min(base * 2 ** (self.failures - 2), cap)
-        return max(0.0, self.last_at + wait - time.monotonic())
+        return max(0.0, self.last_at + wait - now)

@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from gateway.keys import INFERENCE, SCHEDULER, SETTINGS
+from gateway.model_ref import ModelRef
 from services.errors import CorralError, ModelNotFoundError
 
 log = structlog.get_logger()
@@ -30,7 +31,7 @@ async def preload_models(app: web.Application, names: tuple[str, ...]) -> None:
             resolved = await inference.resolve(name, empty=ModelNotFoundError("model '' not found"))
             options = inference.options(resolved, {})
             num_ctx = options.num_ctx
-            await scheduler.preload(resolved, num_ctx, options.load_options())
+            await scheduler.preload(ModelRef.of(resolved), num_ctx, options.load_options())
         except CorralError as exc:
             log.warning("preload_failed", model=name, error=exc.message)
             continue

@@ -18,11 +18,12 @@ waited (or was refused) logs ``queue_drained`` with the same figures when the qu
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 
 import structlog
 
+from gateway.clock import SystemClock
+from gateway.ports import Clock
 from services.errors import ServerBusyError
 
 log = structlog.get_logger()
@@ -35,8 +36,9 @@ LOGGED_WAIT_NS = 1_000_000  # a burst whose longest wait is shorter (a lone load
 class WaitQueue:
     """Counts waiting requests against ``limit`` and remembers how long served ones waited."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Clock | None = None) -> None:
         self.limit = limit
+        self.clock = clock or SystemClock()
         self.waiting = 0
         self.refused = 0  # since start
         self._waits_ns: deque[int] = deque(maxlen=WINDOW)
@@ -80,14 +82,14 @@ class Ticket:
 
     def __init__(self, queue: WaitQueue) -> None:
         self._queue = queue
-        self._since = time.monotonic_ns()
+        self._since = queue.clock.monotonic()
         self._open = True
 
     def serve(self) -> None:
         """The wait is over: the request got a slot, or its own model load started."""
         if self._open:
             self._open = False
-            self._queue._leave(time.monotonic_ns() - self._since)
+            self._queue._leave(round((self._queue.clock.monotonic() - self._since) * 1e9))
 
     def close(self) -> None:
         """The request left without being served (cancelled, failed, refused later)."""

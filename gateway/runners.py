@@ -16,14 +16,15 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 
+from gateway.clock import SystemClock
 from gateway.load_options import AUTO, DEFAULT_BATCH, LoadOptions
+from gateway.model_ref import ModelRef
+from gateway.ports import Clock
 from services.clients.runner import RunnerClient
 from services.errors import RunnerCrashedError, RunnerUnavailableError
 from services.settings import GatewaySettings
@@ -88,25 +89,25 @@ class SpecMaker:
         self._dir: Path | None = None
         self._own_dir = False
 
-    def make(self, resolved: Any, num_ctx: int, *, embedding: bool = False,
+    def make(self, model: ModelRef, num_ctx: int, *, embedding: bool = False,
              load: LoadOptions = AUTO) -> RunnerSpec:
-        """The spec for ``resolved`` (a ResolveModelResponse) with ``num_ctx`` per slot and the
+        """The spec for ``model`` with ``num_ctx`` per slot and the
         request's explicit ``load`` options (the rest: settings and llama.cpp defaults)."""
         s = self.settings
-        socket = self._sockets() / f"runner-{next(self._ids)}-{resolved.model.digest[:12]}.sock"
+        socket = self._sockets() / f"runner-{next(self._ids)}-{model.digest[:12]}.sock"
         threads = load.num_thread or s.num_threads or len(os.sched_getaffinity(0))
         # --ctx-size is per slot: the runner allocates num_ctx × parallel, as Ollama HEAD does.
-        return RunnerSpec(model_name=resolved.model.name, model_path=resolved.model_path,
+        return RunnerSpec(model_name=model.name, model_path=model.model_path,
                           socket_path=socket, ctx_size=num_ctx, parallel=s.num_parallel,
                           threads=threads, debug=s.debug, embedding=embedding,
-                          adapters=tuple(resolved.adapter_paths),
+                          adapters=model.adapter_paths,
                           batch_size=load.num_batch or DEFAULT_BATCH,
                           use_mmap=load.use_mmap is not False, use_mlock=bool(load.use_mlock),
                           flash_attention=s.flash_attention,
                           kv_cache_type=kv_cache_type(s.flash_attention, s.kv_cache_type),
                           profile=s.profile_steps, cpu_sampling=s.cpu_sampling,
                           stream_interval_ms=s.stream_interval_ms,
-                          projector=_projector(resolved, embedding))
+                          projector=_projector(model, embedding))
 
     def cleanup(self) -> None:
         """Remove the socket directory if this object made it."""
@@ -124,13 +125,13 @@ class SpecMaker:
         return self._dir
 
 
-def _projector(resolved: Any, embedding: bool) -> str:
+def _projector(model: ModelRef, embedding: bool) -> str:
     """The projector a generation runner loads: llama.cpp takes one, so the first (as Ollama)."""
-    paths = list(getattr(resolved, "projector_paths", ()))
+    paths = model.projector_paths
     if embedding or not paths:
         return ""
     if len(paths) > 1:
-        log.warning("extra_projectors_ignored", model=resolved.model.name, count=len(paths))
+        log.warning("extra_projectors_ignored", model=model.name, count=len(paths))
     return paths[0]
 
 
@@ -160,13 +161,15 @@ def describe_returncode(returncode: int | None) -> str:
 class RunnerProcess:
     """A spawned ``python -m runner`` and its gRPC client."""
 
-    def __init__(self, process: asyncio.subprocess.Process, spec: RunnerSpec) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, spec: RunnerSpec,
+                 clock: Clock | None = None) -> None:
         self.process = process
         self.spec = spec
+        self.clock = clock or SystemClock()  # the stall timer's
         self.pid = process.pid
         self.client = RunnerClient(f"unix:{spec.socket_path}")
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        self.last_output = time.monotonic()
+        self.last_output = self.clock.monotonic()
         self.load_progress = 0.0
         # Relay in an empty context so lines never inherit the request id of the loading request.
         self._relay = asyncio.get_running_loop().create_task(
@@ -199,7 +202,7 @@ class RunnerProcess:
                 if exited.done() and not ready.done():
                     await asyncio.wait([self._relay], timeout=1.0)
                     raise RunnerCrashedError(self.exit_cause())
-                if time.monotonic() - self.last_output > stall_timeout and not ready.done():
+                if self.clock.monotonic() - self.last_output > stall_timeout and not ready.done():
                     raise RunnerUnavailableError(self._stall_message())
             ready.result()
         finally:
@@ -236,7 +239,7 @@ class RunnerProcess:
                 continue
             if not line:
                 return
-            self.last_output = time.monotonic()
+            self.last_output = self.clock.monotonic()
             text = line.decode("utf-8", "replace").rstrip()
             if text:
                 self._relay_line(bound, text)
@@ -264,8 +267,9 @@ class RunnerProcess:
         emit(event, **fields)
 
 
-async def spawn_runner(spec: RunnerSpec) -> RunnerProcess:
-    """Start ``python -m runner`` for ``spec`` (cwd and PYTHONPATH find the package)."""
+async def spawn_runner(spec: RunnerSpec, clock: Clock | None = None) -> RunnerProcess:
+    """Start ``python -m runner`` for ``spec`` (cwd and PYTHONPATH find the package); its stall
+    timer reads ``clock``."""
     # Runners take their configuration from flags only, never from OLLAMA_*/CORRAL_* variables.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "CORRAL_"))}
     paths = [str(PACKAGE_PARENT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
@@ -278,4 +282,4 @@ async def spawn_runner(spec: RunnerSpec) -> RunnerProcess:
         limit=1024 * 1024)
     log.info("runner_spawned", runner_pid=process.pid, model=spec.model_name,
              ctx_size=spec.ctx_size, parallel=spec.parallel, socket=str(spec.socket_path))
-    return RunnerProcess(process, spec)
+    return RunnerProcess(process, spec, clock)

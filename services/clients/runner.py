@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from services.clients.base import (
     local_channel,
@@ -31,7 +31,7 @@ class RunnerClient:
         """Block until the runner's health says SERVING (model loaded)."""
         await wait_for_serving(self._channel, timeout=timeout)
 
-    def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerationEvent]:
+    def generate(self, request: pb.GenerateRequest) -> AsyncGenerator[pb.GenerationEvent, None]:
         """Chunks then one ``done`` frame, over the runner's shared ``GenerateStream``
         (``runner_mux.py``); closing the iterator cancels the generation."""
         return self._mux.generate(request)

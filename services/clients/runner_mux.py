@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 
@@ -76,7 +76,7 @@ class GenerationMux:
         self._outgoing: asyncio.Queue | None = None
         self._reader: asyncio.Task | None = None
 
-    async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerationEvent]:
+    async def generate(self, request: pb.GenerateRequest) -> AsyncGenerator[pb.GenerationEvent, None]:
         """Events of one generation: chunks, then ``done``; closing early cancels it."""
         self._open()
         gen_id, receiver = next(self._ids), _Receiver()

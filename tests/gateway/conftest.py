@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from gateway.app import create_app
+from gateway.ports import Clock
 from gateway.scheduler import Scheduler
 from services.settings import GatewaySettings
 from tests.gateway.fakes import FakeRegistry, FakeSpawner, resolved_model
@@ -29,10 +30,11 @@ def spawner() -> FakeSpawner:
 
 @pytest.fixture
 def make_client(aiohttp_client, registry, spawner):
-    """Build a test client; keyword arguments override settings fields."""
-    async def make(settings: GatewaySettings, **overrides):
+    """Build a test client; keyword arguments override settings fields (``clock``: the
+    scheduler's, e.g. a ``tests.gateway.clock.ManualClock``)."""
+    async def make(settings: GatewaySettings, clock: Clock | None = None, **overrides):
         settings = dataclasses.replace(settings, **overrides)
-        scheduler = Scheduler(settings, spawn=spawner)
+        scheduler = Scheduler(settings, spawn=spawner, clock=clock)
         return await aiohttp_client(create_app(settings, registry=registry, scheduler=scheduler))
     return make
 

@@ -1,4 +1,6 @@
-"""Scheduler lifecycle with fake runners: keep-alive, eviction, crashes, shutdown."""
+"""Scheduler lifecycle with fake runners: keep-alive, eviction, crashes, shutdown.
+
+Time is a ``ManualClock``: keep-alive timers fire when a test advances it, never by sleeping."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import pytest
 
 from gateway.scheduler import RunnerState, Scheduler
 from services.errors import RunnerCrashedError, ServerBusyError
-from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.gateway.clock import ManualClock, settle
+from tests.gateway.fakes import FakeSpawner, Holder, Script, model_ref
 
-A = resolved_model("a:latest", "aa" * 32)
-B = resolved_model("b:latest", "bb" * 32)
-C = resolved_model("c:latest", "cc" * 32)
+A = model_ref("a:latest", "aa" * 32)
+B = model_ref("b:latest", "bb" * 32)
+C = model_ref("c:latest", "cc" * 32)
 
 
 @pytest.fixture
@@ -22,7 +25,8 @@ def make(settings):
     schedulers = []
 
     def build(spawner: FakeSpawner, **overrides) -> Scheduler:
-        scheduler = Scheduler(dataclasses.replace(settings, **overrides), spawn=spawner)
+        scheduler = Scheduler(dataclasses.replace(settings, **overrides), spawn=spawner,
+                              clock=ManualClock())
         schedulers.append(scheduler)
         return scheduler
 
@@ -32,17 +36,24 @@ def make(settings):
 async def use(scheduler: Scheduler, model, keep_alive=None, num_ctx: int = 2048) -> None:
     async with scheduler.acquire(model, num_ctx, keep_alive):
         pass
+    scheduler.clock.advance(1)  # the next use is later (least recently used is well defined)
 
 
 async def test_keep_alive_timer_starts_when_idle(make):
-    spawner = FakeSpawner()
+    spawner = FakeSpawner(Script(loading=asyncio.Event()))
     scheduler = make(spawner)
-    async with scheduler.acquire(A, 2048, 0.05) as lease:
-        assert lease.load_duration_ns > 0
-        await asyncio.sleep(0.1)  # busy: no timer runs
-        assert spawner.alive
-    assert spawner.alive
-    await asyncio.sleep(0.1)
+    holder = Holder(scheduler, A, keep_alive=0.05)
+    await spawner.until_spawned()
+    scheduler.clock.advance(0.5)  # the load takes half a second
+    spawner.script.loading.set()
+    lease = await holder.holding()
+    assert lease.load_duration_ns == 500_000_000
+    scheduler.clock.advance(10)  # busy: no timer runs
+    assert spawner.alive and not scheduler.clock.pending
+    await holder.done()
+    assert spawner.alive and scheduler.clock.pending == [0.05]
+    scheduler.clock.advance(0.05)
+    await asyncio.wait_for(spawner.spawned[0].wait(), 1)
     assert not spawner.alive and not scheduler.loaded()
 
 
@@ -51,13 +62,11 @@ async def test_keep_alive_is_sticky_and_zero_unloads(make):
     scheduler = make(spawner, keep_alive=0.05)
     await use(scheduler, A, keep_alive=math.inf)
     await use(scheduler, A)  # no keep_alive: the last value (forever) stays
-    await asyncio.sleep(0.1)
-    assert len(spawner.alive) == 1
+    assert len(spawner.alive) == 1 and not scheduler.clock.pending
     (entry,) = scheduler.loaded()
     assert entry.expires_at.year > 2200
     await use(scheduler, A, keep_alive=0)
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(spawner.spawned[0].wait(), 1)
     assert not spawner.alive and spawner.spawned[0].stop_calls == 1
 
 
@@ -65,10 +74,10 @@ async def test_explicit_unload_waits_for_idle(make):
     spawner = FakeSpawner()
     scheduler = make(spawner)
     async with scheduler.acquire(A, 2048, None):
-        await scheduler.unload(A.model.digest)
-        await asyncio.sleep(0.01)
+        await scheduler.unload(A.digest)
+        await settle()
         assert spawner.alive
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(spawner.spawned[0].wait(), 1)
     assert not spawner.alive
 
 
@@ -86,41 +95,39 @@ async def test_max_loaded_models_evicts_least_recently_used(make):
 async def test_eviction_waits_while_every_runner_is_busy(make):
     spawner = FakeSpawner()
     scheduler = make(spawner, max_loaded_models=1)
-    release = asyncio.Event()
-
-    async def hold():
-        async with scheduler.acquire(A, 2048, None):
-            await release.wait()
-
-    holder = asyncio.create_task(hold())
-    await asyncio.sleep(0.01)
+    holder = Holder(scheduler, A)
+    await holder.holding()
     waiter = asyncio.create_task(use(scheduler, B))
-    await asyncio.sleep(0.05)
+    await settle()
     # B's own load is running (waiting for room): in service, not queued (Ollama's semantics)
-    assert not waiter.done() and scheduler.pending == 0
-    release.set()
+    assert not waiter.done() and scheduler.pending == 0 and len(spawner.spawned) == 1
+    await holder.done()
     await asyncio.wait_for(waiter, 1)
-    await holder
     assert [p.spec.model_name for p in spawner.alive] == ["b:latest"]
 
 
 async def test_queue_overflow_raises_server_busy(make):
-    spawner = FakeSpawner(Script(load_delay=0.1))
+    spawner = FakeSpawner(Script(loading=asyncio.Event()))
     scheduler = make(spawner, max_queue=1)
     first = asyncio.create_task(use(scheduler, A))  # loading A: in service
-    await asyncio.sleep(0.01)
+    await spawner.until_spawned()
     second = asyncio.create_task(use(scheduler, B))  # waits for the load lock: queued
-    await asyncio.sleep(0.01)
+    await settle()
     assert scheduler.pending == 1
     with pytest.raises(ServerBusyError, match="maximum pending requests exceeded"):
         await use(scheduler, B)
+    spawner.script.loading.set()
     await asyncio.gather(first, second)
 
 
 async def test_fast_path_shares_a_loading_runner(make):
-    spawner = FakeSpawner(Script(load_delay=0.05))
+    spawner = FakeSpawner(Script(loading=asyncio.Event()))
     scheduler = make(spawner)
-    await asyncio.gather(*(use(scheduler, A) for _ in range(5)))
+    uses = asyncio.gather(*(use(scheduler, A) for _ in range(5)))
+    await spawner.until_spawned()
+    await settle()
+    spawner.script.loading.set()
+    await uses
     assert len(spawner.spawned) == 1
 
 
@@ -131,7 +138,7 @@ async def test_smaller_num_ctx_shares_the_runner_and_larger_replaces_it(make):
     await use(scheduler, A, num_ctx=1024)  # fits the loaded window: no reload
     assert len(spawner.spawned) == 1
     await use(scheduler, A, num_ctx=4096)  # larger: a new runner, the old one stops once idle
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(spawner.spawned[0].wait(), 1)
     assert [p.spec.ctx_size for p in spawner.spawned] == [2048, 4096]
     assert all(p.spec.parallel == 2 for p in spawner.spawned)
     assert [p.spec.ctx_size for p in spawner.alive] == [4096]
@@ -146,12 +153,12 @@ async def test_replaced_runner_finishes_its_requests_first(make):
     async with scheduler.acquire(A, 1024, None):
         await use(scheduler, A, num_ctx=2048)
         assert len(spawner.alive) == 2  # the old one still serves this request
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(spawner.spawned[0].wait(), 1)
     assert [p.spec.ctx_size for p in spawner.alive] == [2048]
 
 
 async def test_crash_marks_runner_dead_and_next_request_respawns(make):
-    spawner = FakeSpawner(Script(pieces=("x",) * 100, delay=0.01))
+    spawner = FakeSpawner(Script(pieces=("x",) * 100, streaming=asyncio.Event()))
     scheduler = make(spawner)
     async with scheduler.acquire(A, 2048, None) as lease:
         stream = lease.generate(object())
@@ -160,8 +167,7 @@ async def test_crash_marks_runner_dead_and_next_request_respawns(make):
         with pytest.raises(RunnerCrashedError, match="signal SIGKILL"):
             async for _ in stream:
                 pass
-    await asyncio.sleep(0)
-    assert not scheduler.loaded()
+    assert lease.entry.exited.is_set() and not scheduler.loaded()
     await use(scheduler, A)
     assert len(spawner.spawned) == 2 and len(spawner.alive) == 1
 

@@ -9,35 +9,22 @@ import dataclasses
 import pytest
 
 from gateway.load_options import LoadOptions
-from gateway.memory import Footprint
+
 from gateway.options import ModelOptions
 from gateway.scheduler import Scheduler
 from services.errors import ServerBusyError
-from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.gateway.clock import ManualClock, settle
+from tests.gateway.fakes import FakeSpawner, Holder, KvMemory, Script, model_ref
 
-A = resolved_model("a:latest", "aa" * 32)
-A.kv_cache_shape.f16_bytes_per_token = 1000  # as the registry reports it
+A = model_ref("a:latest", "aa" * 32)
 MB = 1024 * 1024
-
-
-class KvMemory:
-    """Plenty of memory; the model's f16 KV bytes per cell, stored as the type asks."""
-
-    def available(self) -> int:
-        return 1 << 40
-
-    async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
-                        kv_cache_type: str = "f16", *, kv_bytes_per_token: int):
-        from gateway.memory import kv_cache_bytes
-        return Footprint(weights=100 * MB, overhead=0,
-                         kv_cache=kv_cache_bytes(n_ctx * kv_bytes_per_token, kv_cache_type))
 
 
 @pytest.fixture
 def make(settings):
     def build(spawner: FakeSpawner, **overrides) -> Scheduler:
         return Scheduler(dataclasses.replace(settings, **overrides), spawn=spawner,
-                         memory=KvMemory())
+                         memory=KvMemory(), clock=ManualClock())
     return build
 
 
@@ -77,7 +64,7 @@ async def test_different_load_options_reload_and_unset_ones_share(make):
     assert await use(scheduler, LoadOptions(num_thread=2, use_mmap=True)) is first  # same values
     second = await use(scheduler, LoadOptions(num_thread=1))  # differs: a new runner
     assert second is not first and second.spec.threads == 1
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(spawner.spawned[0].wait(), 1)
     assert [p.spec.threads for p in spawner.alive] == [1]  # the old one stopped once idle
     assert await use(scheduler) is second  # unset: whatever is loaded serves it (no churn)
     third = await use(scheduler, LoadOptions(num_batch=128))
@@ -115,9 +102,13 @@ async def test_a_refused_quantised_cache_is_reported_at_its_real_size(make):
 
 async def test_the_request_whose_load_runs_is_in_service_not_queued(make):
     """12 at once on an unloaded model, OLLAMA_MAX_QUEUE=2, one slot: Ollama answers 3."""
-    spawner = FakeSpawner(Script(load_delay=0.1, delay=0.01))
+    spawner = FakeSpawner(Script(loading=asyncio.Event()))
     scheduler = make(spawner, num_parallel=1, max_queue=2)
-    results = await asyncio.gather(*(use(scheduler) for _ in range(12)), return_exceptions=True)
+    requests = asyncio.gather(*(use(scheduler) for _ in range(12)), return_exceptions=True)
+    await spawner.until_spawned()
+    await settle()
+    spawner.script.loading.set()
+    results = await requests
     refused = [r for r in results if isinstance(r, ServerBusyError)]
     assert len(refused) == 9 and len(results) - len(refused) == 3
     assert len(spawner.spawned) == 1 and scheduler.pending == 0
@@ -126,20 +117,15 @@ async def test_the_request_whose_load_runs_is_in_service_not_queued(make):
 async def test_queue_wait_percentiles_are_reported(make):
     spawner = FakeSpawner()
     scheduler = make(spawner, num_parallel=1, max_queue=50)
-    release = asyncio.Event()
-
-    async def hold():
-        async with scheduler.acquire(A, 2048, None):
-            await release.wait()
-
-    holder = asyncio.create_task(hold())
-    await asyncio.sleep(0.01)
+    holder = Holder(scheduler, A)
+    await holder.holding()
     waiters = [asyncio.create_task(use(scheduler)) for _ in range(9)]
-    await asyncio.sleep(0.2)
+    await settle()
     assert scheduler.queue.stats()["waiting"] == 9
-    release.set()
-    await asyncio.gather(holder, *waiters)
+    scheduler.clock.advance(0.2)
+    await holder.done()
+    await asyncio.gather(*waiters)
     stats = scheduler.queue.stats()
     assert (stats["waiting"], stats["limit"], stats["refused"]) == (0, 50, 0)
-    assert stats["wait_p99_ms"] >= 200 and stats["wait_max_ms"] >= stats["wait_p99_ms"]
-    assert stats["wait_p50_ms"] <= stats["wait_p99_ms"]
+    # the holder loaded the model at once (0 ms); the nine waited 200 ms each
+    assert (stats["wait_p50_ms"], stats["wait_p99_ms"], stats["wait_max_ms"]) == (200, 200, 200)

@@ -11,33 +11,16 @@ import pytest
 
 from gateway import memory
 from gateway.keys import SCHEDULER
-from gateway.memory import Footprint, SystemMemory, estimate_footprint, kv_cache_bytes
+from gateway.memory import Footprint, SystemMemory, estimate_footprint
 from gateway.scheduler import Scheduler
-from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.gateway.clock import ManualClock, settle
+from tests.gateway.fakes import FakeMemory, FakeSpawner, Holder, Script, model_ref
 
 MB = 1024 * 1024
-A = resolved_model("a:latest", "aa" * 32)
-B = resolved_model("b:latest", "bb" * 32)
-C = resolved_model("c:latest", "cc" * 32)
-for _model in (A, B, C):
-    _model.kv_cache_shape.f16_bytes_per_token = 1000  # as the registry reports it
+A = model_ref("a:latest", "aa" * 32)
+B = model_ref("b:latest", "bb" * 32)
+C = model_ref("c:latest", "cc" * 32)
 SMOLLM2 = "smollm2:135m"
-
-
-class FakeMemory:
-    """``available`` bytes (MemAvailable); each model's weights by its blob path."""
-
-    def __init__(self, available: int, weights: dict[str, int]) -> None:
-        self.free = available
-        self.weights = weights
-
-    def available(self) -> int:
-        return self.free
-
-    async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
-                        kv_cache_type: str = "f16", *, kv_bytes_per_token: int) -> Footprint:
-        return Footprint(weights=self.weights[model_path], overhead=0,
-                         kv_cache=kv_cache_bytes(n_ctx * kv_bytes_per_token, kv_cache_type))
 
 
 def memory_of(available_mb: int, **weights_mb: int) -> FakeMemory:
@@ -49,13 +32,15 @@ def memory_of(available_mb: int, **weights_mb: int) -> FakeMemory:
 @pytest.fixture
 def make(settings):
     def build(spawner: FakeSpawner, mem: FakeMemory, **overrides) -> Scheduler:
-        return Scheduler(dataclasses.replace(settings, **overrides), spawn=spawner, memory=mem)
+        return Scheduler(dataclasses.replace(settings, **overrides), spawn=spawner, memory=mem,
+                         clock=ManualClock())
     return build
 
 
 async def use(scheduler: Scheduler, model) -> None:
     async with scheduler.acquire(model, 1024, None):
         pass
+    scheduler.clock.advance(1)  # the next use is later (least recently used is well defined)
 
 
 def smollm2_path() -> str:
@@ -128,19 +113,13 @@ async def test_short_memory_evicts_the_least_recently_used_idle_runner(make):
 async def test_busy_runners_are_waited_for_not_overcommitted(make):
     spawner = FakeSpawner()
     scheduler = make(spawner, memory_of(1000, a=500, b=500))
-    release = asyncio.Event()
-
-    async def hold() -> None:
-        async with scheduler.acquire(A, 1024, None):
-            await release.wait()
-
-    holder = asyncio.create_task(hold())
-    await asyncio.sleep(0.01)
+    holder = Holder(scheduler, A, num_ctx=1024)
+    await holder.holding()
     waiter = asyncio.create_task(use(scheduler, B))
-    await asyncio.sleep(0.05)
+    await settle()
     assert not waiter.done() and len(spawner.spawned) == 1
-    release.set()
-    await asyncio.wait_for(asyncio.gather(holder, waiter), 1)
+    await holder.done()
+    await asyncio.wait_for(waiter, 1)
     assert [p.spec.model_name for p in spawner.alive] == ["b:latest"]
 
 
@@ -166,27 +145,23 @@ async def ps(client) -> list[dict]:
     return (await (await client.get("/api/ps")).json())["models"]
 
 
-async def until(predicate, timeout: float = 2.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
 async def test_ps_shows_state_active_and_queued(make_client, settings, spawner):
-    spawner.script = Script(pieces=("x",) * 30, delay=0.02, load_delay=0.2)
+    spawner.script = Script(loading=asyncio.Event())
     client = await make_client(settings, num_parallel=1)
-    body = {"model": SMOLLM2, "prompt": "hi", "stream": False}
-    first = asyncio.ensure_future(client.post("/api/generate", json=body))
-    await asyncio.sleep(0.1)
+    scheduler = client.app[SCHEDULER]
+    smollm2 = model_ref(SMOLLM2)  # what a request for it is scheduled as
+    first = Holder(scheduler, smollm2)
+    await spawner.until_spawned()
     (entry,) = await ps(client)
     assert (entry["state"], entry["active"], entry["queued"]) == ("loading", 0, 1)
-    second = asyncio.ensure_future(client.post("/api/generate", json=body))
-    await asyncio.sleep(0.25)
+    spawner.script.loading.set()
+    await first.holding()
+    second = Holder(scheduler, smollm2)
+    await settle()
     (entry,) = await ps(client)
     assert (entry["state"], entry["active"], entry["queued"]) == ("ready", 1, 1)
-    assert (await first).status == 200 and (await second).status == 200
+    await first.done()
+    await second.done()
     (entry,) = await ps(client)
     assert (entry["active"], entry["queued"]) == (0, 0)
     assert set(entry) == {"name", "model", "size", "digest", "details", "expires_at", "size_vram",
@@ -206,11 +181,15 @@ async def test_ps_expiry_follows_keep_alive(make_client, settings, spawner):
 
 
 async def test_preload_loads_and_pins_at_startup(make_client, settings, spawner):
-    client = await make_client(settings, preload=(SMOLLM2, "missing:latest"), keep_alive=0.01)
-    await until(lambda: spawner.alive)
-    await until(lambda: client.app[SCHEDULER].loaded()[0].state.value == "ready")
+    clock = ManualClock()
+    client = await make_client(settings, clock=clock, preload=(SMOLLM2, "missing:latest"),
+                               keep_alive=0.01)
+    await spawner.until_spawned()
+    (loaded,) = client.app[SCHEDULER].loaded()
+    await asyncio.wait_for(asyncio.shield(loaded.ready), 1)
     (entry,) = await ps(client)
     assert entry["name"] == SMOLLM2 and entry["expires_at"].startswith("2318-")
     await client.post("/api/generate", json={"model": SMOLLM2, "prompt": "x", "stream": False})
-    await asyncio.sleep(0.05)  # the 10 ms default keep_alive does not apply to a pinned model
-    assert len(spawner.alive) == 1
+    clock.advance(3600)  # the 10 ms default keep_alive does not apply to a pinned model
+    await settle()
+    assert len(spawner.alive) == 1 and not clock.pending

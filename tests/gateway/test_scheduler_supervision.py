@@ -19,31 +19,37 @@ from gateway.loaded import CrashHistory
 from gateway.runners import RunnerProcess, RunnerSpec
 from gateway.scheduler import RunnerState, Scheduler
 from services.errors import RunnerCrashedError, RunnerUnavailableError
-from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.gateway.clock import ManualClock
+from tests.gateway.fakes import FakeSpawner, Script, model_ref
 
-A = resolved_model("a:latest", "aa" * 32)
-B = resolved_model("b:latest", "bb" * 32)
+A = model_ref("a:latest", "aa" * 32)
+B = model_ref("b:latest", "bb" * 32)
 
 PROGRESS = ('print(json.dumps({"event": "model_load_progress", "progress": %s, "level": "info"}),'
             ' file=sys.stderr, flush=True)')
 
 
-def program_spawner(source: str, started: list | None = None):
-    """A spawn factory running ``python -c source`` as the 'runner'."""
+def program_spawner(source: str, started: list | None = None, clock: ManualClock | None = None,
+                    spawned: asyncio.Event | None = None):
+    """A spawn factory running ``python -c source`` as the 'runner' (its stall timer on
+    ``clock``, else on real time)."""
     async def spawn(spec: RunnerSpec) -> RunnerProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "import json, signal, sys, time\n" + textwrap.dedent(source),
             stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         if started is not None:
             started.append(process)
-        return RunnerProcess(process, spec)
+        if spawned is not None:
+            spawned.set()
+        return RunnerProcess(process, spec, clock)
     return spawn
 
 
 @pytest.fixture
 def make(settings):
-    def build(spawn, **overrides) -> Scheduler:
-        return Scheduler(dataclasses.replace(settings, **overrides), spawn=spawn)
+    def build(spawn, clock: ManualClock | None = None, **overrides) -> Scheduler:
+        return Scheduler(dataclasses.replace(settings, **overrides), spawn=spawn,
+                         clock=clock or ManualClock())
     return build
 
 
@@ -61,6 +67,19 @@ async def test_stalled_load_times_out_with_progress_and_is_killed(make):
         await asyncio.wait_for(use(scheduler), 10)
     assert await asyncio.wait_for(started[0].wait(), 10) == -signal.SIGTERM
     assert not scheduler.loaded()
+
+
+async def test_the_stall_timer_reads_the_scheduler_clock(make):
+    """Silence is measured on the scheduler's clock: ten minutes of it pass in no real time, and
+    the load fails at the stall timer's next poll."""
+    clock, spawned = ManualClock(), asyncio.Event()
+    scheduler = make(program_spawner("time.sleep(60)", clock=clock, spawned=spawned),
+                     clock=clock, load_timeout=600)
+    attempt = asyncio.create_task(use(scheduler))
+    await asyncio.wait_for(spawned.wait(), 10)
+    clock.advance(601)
+    with pytest.raises(RunnerUnavailableError, match=r"^timed out waiting for llama runner"):
+        await asyncio.wait_for(attempt, 10)
 
 
 async def test_output_restarts_the_stall_timer(make):
@@ -98,9 +117,9 @@ async def test_stop_sends_sigterm_then_sigkill_after_the_grace(ignore_term, expe
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "import signal, sys, time\n" + source + "time.sleep(60)",
         stderr=asyncio.subprocess.PIPE)
+    # the handler is installed before this line is written
+    assert await asyncio.wait_for(process.stderr.readline(), 10) == b"ready\n"
     runner = RunnerProcess(process, RunnerSpec("m", "/m.gguf", tmp_path / "s.sock", 512, 1, 1))
-    while not runner.stderr_tail:  # the handler is installed before this line is written
-        await asyncio.sleep(0.01)
     began = time.monotonic()
     assert await runner.stop(grace=0.3) == expected
     assert (time.monotonic() - began >= 0.3) == ignore_term
@@ -109,32 +128,40 @@ async def test_stop_sends_sigterm_then_sigkill_after_the_grace(ignore_term, expe
 async def test_crash_loop_backs_off_exponentially_without_blocking_other_models(make):
     spawner = FakeSpawner(Script(load_exit=1))
     scheduler = make(spawner)
-    scheduler.backoff = (0.3, 0.6)  # wide enough for a loaded 2-core CI machine
-    starts = []
-    for _ in range(5):
+    clock = scheduler.clock
+    scheduler.supervisor.backoff = (0.3, 0.6)
+    for _ in range(2):  # one crash: restart at once
         with pytest.raises(RunnerCrashedError, match="exit status 1"):
             await use(scheduler)
-        starts.append(time.monotonic())
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert gaps[0] < 0.25  # one crash: restart at once
-    assert 0.3 <= gaps[1] < 0.55 and 0.6 <= gaps[2] < 1.0 and 0.6 <= gaps[3] < 1.0  # capped
+    for expected in (0.3, 0.6, 0.6):  # doubling per crash, capped
+        attempt = asyncio.create_task(use(scheduler))
+        assert await asyncio.wait_for(clock.timer_set(), 1) == expected
+        assert not attempt.done()
+        clock.advance(expected - 0.01)
+        assert not attempt.done() and clock.pending == [0.01]
+        clock.advance(0.01)
+        with pytest.raises(RunnerCrashedError, match="exit status 1"):
+            await asyncio.wait_for(attempt, 1)
+    assert len(spawner.spawned) == 5
     spawner.script.load_exit = None
     attempt = asyncio.create_task(use(scheduler))  # still backing off...
-    await asyncio.sleep(0.05)
-    assert len(spawner.spawned) == 5
-    await asyncio.wait_for(use(scheduler, B), 0.45)  # ...while another model loads at once
+    assert await asyncio.wait_for(clock.timer_set(), 1) == 0.6
+    await asyncio.wait_for(use(scheduler, B), 1)  # ...while another model loads at once
+    assert len(spawner.spawned) == 6 and not attempt.done()
+    clock.advance(0.6)
     await asyncio.wait_for(attempt, 1)
     assert {e.model.name for e in scheduler.loaded()} == {"a:latest", "b:latest"}
 
 
 def test_crash_history_resets_after_a_long_healthy_run():
     history = CrashHistory()
-    history.record(None)
-    assert history.delay() == 0
-    history.record(uptime=3.0)
-    assert history.failures == 2 and 0.9 < history.delay() <= 1.0
-    history.record(uptime=3600.0)  # it ran fine for an hour: a fresh count
-    assert history.failures == 1 and history.delay() == 0
+    history.record(None, now=100.0)
+    assert history.delay(now=100.0) == 0
+    history.record(uptime=3.0, now=110.0)
+    assert history.failures == 2 and history.delay(now=110.0) == 1.0
+    assert history.delay(now=110.75) == 0.25 and history.delay(now=111.0) == 0
+    history.record(uptime=3600.0, now=4000.0)  # it ran fine for an hour: a fresh count
+    assert history.failures == 1 and history.delay(now=4000.0) == 0
 
 
 async def test_idle_crash_is_noticed_at_once_and_other_models_are_untouched(make):
@@ -143,8 +170,9 @@ async def test_idle_crash_is_noticed_at_once_and_other_models_are_untouched(make
     await use(scheduler, A)
     await use(scheduler, B)
     a, b = spawner.spawned
+    (entry_a,) = [e for e in scheduler.loaded() if e.model.name == "a:latest"]
     a.crash(-11)
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(entry_a.exited.wait(), 1)
     assert [e.model.name for e in scheduler.loaded()] == ["b:latest"]
     assert b.returncode is None and b.stop_calls == 0
     await use(scheduler, B)

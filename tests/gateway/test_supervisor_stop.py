@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from gateway.lifecycle import _spawned
 from gateway.scheduler import Scheduler
-from tests.gateway.fakes import FakeSpawner, resolved_model
+from gateway.supervisor import _spawned
+from tests.gateway.fakes import FakeSpawner, model_ref
 
-A = resolved_model("a:latest", "aa" * 32)
+A = model_ref("a:latest", "aa" * 32)
 
 
 async def _failing() -> None:
@@ -40,7 +40,7 @@ async def test_cancelling_the_wait_for_a_spawn_propagates_and_cancels_the_spawn(
 
 
 def spawning_task(scheduler: Scheduler) -> asyncio.Future:
-    (entry,) = scheduler._alive
+    (entry,) = scheduler.supervisor.alive
     return entry.spawning
 
 
@@ -66,7 +66,7 @@ async def test_a_stop_cancelled_while_the_process_starts_is_cancelled(settings):
     user.cancel()
     with pytest.raises(asyncio.CancelledError):
         await user
-    stops = [entry.stop_task for entry in scheduler._alive if entry.stop_task is not None]
+    stops = [entry.stop_task for entry in scheduler.supervisor.alive if entry.stop_task is not None]
     assert len(stops) == 1
     await asyncio.sleep(0)  # let the stop task start and reach its wait for the spawn
     assert not stops[0].done() and not spawning_task(scheduler).done()
