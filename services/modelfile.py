@@ -100,12 +100,6 @@ class Modelfile:
         return self._last("parser")
 
     @property
-    def requires(self) -> str | None:
-        """The REQUIRES version without its optional leading ``v``."""
-        value = self._last("requires")
-        return value.removeprefix("v") if value is not None else None
-
-    @property
     def messages(self) -> list[tuple[str, str]]:
         return [(c.key, c.args) for c in self.commands if c.name == "message"]
 

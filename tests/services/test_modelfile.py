@@ -180,7 +180,7 @@ def test_accessors_for_repeated_and_last_wins_instructions():
                          "SYSTEM s1\nSYSTEM s2\nREQUIRES v0.14.0\n")
     assert mf.froms == ("a", "./proj.gguf") and mf.from_ == "./proj.gguf"
     assert mf.licenses == ("one", "two") and mf.adapters == ("./l.gguf",)
-    assert mf.system == "s2" and mf.requires == "0.14.0"
+    assert mf.system == "s2" and mf.commands[-1] == Command("requires", "v0.14.0")
     assert mf.draft is None and mf.renderer is None and mf.parser is None
 
 
