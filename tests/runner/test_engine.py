@@ -145,7 +145,7 @@ async def test_decode_failure_fails_the_request_not_the_runner(
     def broken(batch) -> None:
         raise CorralError("llama_decode failed with status -3")
 
-    monkeypatch.setattr(engine.model, "decode", broken)
+    monkeypatch.setattr(engine.batch_loop.model, "decode", broken)
     with pytest.raises(CorralError, match="llama_decode failed"):
         await collect(engine, request(num_predict=3))
     monkeypatch.undo()
