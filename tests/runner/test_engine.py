@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +194,12 @@ async def test_a_generation_prepared_for_a_caller_that_left_is_freed_by_the_loop
     done = (await asyncio.wait_for(frames(), 30))[-1].done
     assert done.done_reason == pb.DONE_REASON_CANCELLED
     assert prepared[0].sampler.chain is None  # freed, on the inference thread
+
+
+def test_the_facade_reaches_llama_only_through_the_batch_loop() -> None:
+    tree = ast.parse((Path(__file__).resolve().parents[2] / "runner" / "engine.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert "runner.batch_loop" in imported
+    assert not imported & {"llama_cpp", "runner.llama", "runner.sampling"}
