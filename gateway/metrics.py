@@ -14,7 +14,7 @@ Where each figure comes from:
   model count are asked of the registry (``GetStatus``) at scrape time by ``RegistryCollector``,
   so they are current and nothing polls between scrapes.
 
-With API keys on, ``/metrics`` needs the ``metrics`` scope (``METRICS_SCOPE``); the route is
+With API keys on, ``/metrics`` needs the ``metrics`` scope (``services.apikeys.METRICS``); the route is
 named ``metrics`` for the key middleware to find it.
 """
 
@@ -35,7 +35,6 @@ from gateway.keys import REGISTRY, SCHEDULER
 from gateway.observer import RequestTracker, SchedulerObserver
 from services.errors import CorralError
 
-METRICS_SCOPE = "metrics"
 SCRAPE_REGISTRY_TIMEOUT_S = 2.0
 
 LATENCY_BUCKETS = (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300)

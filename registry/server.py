@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 
 import grpc
 import structlog
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from registry.blob_stream import BlobStreamServicerMixin
 from registry.blobs import BlobStore
@@ -26,12 +25,12 @@ from registry.integrity import BlobVerifier
 from registry.keys import KeyStore
 from registry.lifecycle import prune_at_startup
 from registry.servicer_keys import KeysServicerMixin
-from registry.manifests import ADAPTER_MEDIA_TYPE, MODEL_MEDIA_TYPE, PROJECTOR_MEDIA_TYPE
 from registry.replicas import watch_model_changes
+from registry.responses import model_summary, resolve_response
 from registry.servicer_models import ModelsServicerMixin
 from registry.servicer_store import StoreServicerMixin
 from registry.status import StatusServicerMixin
-from registry.store import ModelRecord, ModelStore, ResolvedModel
+from registry.store import ModelStore
 from registry.transfer.service import TransferService, options_from_settings
 from registry.transfer.servicer import TransferServicerMixin
 from services.errors import CorralError
@@ -121,51 +120,3 @@ async def running_registry(settings: RegistrySettings) -> AsyncIterator[GrpcServ
             await service.stop()
             await transfers.close()
             await keys.close()
-
-
-def model_summary(record: ModelRecord) -> pb.ModelSummary:
-    """A ``ModelRecord`` as the proto's ``ModelSummary``."""
-    modified = Timestamp()
-    modified.FromDatetime(record.modified_at)
-    details = record.details
-    return pb.ModelSummary(
-        name=record.name.display, digest=record.digest, size=record.size, modified_at=modified,
-        details=pb.ModelDetails(
-            parent_model=details.parent_model, format=details.format, family=details.family,
-            families=list(details.families), parameter_size=details.parameter_size,
-            quantization_level=details.quantization_level,
-            context_length=details.context_length, embedding_length=details.embedding_length))
-
-
-def resolve_response(model: ResolvedModel) -> pb.ResolveModelResponse:
-    """A ``ResolvedModel`` as the proto's ``ResolveModelResponse``."""
-    response = pb.ResolveModelResponse(
-        model=model_summary(model.record), model_path=str(model.model_path),
-        template=model.template, chat_template=model.chat_template, system=model.system,
-        messages=[pb.Message(role=m.get("role", ""), content=m.get("content", ""))
-                  for m in model.messages],
-        bos_token=model.bos_token, eos_token=model.eos_token,
-        adapter_paths=[str(path) for path in model.adapter_paths],
-        renderer=model.renderer, parser=model.parser,
-        projector_paths=[str(path) for path in model.projector_paths],
-        blobs=runner_blobs(model))
-    response.parameters.update(model.parameters)
-    if (shape := model.kv_shape) is not None:
-        response.kv_cache_shape.CopyFrom(pb.KvCacheShape(
-            block_count=shape.block_count, head_count=shape.head_count,
-            head_count_kv=shape.head_count_kv, key_length=shape.key_length,
-            value_length=shape.value_length, f16_bytes_per_token=shape.f16_bytes_per_token))
-    return response
-
-
-def runner_blobs(model: ResolvedModel) -> list[pb.BlobRef]:
-    """The weights, adapter and projector blobs, in the order of ``model_path``, then
-    ``adapter_paths``, then ``projector_paths``."""
-    layers = model.manifest.layers if model.manifest else ()
-    weights = [layer for layer in layers if layer.media_type == MODEL_MEDIA_TYPE][:1]
-    adapters = [layer for layer in layers if layer.media_type == ADAPTER_MEDIA_TYPE]
-    projectors = [layer for layer in layers if layer.media_type == PROJECTOR_MEDIA_TYPE]
-    pairs = [*zip(weights, [model.model_path]), *zip(adapters, model.adapter_paths, strict=True),
-             *zip(projectors, model.projector_paths, strict=True)]
-    return [pb.BlobRef(digest=layer.digest, size=layer.size, path=str(path))
-            for layer, path in pairs]

@@ -16,6 +16,7 @@ from google.protobuf.json_format import MessageToDict
 
 from registry.create import CreateRequest, ModelCreator
 from registry.lifecycle import put_blob, stat_blob
+from registry.responses import resolve_response
 from registry.show import ModelShower
 from registry.store import ModelStore
 from services.errors import InvalidRequestError
@@ -42,8 +43,6 @@ class ModelsServicerMixin:
     async def ShowModel(self, request: pb.ShowModelRequest,
                         context: grpc.aio.ServicerContext) -> pb.ShowModelResponse:
         """Everything ``/api/show`` needs; NOT_FOUND says ``model 'NAME:TAG' not found``."""
-        from registry.server import resolve_response  # server imports this module
-
         shown = await self._shower.show(request.name)
         resolved = resolve_response(shown.resolved)
         response = pb.ShowModelResponse(

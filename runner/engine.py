@@ -1,61 +1,44 @@
-"""The token loop: one inference thread, a continuous batch over slots, tokens out to asyncio.
+"""The engine's event-loop face: what the gRPC servicer (``runner/server.py``) and the
+``GenerateStream`` session (``runner/mux.py``) call, all of it async or non-blocking.
 
-Every step the thread takes new requests from its inbox, gives waiting requests the idle slot
-whose KV cache shares the longest prefix with their prompt, puts one token for each generating
-slot plus pending prompt chunks into one ``llama_batch``, calls ``llama_decode`` once, and samples
-each slot whose logits came out. Only this thread touches the llama context.
-
-A slot's context is ``ctx_size`` tokens. A prompt that does not fit is refused
-(``InvalidRequestError``). A generation that fills the slot shifts it as Ollama does (keep
-``num_keep`` tokens, drop half of the rest, move the tail down) and goes on; with ``shift``
-off, or a model whose memory cannot shift, it ends with ``DONE_REASON_LENGTH``.
+``Engine`` starts the inference thread that runs ``BatchLoop`` (``runner/batch_loop.py``) and
+talks to it only through its inbox: a prepared ``Generation``, or a ``Job`` whose result comes
+back as a future. It never touches a llama handle itself; tokenizing and request preparation
+read the vocabulary and the projector's preprocessing, which are safe from any thread, on
+worker threads, so the event loop never blocks and the inference thread never waits for them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
-from runner.embedding import embed_all, embedding_tokens
-from runner.images import is_image, reusable, text_tokens
-from runner.llama import Batch, ContextConfig, Model
-from runner.logprobs import token_logprob
+from runner.batch_loop import BatchLoop, Job, LoadedModel
+from runner.embedding import embedding_tokens
 from runner.prepare import prepare_generation
 from runner.settings import RunnerSettings
-from runner.slots import Generation, Outbox, Slot, pick_slot
-from runner.steptimer import StepTimer, name_os_thread
+from runner.slots import Generation, Outbox
 from runner.vision import Vision
-from services.errors import CorralError, InvalidRequestError, RunnerUnavailableError
+from services.errors import InvalidRequestError, RunnerUnavailableError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
-
-log = structlog.get_logger()
-
-_STOP = object()
 
 
 class Engine:
-    """Owns the model and the inference thread; the async methods are its public face."""
+    """One loaded model behind async methods; ``start()`` loads it, ``stop()`` frees it."""
 
     def __init__(self, settings: RunnerSettings) -> None:
         self.settings = settings
-        self.model: Model | None = None
-        self.load_duration_ns = 0
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._waiting: deque[Generation] = deque()
-        self._slots = [Slot(seq) for seq in range(settings.parallel)]
-        self._batch: Batch | None = None
+        self.batch_loop = BatchLoop(settings)
         self._thread: threading.Thread | None = None
         self._outbox: Outbox | None = None
-        self.vision: Vision | None = None  # the projector, for a model that takes images
-        self._timer = StepTimer(settings.profile)
+
+    @property
+    def vision(self) -> Vision | None:
+        """The projector of a model that takes images (its preprocessing is thread-safe)."""
+        return self.batch_loop.vision
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -64,7 +47,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         loaded = loop.create_future()
         self._outbox = Outbox(loop, self.settings.stream_interval_ms / 1000)
-        self._thread = threading.Thread(target=self._main, args=(loop, loaded),
+        self._thread = threading.Thread(target=self.batch_loop.run, args=(self._outbox, loaded),
                                         name="inference", daemon=True)
         self._thread.start()
         await loaded
@@ -73,321 +56,78 @@ class Engine:
         """End requests in flight (``DONE_REASON_CANCELLED``), free llama resources, join."""
         if self._thread is None:
             return
-        self._inbox.put(_STOP)
+        self.batch_loop.request_stop()
         await asyncio.to_thread(self._thread.join)
         self._thread = None
 
-    def _main(self, loop: asyncio.AbstractEventLoop, loaded: asyncio.Future) -> None:
-        name_os_thread("inference")
-        try:
-            self._load()
-        except BaseException as exc:
-            self._close()
-            loop.call_soon_threadsafe(_settle, loaded, exc)
-            return
-        loop.call_soon_threadsafe(_settle, loaded, None)
-        try:
-            self._run()
-        finally:
-            self._close()
-
-    def _load(self) -> None:
-        s = self.settings
-        started = time.perf_counter_ns()
-        config = ContextConfig(n_ctx=s.n_ctx, n_seq=s.parallel, n_batch=s.n_batch,
-                               n_threads=s.n_threads, embeddings=s.embedding, lora=s.lora,
-                               use_mmap=s.use_mmap, use_mlock=s.use_mlock,
-                               flash_attention=s.flash_attention, cache_type=s.cache_type)
-        self.model = Model(s.model, config, on_progress=_log_progress)
-        if s.projector:  # mtmd's library is loaded only here: text-only runners skip it
-            self.vision = Vision(s.projector, self.model.handle, n_threads=s.n_threads,
-                                 n_batch=s.n_batch, n_embd=self.model.n_embd_inp,
-                                 quiet=not s.debug)
-        self._batch = Batch(s.n_batch)
-        self.load_duration_ns = time.perf_counter_ns() - started
-
-    def _close(self) -> None:
-        if self.vision is not None:
-            self.vision.close()
-        if self._batch is not None:
-            self._batch.free()
-            self._batch = None
-        if self.model is not None:
-            self.model.close()
-
-    # -- requests (event loop) ----------------------------------------------------------------
+    # -- requests -----------------------------------------------------------------------------
 
     async def generate(self, request: pb.GenerateRequest, route: Any = None) -> Generation:
         """Validate and queue ``request``; read its output from ``Generation.stream()``, or
         have it delivered to ``route`` (``runner/mux.py``)."""
-        generation = await asyncio.to_thread(self.prepare, request)
+        prepared = asyncio.ensure_future(asyncio.to_thread(self.prepare, request))
+        try:
+            generation = await asyncio.shield(prepared)
+        except asyncio.CancelledError:
+            prepared.add_done_callback(self._discard)
+            raise
         generation.route = route
-        self._inbox.put(generation)
+        self.batch_loop.submit(generation)
         return generation
+
+    def _discard(self, prepared: asyncio.Future) -> None:
+        """A generation prepared for a caller that left: the loop frees its sampler and images
+        on the inference thread, as it frees every other one."""
+        if not prepared.cancelled() and prepared.exception() is None:
+            generation = prepared.result()
+            generation.cancel()
+            self.batch_loop.submit(generation)
 
     def prepare(self, request: pb.GenerateRequest) -> Generation:
         """Tokenize the prompt and build the sampler; raises ``InvalidRequestError`` when unfit."""
-        return prepare_generation(request, model=self._ready_model(), vision=self.vision,
+        return prepare_generation(request, vocab=self._ready().vocab, vision=self.vision,
                                   settings=self.settings, outbox=self._outbox)
 
     async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:
         """One unnormalised vector per input, computed on the inference thread."""
-        model = self._ready_model()
+        vocab = self._ready().vocab
         if not self.settings.embedding:
             raise InvalidRequestError("this model does not support embeddings")
         limit = self.settings.ctx_size
         if request.HasField("num_ctx") and request.num_ctx > 0:
             limit = min(limit, request.num_ctx)  # a shared runner may have a larger context
-        inputs = await asyncio.to_thread(embedding_tokens, model.vocab, list(request.inputs),
+        inputs = await asyncio.to_thread(embedding_tokens, vocab, list(request.inputs),
                                          request.truncate, limit)
-        vectors = await self._call(embed_all, model, self._batch, inputs)
+        vectors = await self._call(self.batch_loop.embed, inputs)
         return pb.EmbedResponse(embeddings=[pb.Embedding(values=v) for v in vectors],
                                 prompt_eval_count=sum(len(t) for t in inputs))
 
     async def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
-        vocab = self._ready_model().vocab
+        vocab = self._ready().vocab
         return await asyncio.to_thread(vocab.tokenize, text, add_special=add_special,
                                        parse_special=parse_special)
 
     async def detokenize(self, tokens: list[int]) -> str:
-        return await asyncio.to_thread(self._ready_model().vocab.detokenize, tokens)
+        return await asyncio.to_thread(self._ready().vocab.detokenize, tokens)
 
     def info(self) -> pb.InfoResponse:
-        model = self._ready_model()
+        model = self._ready()
         return pb.InfoResponse(
             model_path=model.path, n_ctx=model.n_ctx, n_ctx_per_slot=self.settings.ctx_size,
             n_parallel=self.settings.parallel, n_ctx_train=model.n_ctx_train,
-            load_duration_ns=self.load_duration_ns, pid=os.getpid(), n_threads=model.n_threads,
-            n_batch=model.n_batch, kv_cache_type=model.cache_type, load_mode=model.load_mode,
+            load_duration_ns=model.load_duration_ns, pid=os.getpid(), n_threads=model.n_threads,
+            n_batch=model.n_batch, kv_cache_type=model.kv_cache_type, load_mode=model.load_mode,
             flash_attention=self.settings.flash_attention)
 
-    def _ready_model(self) -> Model:
-        if self.model is None or self._thread is None:
+    def _ready(self) -> LoadedModel:
+        loaded = self.batch_loop.loaded
+        if loaded is None or self._thread is None:
             raise RunnerUnavailableError("the model is not loaded")
-        return self.model
+        return loaded
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the inference thread between two steps."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._inbox.put((fn, args, loop, future))
+        self.batch_loop.submit(Job(fn, args, loop, future))
         return await future
-
-    # -- the loop (inference thread) ----------------------------------------------------------
-
-    def _run(self) -> None:
-        timer = self._timer
-        while self._drain(block=not self._busy()):
-            timer.start()
-            self._admit()
-            timer.lap("admit")
-            self._step()
-            self._outbox.flush()  # at most one wake-up of the event loop per interval
-            timer.lap("flush")
-            if timer.enabled and not self._busy():
-                timer.report()
-        for slot in self._slots:
-            if slot.generation is not None:
-                self._release(slot, pb.DONE_REASON_CANCELLED)
-        while self._waiting:
-            self._waiting.popleft().finish(pb.DONE_REASON_CANCELLED)
-        self._outbox.flush(force=True)
-
-    def _busy(self) -> bool:
-        return bool(self._waiting) or any(not slot.idle for slot in self._slots)
-
-    def _drain(self, *, block: bool) -> bool:
-        """Take everything in the inbox; False once a stop was requested."""
-        try:
-            item = self._inbox.get() if block else self._inbox.get_nowait()
-            while True:
-                if item is _STOP:
-                    return False
-                self._accept(item)
-                item = self._inbox.get_nowait()
-        except queue.Empty:
-            return True
-
-    def _accept(self, item: Generation | tuple) -> None:
-        if isinstance(item, Generation):
-            self._waiting.append(item)
-            return
-        fn, args, loop, future = item
-        try:
-            result: Any = fn(*args)
-        except BaseException as exc:
-            result = exc
-        loop.call_soon_threadsafe(_settle, future, result)
-
-    def _admit(self) -> None:
-        while self._waiting:
-            generation = self._waiting[0]
-            if generation.cancelled.is_set():
-                self._waiting.popleft().finish(pb.DONE_REASON_CANCELLED)
-                continue
-            slot = pick_slot(self._slots, generation.prompt)
-            if slot is None:
-                return
-            self._assign(slot, self._waiting.popleft())
-
-    def _assign(self, slot: Slot, generation: Generation) -> None:
-        """Reuse the slot's cached prefix; evaluate the rest (always the last prompt token)."""
-        prompt = generation.prompt
-        reused = reusable(slot.cache, prompt)
-        self.model.forget(slot.seq, reused)
-        del slot.cache[reused:]
-        slot.todo = prompt[reused:]
-        slot.generation = generation
-        generation.stats.started_ns = time.perf_counter_ns()
-        # The whole prompt, cached prefix included (Ollama's cache_n + prompt_n): clients track
-        # usage and context fill with it. prompt_eval_duration stays the time actually spent.
-        generation.stats.prompt_eval_count = len(prompt)
-        generation.stats.reused_tokens = reused
-        generation.sampler.prime(text_tokens(prompt))
-        if self.settings.backend_sampling and not generation.logprobs:
-            generation.sampler.attach(self.model.ctx, slot.seq)
-        log.debug("slot_assigned", seq=slot.seq, prompt_tokens=len(prompt), reused_tokens=reused)
-
-    def _step(self) -> None:
-        """Fill one batch, decode it, sample every slot whose logits came out."""
-        if self.vision is not None:
-            self._evaluate_image()
-            self._timer.lap("image")
-        batch = self._batch
-        batch.clear()
-        sampling, involved = [], []
-        for slot in self._slots:
-            generation = slot.generation
-            if generation is None:
-                continue
-            if generation.cancelled.is_set():
-                self._drop(slot)
-            elif slot.next_token >= 0:
-                slot.logits_index = batch.add(slot.next_token, len(slot.cache), slot.seq, True)
-                slot.cache.append(slot.next_token)
-                slot.next_token = -1
-                sampling.append(slot)
-                involved.append(slot)
-        for slot in self._slots:
-            if (slot.todo and batch.room and not is_image(slot.todo[0])
-                    and not slot.generation.cancelled.is_set()):
-                if self._add_prompt_chunk(batch, slot):
-                    sampling.append(slot)
-                involved.append(slot)
-        if batch.n == 0:
-            return
-        timer = self._timer
-        timer.lap("batch")
-        try:
-            self.model.decode(batch)
-        except CorralError as exc:
-            self._fail(involved, exc)
-            return
-        timer.lap("decode")
-        for slot in sampling:
-            self._sample(slot)
-            timer.lap("text")
-        timer.step_done(len(sampling), len(involved))
-
-    def _evaluate_image(self) -> None:
-        """At most one image step per engine step: encode an image (unless cached), or write
-        an encoded one into its slot. The other streams stall for one of the two at a time."""
-        slot = next((s for s in self._slots if s.todo and is_image(s.todo[0])), None)
-        if slot is None or slot.generation.cancelled.is_set():
-            return
-        media = slot.generation.media.by_key[slot.todo[0]]
-        try:
-            if self.vision.encode(media):
-                return
-            self.vision.evaluate(self.model.ctx, media, len(slot.cache), slot.seq)
-        except CorralError as exc:
-            self._fail([slot], exc)
-            return
-        del slot.todo[:media.n_tokens]
-        slot.cache.extend(media.keys)
-
-    def _add_prompt_chunk(self, batch: Batch, slot: Slot) -> bool:
-        """Put as much of the slot's pending prompt text as fits (up to its next image);
-        True when it was the last chunk."""
-        room = min(batch.room, next((i for i, t in enumerate(slot.todo) if is_image(t)),
-                                    len(slot.todo)))
-        chunk = slot.todo[:room]
-        del slot.todo[:len(chunk)]
-        pos, seq, last = len(slot.cache), slot.seq, len(chunk) - 1
-        done = not slot.todo
-        for i, token in enumerate(chunk):
-            index = batch.add(token, pos + i, seq, done and i == last)
-        slot.cache.extend(chunk)
-        if done:
-            slot.logits_index = index
-        return done
-
-    def _sample(self, slot: Slot) -> None:
-        """Sample one token for the slot and decide whether its generation goes on."""
-        generation = slot.generation
-        stats = generation.stats
-        if not stats.first_token_ns:
-            stats.first_token_ns = time.perf_counter_ns()
-        if generation.num_predict == 0:
-            self._release(slot, pb.DONE_REASON_LENGTH)
-            return
-        token = generation.sampler.sample(self.model.ctx, slot.logits_index)
-        self._timer.lap("sample")
-        vocab = self.model.vocab
-        if vocab.is_eog(token):
-            self._release(slot, pb.DONE_REASON_STOP)
-            return
-        generation.output.append(token)
-        stats.eval_count += 1
-        logprob = (token_logprob(self.model.ctx, slot.logits_index, vocab.n_tokens, token,
-                                 generation.top_logprobs, vocab.piece)
-                   if generation.logprobs else None)
-        text, stopped = generation.text.feed(vocab.piece(token))
-        generation.emit(text, logprob)
-        if stopped:
-            self._release(slot, pb.DONE_REASON_STOP, flush=False)
-        elif stats.eval_count == generation.num_predict or (
-                self._slot_full(slot) and not slot.shift(self.model)):
-            self._release(slot, pb.DONE_REASON_LENGTH)
-        else:
-            slot.next_token = token
-
-    def _slot_full(self, slot: Slot) -> bool:
-        return len(slot.cache) >= self.settings.ctx_size
-
-    def _release(self, slot: Slot, reason: int, *, flush: bool = True) -> None:
-        """Finish the slot's generation; its KV cells stay for prefix reuse."""
-        generation, slot.generation = slot.generation, None
-        slot.next_token, slot.todo = -1, []
-        generation.finish(reason, flush=flush)
-
-    def _drop(self, slot: Slot) -> None:
-        """A cancelled generation: free the slot and its KV cells."""
-        self._forget(slot)
-        self._release(slot, pb.DONE_REASON_CANCELLED, flush=False)
-
-    def _fail(self, slots: list[Slot], exc: CorralError) -> None:
-        log.error("decode_failed", error=exc.message, slots=[s.seq for s in slots])
-        for slot in slots:
-            generation, slot.generation = slot.generation, None
-            slot.next_token, slot.todo = -1, []
-            self._forget(slot)
-            generation.fail(exc)
-
-    def _forget(self, slot: Slot) -> None:
-        self.model.forget(slot.seq, 0)
-        slot.cache.clear()
-
-
-def _log_progress(progress: float) -> None:
-    """Load progress on stderr: the gateway's stall timer restarts on every line."""
-    log.info("model_load_progress", progress=round(progress, 2))
-
-
-def _settle(future: asyncio.Future, result: Any) -> None:
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)

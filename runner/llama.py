@@ -284,16 +284,6 @@ class Batch:
             self.raw.n_seq_id[i] = 1
         self.n = 0
 
-    @property
-    def can_shift(self) -> bool:
-        """Whether KV cells can be moved to other positions (not every memory type can)."""
-        return bool(self.memory) and bool(llama_cpp.llama_memory_can_shift(self.memory))
-
-    def shift(self, seq: int, keep: int, discard: int, end: int) -> None:
-        """Drop cells ``[keep, keep + discard)`` of ``seq`` and move the rest down by ``discard``."""
-        llama_cpp.llama_memory_seq_rm(self.memory, seq, keep, keep + discard)
-        llama_cpp.llama_memory_seq_add(self.memory, seq, keep + discard, end, -discard)
-
     def clear(self) -> None:
         self.n = 0
 

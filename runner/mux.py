@@ -102,7 +102,7 @@ class Session:
 
     def _cancel(self, gen_id: int) -> None:
         if (task := self._starting.get(gen_id)) is not None:
-            task.cancel()  # still preparing: it never reaches the engine
+            task.cancel()  # still preparing: it never runs (the batch loop just frees it)
         elif (live := self._live.get(gen_id)) is not None:
             generation, request_id = live
             if not generation.finished:

@@ -115,7 +115,7 @@ class Generation:
         return pb.Done(
             done_reason=reason, prompt_eval_count=s.prompt_eval_count,
             prompt_eval_duration_ns=max(first - s.started_ns, 0), eval_count=s.eval_count,
-            eval_duration_ns=max(s.finished_ns - first, 0), load_duration_ns=0,
+            eval_duration_ns=max(s.finished_ns - first, 0),
             context=text_tokens(self.prompt) + self.output)
 
     # -- event loop ---------------------------------------------------------------------------

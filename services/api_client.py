@@ -8,7 +8,6 @@ import json
 import ssl
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
 
 from services.settings import HostAddress
 
@@ -171,9 +170,3 @@ def _error_message(raw: bytes, status: int) -> str:
         return json.loads(raw)["error"]
     except (ValueError, KeyError, TypeError):
         return raw.decode(errors="replace").strip() or f"{status} {http.client.responses.get(status, '')}".strip()
-
-
-def host_from_url(url: str) -> HostAddress:
-    """A HostAddress from a full URL (used by tests and helpers)."""
-    parts = urlsplit(url)
-    return HostAddress(parts.scheme or "http", parts.hostname or "127.0.0.1", parts.port or 11434)

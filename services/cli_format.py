@@ -81,11 +81,6 @@ def human_time(text: str | None, zero: str = "Never", now: datetime | None = Non
     return human_duration(delta) + " ago"
 
 
-def human_time_ago(text: str, now: datetime | None = None) -> str:
-    """The MODIFIED column of ``list``."""
-    return human_time(text, "Never", now)
-
-
 def human_until(text: str, now: datetime | None = None) -> str:
     """The UNTIL column of ``ps``: ``Stopping...`` once the expiry has passed."""
     now = now or datetime.now(timezone.utc)

@@ -101,7 +101,7 @@ class Modelfile:
 
     @property
     def requires(self) -> str | None:
-        """The REQUIRES version without its optional leading ``v``."""
+        """The REQUIRES version without its optional leading ``v`` (the CLI sends it on create)."""
         value = self._last("requires")
         return value.removeprefix("v") if value is not None else None
 

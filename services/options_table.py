@@ -131,11 +131,6 @@ def fits_float32(value: float) -> bool:
         return False
 
 
-def spec_for(name: str) -> OptionSpec | None:
-    """The table row for ``name`` (any status), or None when Ollama never had it."""
-    return OPTIONS.get(name)
-
-
 def is_current(name: str) -> bool:
     """Whether ``name`` is an option Ollama HEAD still honours."""
     spec = OPTIONS.get(name)

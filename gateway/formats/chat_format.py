@@ -41,7 +41,6 @@ class ChatFormat:
     def __init__(self, template: PromptTemplate, *, renderer: str = "",
                  parser: str = "") -> None:
         self.template = template
-        self.renderer_name = renderer
         self.parser_name = parser
         self.renderer = RENDERERS[renderer]() if renderer else None
         self.spec: ParserSpec | None = PARSERS.get(parser) if parser else None

@@ -17,7 +17,7 @@ from services.cli.autostart import ClientSettings, connect
 from services.cli.create import cmd_create
 from services.cli.keys import cmd_keys
 from services.cli.parser import Command, Flag, HelpRequested, Invocation, UsageError, resolve
-from services.cli.run import cmd_run
+from services.cli.run_command import cmd_run
 from services.cli.store import cmd_load, cmd_rescan, cmd_save, cmd_verify
 from services.errors import CorralError
 from services.settings import GatewaySettings, RegistrySettings, documented_variables

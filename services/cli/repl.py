@@ -15,6 +15,7 @@ from prompt_toolkit.styles import Style
 
 from services.api_client import ApiClient, ApiError
 from services.cli import repl_help
+from services.cli.commands import print_list
 from services.cli.display import WordWrapper
 from services.cli.images import attach_images, file_names
 from services.cli.run import RunOptions, apply_show, chat_once, infer_think, load_or_unload
@@ -183,8 +184,6 @@ class Repl:
         return None
 
     def _list(self, args: list[str]) -> None:
-        from services.cli.commands import print_list
-
         print_list(self.client, args[1:])
 
     def _load(self, args: list[str]) -> None:

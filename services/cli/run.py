@@ -1,4 +1,5 @@
-"""``corral run``: one-shot answers on /api/generate, the REPL on /api/chat, pulling first if needed."""
+"""What ``corral run`` (``services.cli.run_command``) and its REPL share: run options, one-shot
+answers on /api/generate, chat turns on /api/chat, pulling the model first if needed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 
 from services.api_client import ApiClient, ApiError
 from services.cli.display import AnswerPrinter, print_stats
-from services.cli.images import attach_images
 from services.cli.parser import Invocation, UsageError
 from services.cli.progress import ProgressDisplay, Spinner
 from services.cli_format import go_duration
@@ -235,32 +235,3 @@ def options_from_flags(inv: Invocation) -> RunOptions:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return opts
-
-
-def cmd_run(inv: Invocation, client: ApiClient) -> int:
-    """Ollama's RunHandler: piped stdin is prepended to the prompt words; a prompt or a
-    non-terminal means one shot, otherwise load the model and start the REPL."""
-    opts = options_from_flags(inv)
-    prompts = list(inv.args[1:])
-    interactive = True
-    if not sys.stdin.isatty():
-        piped = sys.stdin.read()
-        if piped:
-            prompts.insert(0, piped)
-        interactive = False
-    opts.prompt = " ".join(prompts)
-    if prompts or not sys.stdout.isatty():
-        interactive = False
-    info = show_or_pull(client, opts.model, opts.insecure)
-    opts.think = infer_think(info, opts)
-    apply_show(opts, info)
-    if "embedding" in (info.get("capabilities") or []):
-        return embed_once(client, opts, inv)
-    if not interactive:
-        if opts.multimodal:
-            opts.prompt, opts.images = attach_images(opts.prompt)
-        return generate_once(client, opts)
-    load_or_unload(client, opts)
-    from services.cli.repl import Repl
-
-    return Repl(client, opts, info).run()

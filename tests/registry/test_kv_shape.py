@@ -22,7 +22,7 @@ from registry import queries
 from registry.db import alembic_config, open_database
 from registry.gguf_info import KvShape, kv_shape
 from registry.gguf_kv import read_gguf_info
-from registry.server import resolve_response
+from registry.responses import resolve_response
 from services.names import parse_name
 from tests.registry.gguf_oracle import reader_info
 from tests.registry.model_helpers import create, model_store, upload

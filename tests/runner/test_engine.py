@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -145,7 +148,7 @@ async def test_decode_failure_fails_the_request_not_the_runner(
     def broken(batch) -> None:
         raise CorralError("llama_decode failed with status -3")
 
-    monkeypatch.setattr(engine.model, "decode", broken)
+    monkeypatch.setattr(engine.batch_loop.model, "decode", broken)
     with pytest.raises(CorralError, match="llama_decode failed"):
         await collect(engine, request(num_predict=3))
     monkeypatch.undo()
@@ -161,3 +164,42 @@ async def test_named_schemas_constrain_json_inside_markup(engine: Engine) -> Non
     text, done = await collect(engine, req)
     assert text.startswith("<call>") and text.endswith("</call>")
     assert isinstance(json.loads(text[len("<call>"):-len("</call>")])["n"], int)
+
+
+async def test_a_generation_prepared_for_a_caller_that_left_is_freed_by_the_loop(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    prepared = []
+    prepare = engine.prepare
+
+    def slow_prepare(req: pb.GenerateRequest):
+        entered.set()
+        release.wait(30)
+        prepared.append(prepare(req))
+        finished.set()
+        return prepared[-1]
+
+    monkeypatch.setattr(engine, "prepare", slow_prepare)
+    caller = asyncio.create_task(engine.generate(request()))
+    assert await asyncio.to_thread(entered.wait, 30)
+    caller.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert await asyncio.to_thread(finished.wait, 30)  # preparing ends after the caller left
+
+    async def frames() -> list[pb.GenerateResponse]:
+        return [response async for response in prepared[0].stream()]
+
+    done = (await asyncio.wait_for(frames(), 30))[-1].done
+    assert done.done_reason == pb.DONE_REASON_CANCELLED
+    assert prepared[0].sampler.chain is None  # freed, on the inference thread
+
+
+def test_the_facade_reaches_llama_only_through_the_batch_loop() -> None:
+    tree = ast.parse((Path(__file__).resolve().parents[2] / "runner" / "engine.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert "runner.batch_loop" in imported
+    assert not imported & {"llama_cpp", "runner.llama", "runner.sampling"}

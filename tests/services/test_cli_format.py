@@ -1,6 +1,6 @@
 from datetime import datetime, timedelta, timezone
 
-from services.cli_format import (go_duration, human_bytes, human_number, human_time_ago,
+from services.cli_format import (go_duration, human_bytes, human_number, human_time,
                                  human_until, table)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -23,7 +23,7 @@ def test_human_number():
 
 
 def ago(**delta) -> str:
-    return human_time_ago((NOW - timedelta(**delta)).isoformat(), NOW)
+    return human_time((NOW - timedelta(**delta)).isoformat(), "Never", NOW)
 
 
 def test_relative_times_use_ollamas_words():

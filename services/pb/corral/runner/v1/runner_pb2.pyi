@@ -156,22 +156,20 @@ class TokenLogprob(_message.Message):
     def __init__(self, token: _Optional[int] = ..., piece: _Optional[bytes] = ..., logprob: _Optional[float] = ..., top: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ...) -> None: ...
 
 class Done(_message.Message):
-    __slots__ = ("done_reason", "prompt_eval_count", "prompt_eval_duration_ns", "eval_count", "eval_duration_ns", "load_duration_ns", "context")
+    __slots__ = ("done_reason", "prompt_eval_count", "prompt_eval_duration_ns", "eval_count", "eval_duration_ns", "context")
     DONE_REASON_FIELD_NUMBER: _ClassVar[int]
     PROMPT_EVAL_COUNT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_EVAL_DURATION_NS_FIELD_NUMBER: _ClassVar[int]
     EVAL_COUNT_FIELD_NUMBER: _ClassVar[int]
     EVAL_DURATION_NS_FIELD_NUMBER: _ClassVar[int]
-    LOAD_DURATION_NS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     done_reason: DoneReason
     prompt_eval_count: int
     prompt_eval_duration_ns: int
     eval_count: int
     eval_duration_ns: int
-    load_duration_ns: int
     context: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, done_reason: _Optional[_Union[DoneReason, str]] = ..., prompt_eval_count: _Optional[int] = ..., prompt_eval_duration_ns: _Optional[int] = ..., eval_count: _Optional[int] = ..., eval_duration_ns: _Optional[int] = ..., load_duration_ns: _Optional[int] = ..., context: _Optional[_Iterable[int]] = ...) -> None: ...
+    def __init__(self, done_reason: _Optional[_Union[DoneReason, str]] = ..., prompt_eval_count: _Optional[int] = ..., prompt_eval_duration_ns: _Optional[int] = ..., eval_count: _Optional[int] = ..., eval_duration_ns: _Optional[int] = ..., context: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("inputs", "truncate", "num_ctx")
