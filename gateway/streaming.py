@@ -85,7 +85,7 @@ async def ndjson_stream(request: web.Request, objects: AsyncIterator[dict]) -> w
             await response.write(encode_json({"error": exc.message}) + b"\n")
         except (ConnectionError, web.HTTPException):
             raise
-        except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
+        except Exception as exc:  # reported in-band, the status is already sent
             log.exception("stream_failed")
             await response.write(encode_json({"error": internal_error(exc).message}) + b"\n")
         await response.write_eof()

@@ -36,7 +36,7 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class _Refused(Exception):
+class _Refused(Exception):  # noqa: N818 - a signal out of the decoder's hooks
     """Raised from inside the decoder's hooks; carries the client's message."""
 
 

@@ -48,7 +48,7 @@ def database_url(models_dir: Path, configured: str = "") -> str:
         return embedded_url(models_dir)
     try:
         driver = make_url(configured).drivername
-    except Exception:  # sqlalchemy raises ArgumentError, ValueError and friends
+    except Exception:  # noqa: BLE001 - sqlalchemy raises ArgumentError, ValueError and friends
         raise ValueError("CORRAL_DATABASE_URL is not a database URL") from None
     if driver == "postgresql":  # the driver is implied: we only ship asyncpg
         return configured.replace("postgresql://", "postgresql+asyncpg://", 1)

@@ -132,7 +132,7 @@ class ManifestIndexer:
             last = now
             try:
                 await self.sync()
-            except Exception:  # noqa: BLE001 — keep watching; the next change retries
+            except Exception:  # keep watching; the next change retries
                 log.exception("manifest_sync_failed")
 
     async def _rows(self) -> dict[str, _Row]:

@@ -138,7 +138,7 @@ class BlobVerifier:
             for digest in await self._unverified():
                 try:
                     await self.verify(digest)
-                except Exception:  # noqa: BLE001 — one unreadable blob must not stop the rest
+                except Exception:  # one unreadable blob must not stop the rest
                     log.exception("blob_verify_failed", digest=digest)
             await self._wake.wait()
 

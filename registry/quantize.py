@@ -95,9 +95,9 @@ async def quantize_progress(source: Path, target: Path, file_type: str, source_t
 
 def main(argv: list[str]) -> int:
     """The child: ``SRC DST FTYPE``; exit status 0 on success."""
-    import ctypes
+    import ctypes  # noqa: PLC0415 - see below
 
-    import llama_cpp  # only ever imported in this child process
+    import llama_cpp  # noqa: PLC0415 - only ever imported in this child process
 
     source, target, file_type = argv
     llama_cpp.llama_backend_init()

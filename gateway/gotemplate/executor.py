@@ -20,11 +20,11 @@ _MISSING = object()
 MAX_DEPTH = 200  # nested {{template}} calls; Go allows 100000, Python's stack does not
 
 
-class _Break(Exception):
+class _Break(Exception):  # noqa: N818 - control flow for {{break}}, not an error
     pass
 
 
-class _Continue(Exception):
+class _Continue(Exception):  # noqa: N818 - control flow for {{continue}}
     pass
 
 

@@ -27,7 +27,7 @@ class _RaisingHealth(health_pb2_grpc.HealthServicer):
               "sqlite": RuntimeError("wrapped"),
               "long": InvalidRequestError('name "' + "x" * 100_000 + '" is invalid')}
 
-    async def Check(self, request, context):
+    async def Check(self, request, context):  # noqa: N802 - the gRPC health method
         if request.service == "sqlite":
             try:
                 raise sqlite3.OperationalError("database or disk is full")
