@@ -94,7 +94,7 @@ class ModelCreator:
         self._blobs = store.blobs
         self._pull = pull
 
-    async def create(self, request: CreateRequest) -> AsyncIterator[dict]:
+    async def create(self, request: CreateRequest) -> AsyncIterator[dict[str, Any]]:
         """Validate, then build and save the model, yielding ``{"status", ...}`` objects.
 
         Raises (before any progress) ``InvalidModelNameError``, ``InvalidRequestError`` with
@@ -248,7 +248,8 @@ class ModelCreator:
 
     # -- building ---------------------------------------------------------------------------
 
-    async def _quantize(self, plan: _Plan, target: str, source_type: str) -> AsyncIterator[dict]:
+    async def _quantize(self, plan: _Plan, target: str, source_type: str
+                        ) -> AsyncIterator[dict[str, Any]]:
         """Replace the model layer with its quantized form, yielding progress."""
         model = plan.model_layer
         assert model is not None

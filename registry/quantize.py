@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -75,7 +76,7 @@ async def quantize_file(source: Path, target: Path, file_type: str,
 
 
 async def quantize_progress(source: Path, target: Path, file_type: str, source_type: str,
-                            total: int) -> AsyncIterator[dict]:
+                            total: int) -> AsyncIterator[dict[str, Any]]:
     """Run ``quantize_file`` and yield Ollama's progress objects while it works."""
     status = f"quantizing {source_type} model to {file_type}"
     updates: asyncio.Queue[float | None] = asyncio.Queue()

@@ -83,7 +83,7 @@ async def notify_models_changed(session: AsyncSession, origin: str) -> None:
 
     ``origin`` names the writing replica, which has already dropped its own cache (and must not
     drop a fresher one when its own message comes back)."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, :origin)"),
                               {"channel": CHANNEL, "origin": origin})
 
