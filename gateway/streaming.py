@@ -13,6 +13,7 @@ import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -69,7 +70,8 @@ def local_timestamp(moment: dt.datetime) -> str:
     return text + ("Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}")
 
 
-async def ndjson_stream(request: web.Request, objects: AsyncIterator[dict]) -> web.StreamResponse:
+async def ndjson_stream(request: web.Request,
+                        objects: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
     """Stream ``objects`` as NDJSON, one flushed line each, following Ollama's error contract."""
     async with contextlib.aclosing(objects):
         first = await anext(objects, None)  # errors here become a normal JSON error reply
@@ -92,7 +94,8 @@ async def ndjson_stream(request: web.Request, objects: AsyncIterator[dict]) -> w
         return response
 
 
-async def collect(objects: AsyncIterator[dict], merge: Callable[[list[dict]], dict]) -> web.Response:
+async def collect(objects: AsyncIterator[dict[str, Any]],
+                  merge: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> web.Response:
     """The ``stream:false`` form: gather every object and reply with ``merge(objects)``."""
     async with contextlib.aclosing(objects):
         items = [obj async for obj in objects]
