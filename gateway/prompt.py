@@ -137,7 +137,7 @@ class PromptTemplate:
                                think_level=think.level, is_think_set=think.is_set))
 
     def _go(self, values: Values) -> str:
-        assert self.go is not None, "callers check for a Go template first"
+        assert self.go is not None, "only Go templates render suffixes (uses_suffix)"
         try:
             return self.go.execute(values)
         except TemplateError as exc:
