@@ -91,7 +91,7 @@ class Bench:
         except NotAvailable as exc:
             log(f"{what}: n/a: {exc}")
             on_na(str(exc))
-        except Exception as exc:  # recorded, reported, and turned into a non-zero exit
+        except Exception as exc:  # noqa: BLE001 - recorded, reported, and turned into a non-zero exit
             log(f"{what} failed:\n{traceback.format_exc()}")
             self.run.errors.append(f"{what}: {type(exc).__name__}: {str(exc)[:300]}")
             on_na(f"error ({type(exc).__name__})")
@@ -120,7 +120,7 @@ class Bench:
                 register(corral, model)
             except NotAvailable as exc:
                 corral_na = f"Corral could not register it: {exc}"
-            except Exception as exc:  # reported; the other servers are still measured
+            except Exception as exc:  # noqa: BLE001 - reported; the other servers are still measured
                 self.run.errors.append(f"{key} register: {type(exc).__name__}: {exc}")
                 corral_na = f"error registering it ({type(exc).__name__})"
         target = CorralTarget(corral.url, model.corral_name)

@@ -100,7 +100,7 @@ def conversations(turn, url: str, model: str, count: int, turns: int,
                 messages.append({"role": "assistant", "content": answer})
                 with lock:
                     results[k].append(figures)
-        except Exception as exc:  # reported by the caller
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
             errors.append(exc)
 
     threads = [threading.Thread(target=chat, args=(c,)) for c in range(count)]

@@ -168,7 +168,7 @@ def concurrent(target: Target, prompts: list[str], n_predict: int) -> list[Strea
         barrier.wait()
         try:
             results[i] = target.stream(prompts[i], n_predict)
-        except BaseException as exc:  # reported to the caller below
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             results[i] = exc
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]

@@ -16,7 +16,7 @@ from bench.servers import Corral
 GEMMA_NAME = "gemma3-bench:270m"
 
 
-class NotAvailable(Exception):
+class NotAvailable(Exception):  # noqa: N818 - a verdict for the report, not an error
     """A measurement cannot be taken here; the message says why (it goes into the report)."""
 
 

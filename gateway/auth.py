@@ -156,6 +156,7 @@ class Authenticator:
         """``AuthFailed`` 403 unless the caller's key holds one of ``needed`` (or ``admin``)."""
         if not caller.auth_on or not needed:
             return
+        assert caller.key is not None, "a caller with auth on always carries its key"
         if grants(list(caller.key.scopes), needed):
             return
         wanted = " or ".join(f"'{s}'" for s in sorted(needed))

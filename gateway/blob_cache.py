@@ -26,7 +26,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -150,7 +150,7 @@ class BlobCache:
             pending.add_done_callback(lambda f: self._forget_fetch(digest, f))
         return await asyncio.shield(pending)
 
-    def _forget_fetch(self, digest: str, fetch: asyncio.Future) -> None:
+    def _forget_fetch(self, digest: str, fetch: asyncio.Future[Path]) -> None:
         self._fetches.pop(digest, None)
         if not fetch.cancelled():
             fetch.exception()  # retrieved: every waiter may have left before it failed
@@ -213,7 +213,7 @@ class BlobCache:
     # -- space ----------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _room_for(self, digest: str, size: int):
+    async def _room_for(self, digest: str, size: int) -> AsyncIterator[None]:
         """Reserve ``size`` bytes for the fetch of ``digest``, evicting LRU blobs if need be."""
         async with self._space:
             if self.max_bytes:

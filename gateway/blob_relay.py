@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 
 from gateway.keys import REGISTRY
+from services.pb.corral.registry.v1 import registry_pb2 as pb
 
 _BYTES_RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))")
 
@@ -46,7 +48,8 @@ async def stream_blob(request: web.Request, digest: str, size: int,
     return response
 
 
-async def _relay_verified(response: web.StreamResponse, chunks, digest: str) -> bool:
+async def _relay_verified(response: web.StreamResponse,
+                          chunks: AsyncIterator[pb.ReadBlobResponse], digest: str) -> bool:
     """Write every chunk but the last, then the last only if the whole hashes to ``digest``."""
     hasher, held = hashlib.sha256(), b""
     async for message in chunks:

@@ -15,16 +15,21 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import structlog
 from aiohttp import web
 
+if TYPE_CHECKING:
+    from _hashlib import HASH
+
 CHUNK = 1 << 20
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
-VERIFIED = web.AppKey("v2_verified_blobs", dict)  # digest -> (size, mtime_ns) that hashed right
-HASHING = web.AppKey("v2_hashing_blobs", dict)  # digest -> future of an in-flight full hash
+# digest -> (size, mtime_ns) that hashed right
+VERIFIED = web.AppKey[dict[str, tuple[int, int]]]("v2_verified_blobs")
+# digest -> future of an in-flight full hash: (hex digest, (size, mtime_ns))
+HASHING = web.AppKey[dict[str, asyncio.Future[tuple[str, tuple[int, int]]]]]("v2_hashing_blobs")
 
 log = structlog.get_logger()
 
@@ -47,7 +52,7 @@ async def serve_blob(request: web.Request, path: Path, digest: str, headers: dic
         size = stat.st_size
         headers = {**headers, "Accept-Ranges": "bytes"}
         wanted = _range(request.headers.get("Range", ""), size)
-        if wanted == "unsatisfiable":
+        if isinstance(wanted, str):  # "unsatisfiable"
             return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
         if request.method == "HEAD":
             return await _head(request, headers, size)
@@ -128,7 +133,7 @@ async def _whole_file_sound(app: web.Application, path: Path, digest: str,
         app[VERIFIED].pop(digest, None)
         return False
     app[VERIFIED][digest] = hashed_stat
-    return hashed_stat == stat
+    return bool(hashed_stat == stat)
 
 
 def _range(header: str, size: int) -> tuple[int, int] | str | None:
@@ -149,7 +154,7 @@ def _range(header: str, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
-def _read_hashed(f: BinaryIO, hasher, n: int) -> bytes:
+def _read_hashed(f: BinaryIO, hasher: HASH, n: int) -> bytes:
     chunk = f.read(n)
     hasher.update(chunk)
     return chunk

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from gateway import fitting
 from services.errors import InvalidRequestError
@@ -27,13 +28,13 @@ MESSAGE_INDEX = "_message_index"
 IMAGE_TOKENS_ESTIMATE = 768  # Ollama's chatPrompt: "Clip images are represented as 768 tokens"
 
 
-def has_images(messages: Sequence[dict]) -> bool:
+def has_images(messages: Sequence[dict[str, Any]]) -> bool:
     return any(m.get("images") for m in messages)
 
 
-async def decode_images(messages: Sequence[dict], *, chat: bool) -> dict[str, bytes]:
+async def decode_images(messages: Sequence[dict[str, Any]], *, chat: bool) -> dict[str, bytes]:
     """Every image of ``messages`` as bytes, by its base64 text; a bad one is the 400."""
-    labelled = {}
+    labelled: dict[str, str] = {}  # base64 text -> where it is, for the error message
     for i, message in enumerate(messages):
         for k, text in enumerate(message.get("images") or ()):
             where = f"message {message.get(MESSAGE_INDEX, i)}: image {k}" if chat \
@@ -56,10 +57,11 @@ def _decode_all(labelled: dict[str, str]) -> dict[str, bytes]:
     return images
 
 
-def tag_images(messages: Sequence[dict]) -> tuple[list[dict], list[str]]:
+def tag_images(messages: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """The messages to render (images as ``[img-N]`` in their content) and the images in
     marker order."""
-    tagged, images = [], []
+    tagged: list[dict[str, Any]] = []
+    images: list[str] = []
     for message in messages:
         message = {k: v for k, v in message.items() if k != MESSAGE_INDEX}
         content, prefix = message.get("content") or "", ""
@@ -82,11 +84,12 @@ def prefix_markers(prompt: str, n_images: int) -> str:
     return missing + prompt
 
 
-async def fit_messages(messages: Sequence[dict], render: Callable[[list[dict]], str],
+async def fit_messages(messages: Sequence[dict[str, Any]],
+                       render: Callable[[list[dict[str, Any]]], str],
                        tokenize: fitting.Tokenize, limit: int) -> tuple[str, int]:
     """``fitting.fit_messages``, counting each image of the kept messages as 768 tokens."""
     return await fitting.fit_messages(messages, render, tokenize, limit, reserve=_image_tokens)
 
 
-def _image_tokens(kept: list[dict]) -> int:
+def _image_tokens(kept: list[dict[str, Any]]) -> int:
     return IMAGE_TOKENS_ESTIMATE * sum(len(m.get("images") or ()) for m in kept)

@@ -36,7 +36,7 @@ class RunnerState(enum.Enum):
     EXITED = "exited"
 
 
-class RunnerGone(Exception):
+class RunnerGone(Exception):  # noqa: N818 - a signal to start over, not an error
     """Raised to requests waiting for a slot on a runner that exited (they start over)."""
 
 

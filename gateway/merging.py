@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 
-def with_logprobs(obj: dict, logprobs: list[dict]) -> dict:
+def with_logprobs(obj: dict[str, Any], logprobs: list[dict[str, Any]]) -> dict[str, Any]:
     """``logprobs`` goes last, as in Ollama's response structs, and only when there are some."""
     return {**obj, "logprobs": logprobs} if logprobs else obj
 
 
-def merge_generate(objects: list[dict]) -> dict:
+def merge_generate(objects: list[dict[str, Any]]) -> dict[str, Any]:
     """``stream:false`` for generate: one object, ``response``/``thinking`` concatenated."""
     final = dict(objects[-1])
     final["response"] = "".join(o.get("response", "") for o in objects)
@@ -21,13 +21,13 @@ def merge_generate(objects: list[dict]) -> dict:
     return _merged_logprobs(final, objects)
 
 
-def _merged_logprobs(final: dict, objects: list[dict]) -> dict:
+def _merged_logprobs(final: dict[str, Any], objects: list[dict[str, Any]]) -> dict[str, Any]:
     """Every object's ``logprobs``, concatenated into the last one (``stream:false``)."""
     final.pop("logprobs", None)
     return with_logprobs(final, [lp for o in objects for lp in o.get("logprobs", ())])
 
 
-def merge_chat(objects: list[dict]) -> dict:
+def merge_chat(objects: list[dict[str, Any]]) -> dict[str, Any]:
     """``stream:false`` for chat: one object, content/thinking concatenated, tool calls kept."""
     final = dict(objects[-1])
     if "_debug_info" in final:
@@ -43,7 +43,7 @@ def merge_chat(objects: list[dict]) -> dict:
     return _merged_logprobs(final, objects)
 
 
-def _insert_after(obj: dict, after: str, key: str, value: Any) -> dict:
+def _insert_after(obj: dict[str, Any], after: str, key: str, value: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in obj.items():
         out[k] = v

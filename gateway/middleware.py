@@ -12,7 +12,6 @@ from aiohttp import web
 from gateway.streaming import error_response
 from services.context import REQUEST_ID_HEADER, bind_request_id, new_request_id
 from services.errors import CorralError, internal_error
-from services.errors import CorralError
 from services.tracing import annotate_request_id
 
 log = structlog.get_logger()
@@ -65,7 +64,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return web.Response(status=405, body=b"405 method not allowed", headers=_PLAIN)
     except web.HTTPException:
         raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
+    except Exception as exc:
         log.exception("request_crashed")
         error = internal_error(exc)  # no class name, path or stack text for the client
         return error_response(error.message, error.http_status)

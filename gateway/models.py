@@ -12,7 +12,7 @@ from services.settings import FOREVER
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def details_dict(details: Any, *, parent_model: bool = True) -> dict:
+def details_dict(details: Any, *, parent_model: bool = True) -> dict[str, Any]:
     """``api.ModelDetails``: the first six fields always, the last two when known."""
     out = {"parent_model": details.parent_model if parent_model else "",
            "format": details.format or "gguf", "family": details.family,
@@ -28,11 +28,12 @@ def details_dict(details: Any, *, parent_model: bool = True) -> dict:
 
 def _modified_at(summary: Any) -> dt.datetime:
     if summary.HasField("modified_at"):
-        return summary.modified_at.ToDatetime(tzinfo=dt.timezone.utc)
+        modified: dt.datetime = summary.modified_at.ToDatetime(tzinfo=dt.timezone.utc)
+        return modified
     return _EPOCH
 
 
-def tag_dict(summary: Any) -> dict:
+def tag_dict(summary: Any) -> dict[str, Any]:
     """One ``/api/tags`` entry."""
     out = {"name": summary.name, "model": summary.name,
            "modified_at": local_timestamp(_modified_at(summary)), "size": summary.size,
@@ -42,13 +43,13 @@ def tag_dict(summary: Any) -> dict:
     return out
 
 
-async def tags(registry: Any) -> dict:
+async def tags(registry: Any) -> dict[str, Any]:
     """Local models, newest first (``[]`` when there are none)."""
     models = sorted(await registry.list_models(), key=_modified_at, reverse=True)
     return {"models": [tag_dict(m) for m in models]}
 
 
-def ps_dict(entry: LoadedRunner) -> dict:
+def ps_dict(entry: LoadedRunner) -> dict[str, Any]:
     """One ``/api/ps`` entry, plus Corral's ``state``/``active``/``queued`` extras.
 
     ``size`` is the scheduler's footprint estimate (weights + KV cache + overhead, see
@@ -66,7 +67,7 @@ def ps_dict(entry: LoadedRunner) -> dict:
             "state": entry.state.value, "active": entry.active, "queued": entry.queued}
 
 
-def ps(scheduler: Scheduler) -> dict:
+def ps(scheduler: Scheduler) -> dict[str, Any]:
     """Loaded (and loading) runners, latest expiry first; Corral adds ``queue``: requests
     waiting now, the limit, refusals so far and recent queue-wait percentiles."""
     entries = sorted(scheduler.loaded(), key=lambda e: e.expires_at or dt.datetime.max.replace(

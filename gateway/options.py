@@ -11,7 +11,7 @@ Deviation: a value of the wrong type is a 400 (``InvalidRequestError``) here, wh
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,7 @@ class ModelOptions:
             sampling.seed = self.values["seed"]  # the runner takes it mod 2**32
         return sampling
 
-    def generate_request(self, prompt: str, *, context: list[int] = (), json_schema: str = "",
+    def generate_request(self, prompt: str, *, context: Sequence[int] = (), json_schema: str = "",
                          logprobs: bool = False, top_logprobs: int = 0,
                          shift: bool = True) -> pb.GenerateRequest:
         """A runner request carrying these options (``json_schema`` constrains the output)."""

@@ -183,13 +183,13 @@ async def _is_loopback_bind(bind_host: str) -> bool:
         infos = await asyncio.get_running_loop().getaddrinfo(bind_host, None)
     except OSError:
         return False
-    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
     return bool(addresses) and all(a.is_loopback for a in addresses)
 
 
 def local_addresses() -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """The addresses of this machine's interfaces (Linux /proc; the hostname's otherwise)."""
-    found: set = set()
+    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
     try:
         lines = Path("/proc/net/fib_trie").read_text().splitlines()
         found |= {ipaddress.ip_address(prev.split()[-1]) for prev, line in zip(lines, lines[1:])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.thinking import ThinkingParser
 from gateway.tools import ToolCallParser, tool_call_id
@@ -19,7 +20,7 @@ from gateway.tools import ToolCallParser, tool_call_id
 class Piece:
     content: str = ""
     thinking: str = ""
-    tool_calls: list[dict] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.content or self.thinking or self.tool_calls)
@@ -34,7 +35,7 @@ class OutputParser:
     """Feed text chunks; ``finish`` returns whatever the parsers still held."""
 
     def __init__(self, *, thinking_tags: tuple[str, str] | None = None, prefilled: bool = False,
-                 tool_tag: str = "", tools: Sequence[dict] = ()) -> None:
+                 tool_tag: str = "", tools: Sequence[dict[str, Any]] = ()) -> None:
         self.thinking = ThinkingParser(*thinking_tags) if thinking_tags else None
         if self.thinking is not None and prefilled:
             self.thinking.add(self.thinking.opening)  # the prompt already opened the thought

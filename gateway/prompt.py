@@ -122,7 +122,7 @@ class PromptTemplate:
 
     # -- rendering ----------------------------------------------------------------------------
 
-    def render(self, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+    def render(self, messages: Sequence[Message], *, tools: Sequence[dict[str, Any]] = (),
                think: Think = Think()) -> str:
         """The prompt for a conversation (the model answers as the assistant)."""
         if self.go is not None:
@@ -137,6 +137,7 @@ class PromptTemplate:
                                think_level=think.level, is_think_set=think.is_set))
 
     def _go(self, values: Values) -> str:
+        assert self.go is not None, "only Go templates render suffixes (uses_suffix)"
         try:
             return self.go.execute(values)
         except TemplateError as exc:
@@ -182,7 +183,8 @@ def compile_template(source: str) -> jinja2.Template:
     return env.from_string(source)
 
 
-def render_chat_template(source: str, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+def render_chat_template(source: str, messages: Sequence[Message], *,
+                         tools: Sequence[dict[str, Any]] = (),
                          think: Think = Think(), bos_token: str = "", eos_token: str = "",
                          add_generation_prompt: bool = True) -> str:
     """Render ``messages`` with a Jinja chat template; template failures are the request's 400."""

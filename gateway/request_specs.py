@@ -9,6 +9,7 @@ read as Ollama's do. Integers carry the width of the C field they reach (token i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gateway.inference_fields import check_base64, embed_inputs, parse_format, parse_think
@@ -36,7 +37,7 @@ def _embed_input(value: Any) -> None:
         raise InvalidRequestError(too_many("inputs", len(inputs), MAX_EMBED_INPUTS))
 
 
-def _item_count(noun: str, limit: int):
+def _item_count(noun: str, limit: int) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if isinstance(value, list) and len(value) > limit:
             raise InvalidRequestError(too_many(noun, len(value), limit))
@@ -49,7 +50,7 @@ def _licenses(value: Any) -> None:
         raise InvalidRequestError("license must be a string or a list of strings")
 
 
-def _parameters(value: dict) -> None:
+def _parameters(value: dict[str, Any]) -> None:
     """Known options typed and in range now, not at the first inference with the model; other
     values kept as sent (Ollama stores them), but only scalars or lists of them."""
     decode_options(value)

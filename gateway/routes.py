@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import models
-from gateway.generation import merge_chat, merge_generate
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER
+from gateway.merging import merge_chat, merge_generate
 from gateway.schemas import ChatParams, GenerateParams, read_json
 from gateway.streaming import collect, json_response, ndjson_stream
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -35,7 +36,7 @@ TOKEN_LIFETIME_S = 3600
 log = structlog.get_logger()
 
 
-def key_dict(key: pb.ApiKey) -> dict:
+def key_dict(key: pb.ApiKey) -> dict[str, Any]:
     """A key's description as JSON (timestamps in Ollama's local RFC 3339 form)."""
     now = dt.datetime.now(dt.UTC)
     out = {"name": key.name, "scopes": list(key.scopes),
@@ -50,7 +51,7 @@ def key_dict(key: pb.ApiKey) -> dict:
     return out
 
 
-def create_request(body: dict) -> pb.CreateKeyRequest:
+def create_request(body: dict[str, Any]) -> pb.CreateKeyRequest:
     """The registry request for a ``POST /api/keys`` body (validated: 400 on bad input)."""
     s = "CreateKeyRequest"
     scopes = typed_field(body, s, "scopes", "array", "[]string", [])

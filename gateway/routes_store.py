@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -52,7 +53,7 @@ async def verify(request: web.Request) -> web.StreamResponse:
     return await ndjson_stream(request, events)
 
 
-async def _verify_objects(events: AsyncIterator[pb.BlobVerification]) -> AsyncIterator[dict]:
+async def _verify_objects(events: AsyncIterator[pb.BlobVerification]) -> AsyncIterator[dict[str, Any]]:
     counts = {"ok": 0, "corrupt": 0, "missing": 0}
     async for event in events:
         if event.state == pb.BlobVerification.STATE_HASHING:
@@ -61,7 +62,7 @@ async def _verify_objects(events: AsyncIterator[pb.BlobVerification]) -> AsyncIt
             continue
         status = _STATUS[event.state]
         counts[status] += 1
-        out: dict = {"status": status, "digest": event.digest, "total": event.size}
+        out: dict[str, Any] = {"status": status, "digest": event.digest, "total": event.size}
         if event.actual_digest:
             out["actual"] = event.actual_digest
         out["models"] = list(event.models)

@@ -9,7 +9,7 @@ of the transfer itself are 500s, as Ollama's ``waitForStream`` reports them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -23,9 +23,9 @@ from services.gocodec import typed_field
 from services.names import parse_name
 
 
-def progress_dict(progress: Any) -> dict:
+def progress_dict(progress: Any) -> dict[str, Any]:
     """A ``Progress`` message as Ollama's JSON object (``omitempty`` fields left out)."""
-    out: dict = {"status": progress.status}
+    out: dict[str, Any] = {"status": progress.status}
     if progress.digest:
         out["digest"] = progress.digest
     if progress.total:
@@ -35,13 +35,14 @@ def progress_dict(progress: Any) -> dict:
     return out
 
 
-async def _objects(progress: AsyncIterator[Any]) -> AsyncIterator[dict]:
+async def _objects(progress: AsyncIterator[Any]) -> AsyncIterator[dict[str, Any]]:
     async with contextlib.aclosing(progress):  # a client gone ends the transfer (and its count)
         async for item in progress:
             yield progress_dict(item)
 
 
-def _reply(request: web.Request, progress: AsyncIterator[Any], stream: bool):
+def _reply(request: web.Request, progress: AsyncIterator[Any],
+           stream: bool) -> Awaitable[web.StreamResponse]:
     objects = _objects(progress)
     if not stream:
         return collect(objects, lambda items: items[-1] if items else {"status": "success"})

@@ -1,12 +1,12 @@
 """Corral as a registry: the Docker registry v2 / OCI Distribution API on ``/v2/``.
 
-Read side (always): ``GET /v2/`` → ``{}``; ``GET|HEAD /v2/<ns>/<model>/manifests/<ref>`` with
-the stored bytes, their media type and ``Docker-Content-Digest``; ``GET|HEAD
-/v2/<ns>/<model>/blobs/<digest>`` served from the blob store's file (the registry's
-``StatBlob`` gives the path; the gateway shares the models volume) and checked against its
-digest as it goes (``gateway.blob_serving``), with ``Range`` → 206 and ``Content-Length`` on HEAD. A blob GET also carries ``Location: <its own URL>`` so that real
-Ollama clients — which insist on a Location for a 200 blob answer (ollama#7244) — can pull
-from Corral too.
+Read side (always): ``GET /v2/`` → ``{}``; ``GET|HEAD /v2/<ns>/<model>/manifests/<ref>`` with the
+stored bytes, their media type and ``Docker-Content-Digest``; ``GET|HEAD
+/v2/<ns>/<model>/blobs/<digest>`` served from the blob store's file (the registry's ``StatBlob``
+gives the path; the gateway shares the models volume) and checked against its digest as it goes
+(``gateway.blob_serving``), with ``Range`` → 206 and ``Content-Length`` on HEAD. A blob GET also
+carries ``Location: <its own URL>`` so that real Ollama clients — which insist on a Location for a
+200 blob answer (ollama#7244) — can pull from Corral too.
 
 Write side, only with ``CORRAL_REGISTRY_WRITE`` (otherwise 405 ``UNSUPPORTED``): ``POST
 …/blobs/uploads/`` (also ``?mount=`` and monolithic ``?digest=``), ``PATCH`` (``Content-Range``
@@ -83,7 +83,7 @@ async def oci_error_middleware(request: web.Request, handler) -> web.StreamRespo
         log.info("request_error", status=exc.http_status, error=exc.message,
                  error_type=type(exc).__name__)
         return _error_for(exc, _unknown_code(request))
-    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
+    except Exception as exc:
         log.exception("request_crashed")
         return _error_for(internal_error(exc), "UNKNOWN")
 

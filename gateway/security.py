@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway.anthropic.wire import error_body as anthropic_error_body
 from gateway.auth import (
@@ -65,7 +66,7 @@ def install_security(app: web.Application, settings: GatewaySettings, registry) 
 
 
 @web.middleware
-async def security_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     security = request.app[SECURITY]
     _CORS_HEADERS.set({})
     if (refusal := _browser_guard(request, security)) is not None:
@@ -101,7 +102,8 @@ async def _admit(request: web.Request, security: Security, needed: frozenset[str
     return caller
 
 
-def _generation_slot(security: Security, caller: Caller, needed: frozenset[str]):
+def _generation_slot(security: Security, caller: Caller,
+                     needed: frozenset[str]) -> contextlib.AbstractContextManager[object]:
     """One of the key's concurrent generations for an inference route (``RateLimited`` if none)."""
     if caller.key is None or needed != _GENERATIONS:
         return contextlib.nullcontext()

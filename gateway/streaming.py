@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -58,7 +59,8 @@ def local_timestamp(moment: dt.datetime) -> str:
     return text + ("Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}")
 
 
-async def ndjson_stream(request: web.Request, objects: AsyncIterator[dict]) -> web.StreamResponse:
+async def ndjson_stream(request: web.Request,
+                        objects: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
     """Stream ``objects`` as NDJSON, one flushed line each, following Ollama's error contract."""
     async with contextlib.aclosing(objects):
         first = await anext(objects, None)  # errors here become a normal JSON error reply
@@ -74,14 +76,15 @@ async def ndjson_stream(request: web.Request, objects: AsyncIterator[dict]) -> w
             await response.write(encode_json({"error": exc.message}) + b"\n")
         except (ConnectionError, web.HTTPException):
             raise
-        except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
+        except Exception as exc:  # reported in-band, the status is already sent
             log.exception("stream_failed")
             await response.write(encode_json({"error": internal_error(exc).message}) + b"\n")
         await response.write_eof()
         return response
 
 
-async def collect(objects: AsyncIterator[dict], merge: Callable[[list[dict]], dict]) -> web.Response:
+async def collect(objects: AsyncIterator[dict[str, Any]],
+                  merge: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> web.Response:
     """The ``stream:false`` form: gather every object and reply with ``merge(objects)``."""
     async with contextlib.aclosing(objects):
         items = [obj async for obj in objects]

@@ -15,7 +15,7 @@ import enum
 import json
 import secrets
 import string
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -26,7 +26,7 @@ def tool_call_id() -> str:
     return "call_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
 
 
-def tool_names(tools: Sequence[dict]) -> list[str]:
+def tool_names(tools: Sequence[dict[str, Any]]) -> list[str]:
     return [str((t.get("function") or {}).get("name", "")) for t in tools
             if isinstance(t, dict) and (t.get("function") or {}).get("name")]
 
@@ -40,14 +40,14 @@ class _State(enum.Enum):
 class ToolCallParser:
     """``add`` returns ``(calls, content)`` per chunk; ``leftover`` gives the final content."""
 
-    def __init__(self, tag: str, tools: Sequence[dict]) -> None:
+    def __init__(self, tag: str, tools: Sequence[dict[str, Any]]) -> None:
         self.tag = tag or "{"
         self.names = tool_names(tools)
         self.state = _State.LOOKING
         self.buffer = ""
         self.count = 0
 
-    def add(self, text: str) -> tuple[list[dict], str]:
+    def add(self, text: str) -> tuple[list[dict[str, Any]], str]:
         if self.state is _State.DONE:
             return [], text
         self.buffer += text
@@ -88,7 +88,7 @@ class ToolCallParser:
                 return len(self.buffer) - size, False
         return -1, False
 
-    def _next_call(self) -> dict | None:
+    def _next_call(self) -> dict[str, Any] | None:
         name, name_end = self._find_name()
         if name is None:
             return None
@@ -132,7 +132,7 @@ class ToolCallParser:
         return False
 
 
-def _outside_strings(text: str):
+def _outside_strings(text: str) -> Iterator[str]:
     """The characters of ``text`` that are not inside JSON string literals."""
     in_string = escaped = False
     for char in text:
@@ -146,7 +146,7 @@ def _outside_strings(text: str):
             yield char
 
 
-def find_arguments(name: str, buffer: str) -> tuple[dict | None, int]:
+def find_arguments(name: str, buffer: str) -> tuple[dict[str, Any] | None, int]:
     """The arguments of tool ``name`` in the first complete JSON object of ``buffer``."""
     start, depth = -1, 0
     in_string = escaped = False
@@ -179,7 +179,7 @@ def find_arguments(name: str, buffer: str) -> tuple[dict | None, int]:
     return None, 0
 
 
-def _arguments_in(obj: Any, name: str) -> tuple[bool, dict | None]:
+def _arguments_in(obj: Any, name: str) -> tuple[bool, dict[str, Any] | None]:
     """(whether a call was recognised, its arguments) searched depth-first."""
     if not isinstance(obj, dict):
         return False, None
@@ -199,7 +199,7 @@ def _arguments_in(obj: Any, name: str) -> tuple[bool, dict | None]:
     return False, None
 
 
-def _as_object(value: Any) -> dict | None:
+def _as_object(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return value
     if isinstance(value, str):

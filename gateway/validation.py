@@ -36,7 +36,7 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class _Refused(Exception):
+class _Refused(Exception):  # noqa: N818 - a signal out of the decoder's hooks
     """Raised from inside the decoder's hooks; carries the client's message."""
 
 
@@ -270,14 +270,14 @@ class Struct(Spec):
             raise self.refuse(value, where)
         self.check_fields(value, where)
 
-    def check_fields(self, value: dict, where: str) -> None:
+    def check_fields(self, value: dict[str, Any], where: str) -> None:
         for name, spec in self.fields.items():
             item = value.get(name)
             if item is not None:
                 spec.check(item, f"{where}.{name}")
 
 
-def check_body(body: Any, struct: Struct, package: str) -> dict:
+def check_body(body: Any, struct: Struct, package: str) -> dict[str, Any]:
     """``body`` checked against the top-level ``struct`` (Go's ``api.GenerateRequest`` etc.)."""
     name = struct.go.rpartition(".")[2]
     if body is None:  # Go decodes `null` into a struct as no fields at all (then {}'s reply)

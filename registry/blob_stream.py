@@ -11,11 +11,12 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 
-import grpc
 import structlog
 
 from registry.blobs import BlobStore
 from registry.lifecycle import checked_digest
+from registry.store import ModelStore
+from services.context import ServicerContext
 from services.errors import InvalidRequestError, ModelNotFoundError
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
@@ -57,8 +58,10 @@ async def read_blob(blobs: BlobStore, digest: str, offset: int = 0,
 class BlobStreamServicerMixin:
     """``ReadBlob`` over ``self._store.blobs``."""
 
+    _store: ModelStore
+
     async def ReadBlob(self, request: pb.ReadBlobRequest,
-                       context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ReadBlobResponse]:
+                       context: ServicerContext) -> AsyncIterator[pb.ReadBlobResponse]:
         """The blob's bytes from ``offset``; the first message also carries the full size."""
         first, sent = True, 0
         async for size, chunk in read_blob(self._store.blobs, request.digest, request.offset,

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import AsyncIterable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import structlog
 
@@ -27,6 +27,12 @@ CHUNK_SIZE = 1 << 20
 _DIGEST = re.compile(r"sha256[:-]([0-9a-f]{64})")
 
 log = structlog.get_logger()
+
+
+class _Hasher(Protocol):
+    """What the copy helpers need of a ``hashlib`` object."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 def canonical_digest(digest: str) -> str:
@@ -160,7 +166,7 @@ class BlobStore:
 
     def _copy_file(self, source: Path, expected: str | None) -> tuple[str, int]:
         with open(source, "rb") as src:
-            def copy(f: BinaryIO, hasher) -> None:
+            def copy(f: BinaryIO, hasher: _Hasher) -> None:
                 while chunk := src.read(CHUNK_SIZE):
                     _write_hashed(f, hasher, chunk)
 
@@ -211,7 +217,7 @@ def _mtime(path: Path) -> float:
         return float("inf")
 
 
-def _write_hashed(f: BinaryIO, hasher, chunk: bytes) -> None:
+def _write_hashed(f: BinaryIO, hasher: _Hasher, chunk: bytes) -> None:
     f.write(chunk)
     hasher.update(chunk)
 

@@ -1,12 +1,12 @@
 """``CreateModel``: Ollama's JSON create form turned into layers, a config and a manifest.
 
 Semantics follow ``server/create.go``: the base layers come from ``from`` (every layer of an
-existing model, tagged with its name) or from ``files`` (uploaded GGUF blobs; a GGUF of
-architecture ``clip`` is a projector layer, and ``files`` next to ``from`` may only be projectors,
-which replace the model's own); ``adapters`` are appended; then TEMPLATE / SYSTEM / params / messages replace their layers (params merge over the
-inherited ones, request winning), LICENSEs accumulate, and the manifest is written. Everything
-that can be checked is checked before the first progress object, so a bad request gets a real
-HTTP status rather than an error line inside a 200 stream.
+existing model, tagged with its name) or from ``files`` (uploaded GGUF blobs; a GGUF of architecture
+``clip`` is a projector layer, and ``files`` next to ``from`` may only be projectors, which replace
+the model's own); ``adapters`` are appended; then TEMPLATE / SYSTEM / params / messages replace
+their layers (params merge over the inherited ones, request winning), LICENSEs accumulate, and the
+manifest is written. Everything that can be checked is checked before the first progress object, so
+a bad request gets a real HTTP status rather than an error line inside a 200 stream.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class _Plan:
 
     @property
     def model_layer(self) -> _Layer | None:
-        return next((l for l in self.layers if l.descriptor.media_type == MODEL_MEDIA_TYPE), None)
+        return next((layer for layer in self.layers if layer.descriptor.media_type == MODEL_MEDIA_TYPE), None)
 
 
 class ModelCreator:
@@ -94,7 +94,7 @@ class ModelCreator:
         self._blobs = store.blobs
         self._pull = pull
 
-    async def create(self, request: CreateRequest) -> AsyncIterator[dict]:
+    async def create(self, request: CreateRequest) -> AsyncIterator[dict[str, Any]]:
         """Validate, then build and save the model, yielding ``{"status", ...}`` objects.
 
         Raises (before any progress) ``InvalidModelNameError``, ``InvalidRequestError`` with
@@ -123,7 +123,7 @@ class ModelCreator:
         for layer in layers:
             yield {"status": layer.status}
         yield {"status": "writing manifest"}
-        manifest = Manifest(config=config, layers=tuple(l.descriptor for l in layers))
+        manifest = Manifest(config=config, layers=tuple(layer.descriptor for layer in layers))
         record, pruned = await self._store.replace_model(name, manifest.to_bytes(), plan.facts)
         log.info("model_created", model=record.name.display, digest=record.digest,
                  layers=len(layers), pruned=len(pruned))
@@ -193,7 +193,7 @@ class ModelCreator:
             if media_type == MODEL_MEDIA_TYPE:
                 plan.facts[digest] = info
             plan.parsed_files += 1
-        models = [l for l in plan.layers if l.descriptor.media_type == MODEL_MEDIA_TYPE]
+        models = [layer for layer in plan.layers if layer.descriptor.media_type == MODEL_MEDIA_TYPE]
         if len(models) != 1:
             raise InvalidRequestError("exactly one GGUF model file is required in 'files'"
                                       if not models else "only one GGUF model file is supported")
@@ -248,7 +248,8 @@ class ModelCreator:
 
     # -- building ---------------------------------------------------------------------------
 
-    async def _quantize(self, plan: _Plan, target: str, source_type: str) -> AsyncIterator[dict]:
+    async def _quantize(self, plan: _Plan, target: str, source_type: str
+                        ) -> AsyncIterator[dict[str, Any]]:
         """Replace the model layer with its quantized form, yielding progress."""
         model = plan.model_layer
         assert model is not None
@@ -266,7 +267,7 @@ class ModelCreator:
         finally:
             await asyncio.to_thread(output.unlink, missing_ok=True)
         layer = _Layer(Descriptor(MODEL_MEDIA_TYPE, digest, size), _new_status(digest, existed))
-        plan.layers = [layer if l is model else l for l in plan.layers]
+        plan.layers = [layer if old is model else old for old in plan.layers]
         plan.facts = {digest: info}
 
     async def _overrides(self, layers: list[_Layer], request: CreateRequest,
@@ -359,7 +360,7 @@ def check_template(template: str) -> None:
 
 
 def _without(layers: list[_Layer], *media_types: str) -> list[_Layer]:
-    return [l for l in layers if l.descriptor.media_type not in media_types]
+    return [layer for layer in layers if layer.descriptor.media_type not in media_types]
 
 
 def _new_status(digest: str, existed: bool) -> str:

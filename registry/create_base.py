@@ -23,7 +23,8 @@ Puller = Callable[[str], AsyncIterator[Any]]  # name -> the registry pull's Prog
 log = structlog.get_logger()
 
 
-async def pull_missing_base(store: ModelStore, pull: Puller, text: str) -> AsyncIterator[dict]:
+async def pull_missing_base(store: ModelStore, pull: Puller,
+                            text: str) -> AsyncIterator[dict[str, Any]]:
     """Pull ``text`` when it names a model that is not local; yield its progress dicts."""
     if not text or is_digest(text):
         return
@@ -49,9 +50,9 @@ async def pull_missing_base(store: ModelStore, pull: Puller, text: str) -> Async
             yield progress_fields(line)
 
 
-def progress_fields(progress: Any) -> dict:
+def progress_fields(progress: Any) -> dict[str, Any]:
     """A ``Progress`` message as the create stream's dict (empty fields left out)."""
-    out: dict = {"status": progress.status}
+    out: dict[str, Any] = {"status": progress.status}
     for key in ("digest", "total", "completed"):
         if value := getattr(progress, key):
             out[key] = value

@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 import migrations
@@ -48,7 +49,7 @@ def database_url(models_dir: Path, configured: str = "") -> str:
         return embedded_url(models_dir)
     try:
         driver = make_url(configured).drivername
-    except Exception:  # sqlalchemy raises ArgumentError, ValueError and friends
+    except Exception:  # noqa: BLE001 - sqlalchemy raises ArgumentError, ValueError and friends
         raise ValueError("CORRAL_DATABASE_URL is not a database URL") from None
     if driver == "postgresql":  # the driver is implied: we only ship asyncpg
         return configured.replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -115,7 +116,7 @@ def _upgrade_to_head(connection: Connection, url: str) -> None:
     command.upgrade(config, "head")
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:
+def _configure_sqlite(dbapi_connection: DBAPIConnection, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")

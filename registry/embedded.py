@@ -26,7 +26,7 @@ def embedded_model_file() -> Path | None:
         distribution = importlib.metadata.distribution(EMBEDDED_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         return None
-    path = Path(distribution.locate_file(EMBEDDED_FILE))
+    path = Path(str(distribution.locate_file(EMBEDDED_FILE)))
     return path if path.is_file() else None
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,7 +32,7 @@ from registry import queries
 from registry.gguf_info import GGUFInfo
 from registry.gguf_kv import read_gguf_info
 from registry.manifest_files import ManifestFile
-from registry.manifests import MODEL_MEDIA_TYPE
+from registry.manifests import MODEL_MEDIA_TYPE, Descriptor
 from registry.refs import release_manifest
 from registry.store import ModelStore, row_name
 from services.errors import InvalidModelNameError
@@ -132,7 +132,7 @@ class ManifestIndexer:
             last = now
             try:
                 await self.sync()
-            except Exception:  # noqa: BLE001 — keep watching; the next change retries
+            except Exception:  # keep watching; the next change retries
                 log.exception("manifest_sync_failed")
 
     async def _rows(self) -> dict[str, _Row]:
@@ -167,7 +167,7 @@ class ManifestIndexer:
         log.info("manifest_indexed", model=found.name.display, digest=found.digest)
         return True
 
-    def _stat_blobs(self, descriptors) -> dict[str, tuple[int, bool]]:
+    def _stat_blobs(self, descriptors: Iterable[Descriptor]) -> dict[str, tuple[int, bool]]:
         """digest -> (mtime_ns, False): trusted by size now, hashed in the background."""
         stats: dict[str, tuple[int, bool]] = {}
         for descriptor in descriptors:
@@ -181,8 +181,8 @@ class ManifestIndexer:
             stats[descriptor.digest] = (stat.st_mtime_ns, False)
         return stats
 
-    async def _facts(self, layers) -> dict[str, GGUFInfo]:
-        facts = {}
+    async def _facts(self, layers: Iterable[Descriptor]) -> dict[str, GGUFInfo]:
+        facts: dict[str, GGUFInfo] = {}
         for layer in layers:
             if layer.media_type != MODEL_MEDIA_TYPE or layer.digest in facts:
                 continue

@@ -119,7 +119,7 @@ class BlobVerifier:
         users = await self._models_using(digests)
         sizes = await asyncio.to_thread(self._stat_all, digests)
         for digest in digests:
-            size = sizes[digest][0] if sizes[digest] else 0
+            size = stat[0] if (stat := sizes[digest]) else 0
             yield "hashing", Verdict(digest, "", size), []
             verdict = await self.verify(digest)
             if verdict.state == CORRUPT and repair:
@@ -138,7 +138,7 @@ class BlobVerifier:
             for digest in await self._unverified():
                 try:
                     await self.verify(digest)
-                except Exception:  # noqa: BLE001 — one unreadable blob must not stop the rest
+                except Exception:  # one unreadable blob must not stop the rest
                     log.exception("blob_verify_failed", digest=digest)
             await self._wake.wait()
 
@@ -151,7 +151,8 @@ class BlobVerifier:
             return Verdict(digest, MISSING)
         corrupt = actual != digest
         async with self.store.sessions.begin() as session:
-            values = {"mtime_ns": mtime_ns, "corrupt_digest": actual if corrupt else None}
+            values: dict[str, object] = {"mtime_ns": mtime_ns,
+                                         "corrupt_digest": actual if corrupt else None}
             if not corrupt:
                 values["verified_at"] = tables.utcnow()
             await session.execute(

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -73,7 +74,7 @@ class KeyStore:
         self._by_hash: dict[str, KeyRecord] | None = None
         self._lock = asyncio.Lock()
         self._written_at: dict[str, float] = {}
-        self._writes: set[asyncio.Task] = set()
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def _index(self) -> dict[str, KeyRecord]:
         if self._by_hash is None:
@@ -114,7 +115,8 @@ class KeyStore:
         index = await self._index()
         async with self._lock:
             async with self._sessions.begin() as session:
-                result = await session.execute(delete(ApiKeyRow).where(ApiKeyRow.name == name))
+                result = cast("CursorResult[Any]", await session.execute(
+                    delete(ApiKeyRow).where(ApiKeyRow.name == name)))
             if result.rowcount == 0:
                 raise KeyNotFoundError(f"key {name!r} not found")
             for key_hash in [h for h, r in index.items() if r.name == name]:
@@ -135,16 +137,16 @@ class KeyStore:
         if not record.expired(now):
             record = replace(record, last_used_at=now)
             index[key_hash] = record
-            self._note_use(record)
+            self._note_use(key_hash, now)
         return record
 
-    def _note_use(self, record: KeyRecord) -> None:
+    def _note_use(self, key_hash: str, when: datetime) -> None:
         loop = asyncio.get_running_loop()
-        last = self._written_at.get(record.key_hash)
+        last = self._written_at.get(key_hash)
         if last is not None and loop.time() - last < LAST_USED_WRITE_INTERVAL_S:
             return
-        self._written_at[record.key_hash] = loop.time()
-        task = loop.create_task(self._write_last_used(record.key_hash, record.last_used_at))
+        self._written_at[key_hash] = loop.time()
+        task = loop.create_task(self._write_last_used(key_hash, when))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -75,7 +76,7 @@ async def quantize_file(source: Path, target: Path, file_type: str,
 
 
 async def quantize_progress(source: Path, target: Path, file_type: str, source_type: str,
-                            total: int) -> AsyncIterator[dict]:
+                            total: int) -> AsyncIterator[dict[str, Any]]:
     """Run ``quantize_file`` and yield Ollama's progress objects while it works."""
     status = f"quantizing {source_type} model to {file_type}"
     updates: asyncio.Queue[float | None] = asyncio.Queue()
@@ -95,9 +96,9 @@ async def quantize_progress(source: Path, target: Path, file_type: str, source_t
 
 def main(argv: list[str]) -> int:
     """The child: ``SRC DST FTYPE``; exit status 0 on success."""
-    import ctypes
+    import ctypes  # noqa: PLC0415 - see below
 
-    import llama_cpp  # only ever imported in this child process
+    import llama_cpp  # noqa: PLC0415 - only ever imported in this child process
 
     source, target, file_type = argv
     llama_cpp.llama_backend_init()

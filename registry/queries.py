@@ -83,7 +83,7 @@ async def insert_blobs(session: AsyncSession, descriptors: Iterable[Descriptor],
                          "verified_at": now if stats[d.digest][1] else None}
               for d in descriptors}
     # ON CONFLICT DO NOTHING exists in both dialects, behind dialect-specific constructs.
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     await session.execute(dialect.insert(tables.Blob).values(list(values.values()))
                           .on_conflict_do_nothing())
     for digest, (mtime_ns, fresh) in stats.items():

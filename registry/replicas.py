@@ -83,7 +83,7 @@ async def notify_models_changed(session: AsyncSession, origin: str) -> None:
 
     ``origin`` names the writing replica, which has already dropped its own cache (and must not
     drop a fresher one when its own message comes back)."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, :origin)"),
                               {"channel": CHANNEL, "origin": origin})
 
@@ -118,7 +118,7 @@ async def watch_model_changes(engine: AsyncEngine, store: Any, *,
 
 def _asyncpg_connector(engine: AsyncEngine) -> Callable[[], Any]:
     """Connect with exactly the arguments SQLAlchemy's asyncpg dialect would use."""
-    import asyncpg
+    import asyncpg  # noqa: PLC0415 - only PostgreSQL deployments load the driver
 
     args, kwargs = engine.dialect.create_connect_args(engine.url)
     dropped = ("async_fallback", "prepared_statement_cache_size")  # SQLAlchemy's own options
@@ -134,7 +134,7 @@ async def _listen_forever(store: Any, connect: Callable[[], Any], listening: asy
             delay = 0.1
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # any connection failure: cache off, retry with backoff
+        except Exception as exc:  # noqa: BLE001 - any connection failure: cache off, retry with backoff
             log.warning("model_change_feed_lost", error=type(exc).__name__, retry_s=delay)
         store.set_cache_enabled(False)
         await asyncio.sleep(delay)

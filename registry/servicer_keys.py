@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from registry.keys import KeyRecord, KeyStore, NewKey
 from registry.models import utcnow
+from services.context import ServicerContext
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
 
@@ -21,7 +21,7 @@ class KeysServicerMixin:
     _keys: KeyStore
 
     async def CreateKey(self, request: pb.CreateKeyRequest,
-                        context: grpc.aio.ServicerContext) -> pb.CreateKeyResponse:
+                        context: ServicerContext) -> pb.CreateKeyResponse:
         """Store a key; INVALID_ARGUMENT for a bad name/scope/hash, ALREADY_EXISTS for a taken name."""
         expires = request.expires_at.ToDatetime(tzinfo=UTC) if request.HasField("expires_at") else None
         record = await self._keys.create(NewKey(
@@ -31,18 +31,18 @@ class KeysServicerMixin:
         return pb.CreateKeyResponse(key=api_key(record))
 
     async def ListKeys(self, request: pb.ListKeysRequest,
-                       context: grpc.aio.ServicerContext) -> pb.ListKeysResponse:
+                       context: ServicerContext) -> pb.ListKeysResponse:
         """Every key's description, by name."""
         return pb.ListKeysResponse(keys=[api_key(r) for r in await self._keys.list_keys()])
 
     async def RevokeKey(self, request: pb.RevokeKeyRequest,
-                        context: grpc.aio.ServicerContext) -> pb.RevokeKeyResponse:
+                        context: ServicerContext) -> pb.RevokeKeyResponse:
         """Delete a key; NOT_FOUND when no key has that name."""
         await self._keys.revoke(request.name)
         return pb.RevokeKeyResponse()
 
     async def CheckKey(self, request: pb.CheckKeyRequest,
-                       context: grpc.aio.ServicerContext) -> pb.CheckKeyResponse:
+                       context: ServicerContext) -> pb.CheckKeyResponse:
         """Whether keys exist, and what the key with ``key_hash`` (if asked) may do."""
         response = pb.CheckKeyResponse(keys_exist=await self._keys.any())
         if not request.key_hash:

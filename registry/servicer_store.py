@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 
 from registry.indexer import ManifestIndexer
 from registry.integrity import CORRUPT, MISSING, SOUND, BlobVerifier
+from services.context import ServicerContext
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
 _STATES = {SOUND: pb.BlobVerification.STATE_SOUND, CORRUPT: pb.BlobVerification.STATE_CORRUPT,
@@ -25,14 +25,14 @@ class StoreServicerMixin:
     verifier: BlobVerifier
 
     async def Rescan(self, request: pb.RescanRequest,
-                     context: grpc.aio.ServicerContext) -> pb.RescanResponse:
+                     context: ServicerContext) -> pb.RescanResponse:
         """Sync the database with the manifest files now."""
         report = await self.indexer.sync()
         return pb.RescanResponse(indexed=report.indexed, removed=report.removed,
                                  exported=report.exported, skipped=report.skipped)
 
     async def VerifyBlobs(self, request: pb.VerifyBlobsRequest,
-                          context: grpc.aio.ServicerContext
+                          context: ServicerContext
                           ) -> AsyncIterator[pb.BlobVerification]:
         """Re-hash one model's blobs (NOT_FOUND for an unknown model) or all of them."""
         async for phase, verdict, models in self.verifier.verify_all(request.name,

@@ -14,7 +14,6 @@ import os
 import re
 from pathlib import Path
 
-import grpc
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from registry import models as tables
 from registry.db import alembic_config
 from registry.store import ModelStore
+from services.context import ServicerContext
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
 _BLOB_NAME = re.compile(r"sha256-[0-9a-f]{64}")
@@ -68,6 +68,6 @@ class StatusServicerMixin:
     _store: ModelStore
 
     async def GetStatus(self, request: pb.GetStatusRequest,
-                        context: grpc.aio.ServicerContext) -> pb.GetStatusResponse:
+                        context: ServicerContext) -> pb.GetStatusResponse:
         """Schema revision (and the head it should be at), model count, blob-store size."""
         return await registry_status(self._store)

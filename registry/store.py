@@ -100,6 +100,7 @@ class ModelStore:
         key = parse_name(text).key
         if (cached := self._resolved_cache.get(key)) is not None:
             if check is not None:
+                assert cached.manifest is not None, "_resolved() always sets it"
                 await check(text, cached.manifest)
             return cached
         generation = self._generation

@@ -105,7 +105,7 @@ class BatchLoop:
         self._outbox = outbox
         try:
             self._load()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting event loop to raise
             self._close()
             outbox.loop.call_soon_threadsafe(settle, loaded, exc)
             return
@@ -188,7 +188,7 @@ class BatchLoop:
             return
         try:
             result: Any = item.fn(*item.args)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting event loop to raise
             result = exc
         item.loop.call_soon_threadsafe(settle, item.future, result)
 

@@ -44,7 +44,7 @@ def schema_grammar(schema: str) -> str:
     if not isinstance(parsed, dict):
         raise InvalidRequestError("invalid JSON schema in format: not an object")
     try:
-        grammar = json_schema_to_gbnf(schema)
+        grammar: str = json_schema_to_gbnf(schema)  # llama_cpp leaves it unannotated
     except (AssertionError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise InvalidRequestError(f"invalid JSON schema in format: {exc}") from exc
     return grammar.replace(_LOOSE_CHAR, _STRICT_CHAR)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 
@@ -31,7 +32,7 @@ class Route:
     def __init__(self, session: Session, gen_id: int) -> None:
         self.session, self.id = session, gen_id
 
-    def chunk(self, text: str, count: int, logprobs: list) -> None:
+    def chunk(self, text: str, count: int, logprobs: list[pb.TokenLogprob]) -> None:
         self.session.chunk(self.id, text, count, logprobs)
 
     def end(self, item: pb.GenerateResponse | BaseException) -> None:
@@ -44,8 +45,8 @@ class Session:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._live: dict[int, tuple[Generation, str]] = {}  # id -> (generation, request id)
-        self._starting: dict[int, asyncio.Task] = {}
-        self._chunks: dict[int, list] = {}  # id -> [text, token count, logprobs] not yet sent
+        self._starting: dict[int, asyncio.Task[None]] = {}
+        self._chunks: dict[int, list[Any]] = {}  # id -> [text, token count, logprobs] not yet sent
         self._ends: list[pb.GenerationEvent] = []
         self._ready = asyncio.Event()
         self._reading = True
@@ -112,7 +113,7 @@ class Session:
 
     # -- output (event loop, from the engine's Outbox) --------------------------------------
 
-    def chunk(self, gen_id: int, text: str, count: int, logprobs: list) -> None:
+    def chunk(self, gen_id: int, text: str, count: int, logprobs: list[pb.TokenLogprob]) -> None:
         pending = self._chunks.get(gen_id)
         if pending is None:
             self._chunks[gen_id] = [text, count, list(logprobs)]
@@ -150,7 +151,7 @@ class Session:
         return pb.GenerateStreamResponse(events=events)
 
 
-def _rid(request_id: str) -> dict:
+def _rid(request_id: str) -> dict[str, str]:
     return {"request_id": request_id} if request_id else {}
 
 

@@ -90,7 +90,7 @@ async def _load(engine: Engine, stop: asyncio.Event) -> bool:
     return True
 
 
-def _watch_parent(pid: int, stop: asyncio.Event) -> asyncio.Task:
+def _watch_parent(pid: int, stop: asyncio.Event) -> asyncio.Task[None]:
     """Set ``stop`` when process ``pid`` is gone: a poll, plus PDEATHSIG if it is our parent."""
     if pid == os.getppid() and sys.platform == "linux":
         with contextlib.suppress(OSError, AttributeError):

@@ -40,7 +40,10 @@ class SamplerConfig:
     def from_proto(cls, options: pb.SamplingOptions) -> SamplerConfig:
         """Take every field the request set (``HasField``), defaults for the rest."""
         defaults = cls()
-        values = {name: getattr(options if options.HasField(name) else defaults, name)
+        # The dataclass's fields are SamplingOptions' fields, the only names HasField takes.
+        given = {name for name in cls.__dataclass_fields__
+                 if options.HasField(name)}  # type: ignore[arg-type]
+        values = {name: getattr(options if name in given else defaults, name)
                   for name in cls.__dataclass_fields__}
         config = cls(**values)
         config.check()
@@ -74,9 +77,10 @@ class Sampler:
         params = llama_cpp.llama_sampler_chain_default_params()
         params.no_perf = True
         self.chain = llama_cpp.llama_sampler_chain_init(params)
-        self.penalties = None
+        self.penalties: llama_cpp.llama_sampler_p | None = None
         self.offloadable = not grammar and not config.penalizes and config.typical_p >= 1.0
-        self._attached: tuple | None = None  # (ctx, seq) while llama.cpp samples it
+        # (ctx, seq) while llama.cpp samples it
+        self._attached: tuple[llama_cpp.llama_context_p, int] | None = None
         self.repeat_last_n = n_ctx if config.repeat_last_n < 0 else config.repeat_last_n
         try:
             self._build(config, vocab, grammar)
@@ -107,7 +111,7 @@ class Sampler:
         self._add(llama_cpp.llama_sampler_init_temp(config.temperature))
         self._add(llama_cpp.llama_sampler_init_dist(config.resolved_seed()))
 
-    def _add(self, sampler) -> None:
+    def _add(self, sampler: llama_cpp.llama_sampler_p) -> None:
         llama_cpp.llama_sampler_chain_add(self.chain, sampler)
 
     def prime(self, prompt: list[int]) -> None:
@@ -116,7 +120,7 @@ class Sampler:
             for token in prompt[-self.repeat_last_n:]:
                 llama_cpp.llama_sampler_accept(self.penalties, token)
 
-    def attach(self, ctx, seq: int) -> bool:
+    def attach(self, ctx: llama_cpp.llama_context_p, seq: int) -> bool:
         """Let ``llama_decode`` sample sequence ``seq`` with this chain; False when it cannot.
 
         Inference thread only, once per chain (llama.cpp aborts on a second attach).
@@ -128,13 +132,14 @@ class Sampler:
             return True
         return False
 
-    def sample(self, ctx, index: int) -> int:
+    def sample(self, ctx: llama_cpp.llama_context_p, index: int) -> int:
         """Pick the next token from the logits at batch ``index`` (and accept it)."""
         if self._attached is not None:
-            token = llama_cpp.llama_get_sampled_token_ith(ctx, index)
+            token: int = llama_cpp.llama_get_sampled_token_ith(ctx, index)
             if token >= 0:
                 return token
-        return llama_cpp.llama_sampler_sample(self.chain, ctx, index)
+        sampled: int = llama_cpp.llama_sampler_sample(self.chain, ctx, index)
+        return sampled
 
     def free(self) -> None:
         if self._attached is not None:  # detach first: the context must not keep a freed chain
@@ -146,8 +151,9 @@ class Sampler:
             self.chain = None
 
 
-def _grammar_sampler(vocab: Vocab, grammar: str):
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab.handle, grammar.encode(), b"root")
+def _grammar_sampler(vocab: Vocab, grammar: str) -> llama_cpp.llama_sampler_p:
+    sampler: llama_cpp.llama_sampler_p = llama_cpp.llama_sampler_init_grammar(
+        vocab.handle, grammar.encode(), b"root")
     if not sampler:
         raise InvalidRequestError("failed to parse the grammar (format)")
     return sampler

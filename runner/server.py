@@ -13,6 +13,7 @@ import structlog
 
 from runner.engine import Engine
 from runner.mux import Session
+from services.context import ServicerContext
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 from services.pb.corral.runner.v1 import runner_pb2_grpc
 
@@ -28,7 +29,7 @@ class RunnerServicer(runner_pb2_grpc.RunnerServicer):
         self.engine = engine
 
     async def Generate(self, request: pb.GenerateRequest,
-                       context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
+                       context: ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
         """Stream the engine's chunks and done frame; a vanished caller cancels the slot."""
         generation = await self.engine.generate(request)
         try:
@@ -44,28 +45,28 @@ class RunnerServicer(runner_pb2_grpc.RunnerServicer):
             generation.cancel()  # no-op once finished; covers every other early exit
 
     async def GenerateStream(self, requests: AsyncIterator[pb.GenerateStreamRequest],
-                             context: grpc.aio.ServicerContext
+                             context: ServicerContext
                              ) -> AsyncIterator[pb.GenerateStreamResponse]:
         """Many generations over one stream, one message per engine step (``runner/mux.py``)."""
         async for response in Session(self.engine).run(requests):
             yield response
 
     async def Embed(self, request: pb.EmbedRequest,
-                    context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
+                    context: ServicerContext) -> pb.EmbedResponse:
         return await self.engine.embed(request)
 
     async def Tokenize(self, request: pb.TokenizeRequest,
-                       context: grpc.aio.ServicerContext) -> pb.TokenizeResponse:
+                       context: ServicerContext) -> pb.TokenizeResponse:
         tokens = await self.engine.tokenize(request.text, add_special=request.add_special,
                                             parse_special=request.parse_special)
         return pb.TokenizeResponse(tokens=tokens)
 
     async def Detokenize(self, request: pb.DetokenizeRequest,
-                         context: grpc.aio.ServicerContext) -> pb.DetokenizeResponse:
+                         context: ServicerContext) -> pb.DetokenizeResponse:
         return pb.DetokenizeResponse(text=await self.engine.detokenize(list(request.tokens)))
 
     async def Info(self, request: pb.InfoRequest,
-                   context: grpc.aio.ServicerContext) -> pb.InfoResponse:
+                   context: ServicerContext) -> pb.InfoResponse:
         return self.engine.info()
 
 

@@ -2,8 +2,9 @@
 
 A ``Generation`` is shared by two threads with a strict split: the inference thread calls
 ``emit``/``finish``/``fail`` (their hand-offs to the event loop are gathered in the engine's
-``Outbox`` and sent once per step), the event loop reads ``stream()`` and may call ``cancel()``. Chunks the reader has not taken yet are
-merged, so a slow reader costs one growing string, not a queue of tiny items.
+``Outbox`` and sent once per step), the event loop reads ``stream()`` and may call
+``cancel()``. Chunks the reader has not taken yet are merged, so a slow reader costs one
+growing string, not a queue of tiny items.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ class Vision:
         self.path = path
         self.n_batch = n_batch
         self.n_embd = n_embd
-        self._cache: OrderedDict[str, ctypes.Array] = OrderedDict()
+        self._cache: OrderedDict[str, ctypes.Array[ctypes.c_float]] = OrderedDict()
         self._cache_bytes = 0
         try:
             if not mtmd_cpp.mtmd_support_vision(self.ctx):
@@ -111,7 +111,7 @@ class Vision:
         used = sorted({piece for piece in pieces if isinstance(piece, int)})
         decoded = {i: decode_image(images[i], i) for i in used}
         mtmd = self._mtmd
-        keep_alive: list = []
+        keep_alive: list[object] = []  # what the C parts point into, until they are used
         bitmaps = {i: self._bitmap(image) for i, image in decoded.items()}
         chunks = mtmd.mtmd_input_chunks_init()
         media = MediaSet()
@@ -132,14 +132,14 @@ class Vision:
 
     def _bitmap(self, image: Image) -> int:
         data = (ctypes.c_uint8 * len(image.rgb)).from_buffer_copy(image.rgb)
-        bitmap = self._mtmd.mtmd_bitmap_init(image.width, image.height, data)
+        bitmap: int = self._mtmd.mtmd_bitmap_init(image.width, image.height, data)
         if not bitmap:
             raise CorralError("mtmd could not allocate an image")
         self._mtmd.mtmd_bitmap_set_id(bitmap, image.digest.encode())
         return bitmap
 
     def _part(self, piece: str | int, bitmaps: dict[int, int], parse_special: bool,
-              keep_alive: list) -> ctypes._Pointer:
+              keep_alive: list[object]) -> ctypes._Pointer[Any]:
         mtmd = self._mtmd
         if isinstance(piece, int):
             part = mtmd.mtmd_input_part(text=None, bitmap=bitmaps[piece])
@@ -183,7 +183,7 @@ class Vision:
         self.embeddings(media)
         return True
 
-    def embeddings(self, media: Media) -> ctypes.Array:
+    def embeddings(self, media: Media) -> ctypes.Array[ctypes.c_float]:
         """The image's embeddings: from the cache, or encoded now (the expensive part)."""
         cached = self._cache.get(media.digest)
         if cached is not None:
@@ -200,14 +200,15 @@ class Vision:
         self._remember(media.digest, values)
         return values
 
-    def _remember(self, digest: str, values: ctypes.Array) -> None:
+    def _remember(self, digest: str, values: ctypes.Array[ctypes.c_float]) -> None:
         self._cache[digest] = values
         self._cache_bytes += ctypes.sizeof(values)
         while self._cache_bytes > EMBEDDING_CACHE_BYTES and len(self._cache) > 1:
             _, old = self._cache.popitem(last=False)
             self._cache_bytes -= ctypes.sizeof(old)
 
-    def decode(self, lctx: int, media: Media, values: ctypes.Array, pos: int, seq: int) -> None:
+    def decode(self, lctx: int, media: Media, values: ctypes.Array[ctypes.c_float], pos: int,
+               seq: int) -> None:
         """Write the image's embeddings into sequence ``seq`` from position ``pos`` on."""
         new_pos = ctypes.c_int32(0)
         rc = self._mtmd.mtmd_helper_decode_image_chunk(

@@ -5,6 +5,9 @@
 
 protoc writes absolute imports (`from corral.runner.v1 import ...`); they are rewritten to
 `services.pb.corral...` so the stubs live inside the shared kernel without touching sys.path.
+The `.pyi` type stubs (messages and gRPC stubs/servicers) come from mypy-protobuf, whose
+output passes `mypy --strict`; protoc's own `--pyi_out` leaves generics bare and covers no
+`_pb2_grpc` module.
 """
 
 from __future__ import annotations
@@ -29,13 +32,26 @@ def generate(out: Path) -> None:
     protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     include = Path(protoc.__file__).parent / "_proto"
     argv = ["protoc", f"-I{PROTOS}", f"-I{include}", f"--python_out={out}",
-            f"--pyi_out={out}", f"--grpc_python_out={out}", *protos]
+            f"--grpc_python_out={out}", *_mypy_plugins(), f"--mypy_out=quiet:{out}",
+            f"--mypy_grpc_out=quiet:{out}", *protos]
     if protoc.main(argv) != 0:
         raise SystemExit("protoc failed")
     for path in out.rglob("*.py*"):
         path.write_text(IMPORT.sub("from services.pb.corral.", path.read_text()))
     for folder in [out, *(p for p in out.rglob("*") if p.is_dir())]:
         (folder / "__init__.py").touch()
+
+
+def _mypy_plugins() -> list[str]:
+    """mypy-protobuf's protoc plugins, found beside this interpreter (the venv's bin/)."""
+    bindir = Path(sys.executable).parent
+    plugins = {"protoc-gen-mypy": bindir / "protoc-gen-mypy",
+               "protoc-gen-mypy_grpc": bindir / "protoc-gen-mypy_grpc"}
+    missing = [str(path) for path in plugins.values() if not path.exists()]
+    if missing:
+        raise SystemExit(f"mypy-protobuf is not installed (no {', '.join(missing)}): "
+                         "run ./scripts/setup.sh")
+    return [f"--plugin={name}={path}" for name, path in plugins.items()]
 
 
 def differs(a: Path, b: Path) -> list[str]:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up, check the generated gRPC stubs are current, and run the whole test suite.
+# Set up, run the static checks (stubs current, ruff, mypy: scripts/lint.sh), then the whole
+# test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -25,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "${missing[*]} unavailable: their tests will be skipped" >&2
     fi
 fi
-.venv/bin/python scripts/gen_protos.py --check
+./scripts/lint.sh
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [ "$status" -eq 5 ]; then

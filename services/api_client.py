@@ -97,7 +97,7 @@ class ApiClient:
             conn.close()
         return json.loads(raw) if raw.strip() else None
 
-    def stream(self, path: str, body: Any) -> Iterator[dict]:
+    def stream(self, path: str, body: Any) -> Iterator[dict[str, Any]]:
         """POST and yield each NDJSON object; an in-stream ``error`` raises ``ApiError``.
 
         Closing the generator (or an exception such as KeyboardInterrupt while it reads)
@@ -167,6 +167,6 @@ class ApiClient:
 
 def _error_message(raw: bytes, status: int) -> str:
     try:
-        return json.loads(raw)["error"]
+        return str(json.loads(raw)["error"])
     except (ValueError, KeyError, TypeError):
         return raw.decode(errors="replace").strip() or f"{status} {http.client.responses.get(status, '')}".strip()

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, TypeAlias
 
+import grpc
 import structlog
 
 REQUEST_ID_HEADER = "x-request-id"
+
+# A servicer method's ``context``: the servicers use its status and metadata calls, never
+# its request/response type parameters, so one alias serves every method.
+ServicerContext: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 def new_request_id() -> str:

@@ -1,9 +1,9 @@
 """gRPC server bootstrap shared by the registry and the runner.
 
-One shape everywhere: an interceptor binds the caller's request id and translates domain
-exceptions into statuses (anything else is logged with its traceback and leaves as a generic
-``CorralError``: no class name, path or stack text reaches a client); the standard health service reports readiness; SIGINT/SIGTERM set an
-event, health flips to NOT_SERVING and the server stops with a grace period.
+One shape everywhere: an interceptor binds the caller's request id and translates domain exceptions
+into statuses (anything else is logged with its traceback and leaves as a generic ``CorralError``:
+no class name, path or stack text reaches a client); the standard health service reports readiness;
+SIGINT/SIGTERM set an event, health flips to NOT_SERVING and the server stops with a grace period.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.context import REQUEST_ID_HEADER, bind_request_id
 from services.errors import ERROR_METADATA_KEY, CorralError, internal_error
-from services.errors import ERROR_METADATA_KEY, CorralError
 from services.tracing import annotate_request_id
 from services.settings import GrpcTls
 

@@ -29,7 +29,7 @@ def _http_ok(url: str) -> bool:
     does not hold (and must not: a key in a compose file would be a secret in plain sight)."""
     try:
         with urllib.request.urlopen(url, timeout=3.0) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except urllib.error.HTTPError as exc:
         return exc.code == 401
     except OSError:

@@ -21,7 +21,8 @@ class ImageError(ValueError):
 
 def decode(data: bytes, *, rgb: bool = True) -> tuple[int, int, bytes]:
     """``(width, height, RGB bytes row by row)``; ``rgb=False`` only checks (no pixels back)."""
-    from PIL import Image  # noqa: PLC0415 - text-only processes never load Pillow
+    # Text-only processes never load Pillow.
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
 
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as img:
@@ -33,7 +34,7 @@ def decode(data: bytes, *, rgb: bool = True) -> tuple[int, int, bytes]:
             return width, height, img.convert("RGB").tobytes() if rgb else b""
     except ImageError:
         raise
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise ImageError("is not a PNG, JPEG or WebP image") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"could not be decoded: {exc}") from None

@@ -104,11 +104,12 @@ def configure_logging(process: str, *, debug: bool = False, json: bool | None = 
         cache_logger_on_first_use=True,
     )
     # Library records (asyncio, grpc, aiohttp) go through the same writer, a line per record.
-    logging.basicConfig(level=logging.WARNING, stream=writer)  # type: ignore[arg-type]
+    logging.basicConfig(level=logging.WARNING, stream=writer)
 
 
-def _add_process(process: str):
-    def processor(_logger, _method, event_dict):
+def _add_process(process: str) -> structlog.types.Processor:
+    def processor(_logger: Any, _method: str,
+                  event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
         event_dict.setdefault("process", process)
         return event_dict
 

@@ -14,7 +14,7 @@ a FROM must exist, parameters must be known and well-typed, ``REQUIRES`` must be
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,7 +233,7 @@ class _Lexer:
                 raise self._fail(_INVALID_ROLE)
         self.commands.append(Command(name, self.read_value(), key))
 
-    def _token(self, allowed) -> str:
+    def _token(self, allowed: Callable[[str], bool]) -> str:
         token = ""
         while (char := self._next()) is not None and allowed(char):
             token += char

@@ -58,7 +58,7 @@ def manifest_blobs(content: bytes) -> tuple[Blob, ...]:
     """The config and layers a manifest names (each digest once); ``ArchiveError`` if malformed."""
     try:
         raw = json.loads(content)
-        found = {}
+        found: dict[str, Blob] = {}
         for descriptor in (raw["config"], *raw["layers"]):
             digest, size = str(descriptor["digest"]), int(descriptor["size"])
             _hex(digest)

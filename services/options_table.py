@@ -37,7 +37,7 @@ class OptionSpec:
     status: str = CURRENT
 
 
-def _specs(*rows: tuple) -> dict[str, OptionSpec]:
+def _specs(*rows: tuple[Any, ...]) -> dict[str, OptionSpec]:
     return {row[0]: OptionSpec(*row) for row in rows}
 
 
@@ -172,7 +172,7 @@ def parse_parameter(name: str, values: str | Sequence[str]) -> Any:
     return parsed
 
 
-def _in_bounds(name: str, value: int) -> bool:
+def _in_bounds(name: str, value: float) -> bool:
     low, high = int_bounds(name)
     return low <= value <= high
 
@@ -207,7 +207,7 @@ def _to_float32(value: float) -> float | None:
     if not math.isfinite(value):
         return None
     try:
-        single = struct.unpack("f", struct.pack("f", value))[0]
+        single: float = struct.unpack("f", struct.pack("f", value))[0]
     except OverflowError:  # some Python builds raise, others round to inf
         return None
     if math.isinf(single):

@@ -66,6 +66,7 @@ class Child:
     async def supervise(self, stopping: asyncio.Event) -> None:
         """Restart the child whenever it exits, until ``stopping`` is set."""
         while not stopping.is_set():
+            assert self.process is not None, "supervise() runs after start()"
             returncode = await self.process.wait()
             if stopping.is_set():
                 return

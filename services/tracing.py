@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 REQUEST_ID_ATTRIBUTE = "corral.request_id"
@@ -64,13 +68,14 @@ def setup_tracing(service: str, *, http_server: bool = False, grpc_client: bool 
     return True
 
 
-def _exporter(env: Mapping[str, str]):
+def _exporter(env: Mapping[str, str]) -> SpanExporter:
     """OTLP over HTTP/protobuf (OpenTelemetry's default), or gRPC when the protocol says so."""
     protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
                 or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        return OTLPSpanExporter()
+    if protocol == "grpc":  # an optional package, untyped to mypy when absent
+        from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as otlp_grpc
+        exporter: SpanExporter = otlp_grpc.OTLPSpanExporter()
+        return exporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     return OTLPSpanExporter()
 

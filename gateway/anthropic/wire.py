@@ -55,7 +55,7 @@ async def anthropic_error_middleware(request: web.Request, handler) -> web.Strea
         log.info("request_error", status=exc.http_status, error=exc.message,
                  error_type=type(exc).__name__)
         return json_reply(error_body(exc.http_status, exc.message), exc.http_status)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
+    except Exception as exc:
         log.exception("request_crashed")
         error = internal_error(exc)  # no class name, path or stack text for the client
         return json_reply(error_body(error.http_status, error.message), error.http_status)
@@ -102,7 +102,7 @@ async def sse_events(request: web.Request, events: AsyncIterator[dict]) -> web.S
                 await response.write(_event(event))
         except (ConnectionError, web.HTTPException):
             raise
-        except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
+        except Exception as exc:
             if not isinstance(exc, CorralError):
                 log.exception("stream_failed")
                 exc = internal_error(exc)  # no class name, path or stack text for the client

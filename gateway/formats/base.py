@@ -33,7 +33,7 @@ class StreamParser(Protocol):
 class Renderer(Protocol):
     """Builds a model's prompt from Ollama's messages, tools and ``think``."""
 
-    def render(self, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+    def render(self, messages: Sequence[Message], *, tools: Sequence[dict[str, Any]] = (),
                think: Think = Think()) -> str: ...
 
 
@@ -42,7 +42,7 @@ class ParserContext:
     """What a parser is set up with: the request's tools and think, and its last message
     (an assistant message there is a prefill the output continues)."""
 
-    tools: Sequence[dict] = ()
+    tools: Sequence[dict[str, Any]] = ()
     think: Think = Think()
     last_message: Message | None = None
 
@@ -52,7 +52,7 @@ class ParserContext:
         return last if last is not None and last.get("role") == "assistant" else None
 
 
-def tool_call(name: str, arguments: dict, index: int) -> dict:
+def tool_call(name: str, arguments: dict[str, Any], index: int) -> dict[str, Any]:
     """A parsed call in Ollama's ``tool_calls`` shape, with a fresh ``call_xxxxxxxx`` id."""
     return {"id": tool_call_id(), "function": {"index": index, "name": name,
                                                "arguments": arguments}}
@@ -89,7 +89,7 @@ def split_first(text: str, *tags: str) -> tuple[int, str]:
     return min(found, key=lambda item: (item[0], -len(item[1]))) if found else (-1, "")
 
 
-def json_object(text: str) -> dict | None:
+def json_object(text: str) -> dict[str, Any] | None:
     """``text`` decoded as a JSON object, or None."""
     try:
         value = json.loads(text)

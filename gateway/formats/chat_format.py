@@ -74,7 +74,7 @@ class ChatFormat:
 
     # -- rendering ------------------------------------------------------------------------------
 
-    def render(self, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+    def render(self, messages: Sequence[Message], *, tools: Sequence[dict[str, Any]] = (),
                think: Think = Think()) -> str:
         if self.parser_name == "harmony" and think.value == "max":
             think = Think("high")  # harmony knows low, medium and high
@@ -87,7 +87,7 @@ class ChatFormat:
 
     # -- parsing --------------------------------------------------------------------------------
 
-    def parser(self, think: Think, prompt: str, *, tools: Sequence[dict] = (),
+    def parser(self, think: Think, prompt: str, *, tools: Sequence[dict[str, Any]] = (),
                last_message: Message | None = None, raw: bool = False) -> StreamParser:
         """A fresh parser for one reply to ``prompt`` (a ``raw`` prompt skips the named
         parser, as in Ollama: the model's own format was not used)."""
@@ -96,7 +96,7 @@ class ChatFormat:
                                                 last_message=last_message))
         return template_parser(self.template, think, prompt, tools)
 
-    def forced_call(self, tools: Sequence[dict]) -> forced.ForcedCall:
+    def forced_call(self, tools: Sequence[dict[str, Any]]) -> forced.ForcedCall:
         """The grammar that makes the model call one of ``tools`` in this format's markup."""
         if self.spec is not None:
             if self.spec.forced_call is None:
@@ -113,7 +113,7 @@ class ChatFormat:
 
 
 def template_parser(template: PromptTemplate, think: Think, prompt: str,
-                    tools: Sequence[dict] = ()) -> OutputParser:
+                    tools: Sequence[dict[str, Any]] = ()) -> OutputParser:
     """The template-driven parser: its thinking tags (when thinking) and its tool-call tag."""
     opening, closing = template.thinking_tags()
     tags = (opening, closing) if think.enabled and opening and closing else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -132,7 +133,7 @@ class DeepSeekRenderer:
     turns without their reasoning, and ``<think>`` or ``</think>`` after the last
     ``<｜Assistant｜>`` as thinking is on or off."""
 
-    def render(self, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+    def render(self, messages: Sequence[Message], *, tools: Sequence[dict[str, Any]] = (),
                think: Think = Think()) -> str:
         system = "\n\n".join(m.get("content", "") for m in messages if m.get("role") == "system")
         out = [BOS, system]
@@ -171,7 +172,7 @@ class DeepSeekRenderer:
 
     @staticmethod
     def _assistant(message: Message, after_tool: bool) -> str:
-        content = message.get("content", "")
+        content: str = message.get("content", "")
         if not after_tool and THINK_CLOSE in content:
             content = content.split(THINK_CLOSE, 1)[1]
         calls = message.get("tool_calls") or []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.errors import InvalidRequestError
 
@@ -38,7 +39,7 @@ class ToolChoice:
     def forces(self) -> bool:
         return self.mode in ("required", "tool")
 
-    def select(self, tools: Sequence[dict]) -> list[dict]:
+    def select(self, tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """The tools the prompt offers under this choice."""
         if self.mode == "none":
             return []
@@ -51,7 +52,7 @@ class ToolChoice:
         return chosen[:1]
 
 
-ForcedCallBuilder = Callable[[Sequence[dict]], ForcedCall]
+ForcedCallBuilder = Callable[[Sequence[dict[str, Any]]], ForcedCall]
 
 
 def literal(text: str) -> str:
@@ -61,17 +62,17 @@ def literal(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _function(tool: dict) -> dict:
+def _function(tool: dict[str, Any]) -> dict[str, Any]:
     return tool.get("function") or {}
 
 
-def _arguments_schema(tool: dict) -> str:
+def _arguments_schema(tool: dict[str, Any]) -> str:
     parameters = _function(tool).get("parameters")
     schema = parameters if isinstance(parameters, dict) and parameters else {"type": "object"}
     return json.dumps(schema, ensure_ascii=False)
 
 
-def _alternatives(tools: Sequence[dict], build: Callable[[int, str], str],
+def _alternatives(tools: Sequence[dict[str, Any]], build: Callable[[int, str], str],
                   extra: dict[str, str] | None = None) -> ForcedCall:
     if not tools:
         raise InvalidRequestError("tool_choice forces a tool call but no tools were given")
@@ -83,7 +84,7 @@ def _alternatives(tools: Sequence[dict], build: Callable[[int, str], str],
 
 def json_calls(opening: str = "", closing: str = "") -> ForcedCallBuilder:
     """``opening {"name": "NAME", "arguments": {…}} closing`` (Hermes, templates' tags)."""
-    def build(tools: Sequence[dict]) -> ForcedCall:
+    def build(tools: Sequence[dict[str, Any]]) -> ForcedCall:
         return _alternatives(tools, lambda i, name: " ".join((
             literal(f'{opening}{{"name": {json.dumps(name, ensure_ascii=False)}, '
                     '"arguments": '), f"tool-args-{i}", literal("}" + closing))))
@@ -92,14 +93,14 @@ def json_calls(opening: str = "", closing: str = "") -> ForcedCallBuilder:
 
 def wrapped_arguments(prefix: Callable[[str], str], suffix: str) -> ForcedCallBuilder:
     """``prefix(NAME) {arguments} suffix`` (DeepSeek's markers, harmony's header)."""
-    def build(tools: Sequence[dict]) -> ForcedCall:
+    def build(tools: Sequence[dict[str, Any]]) -> ForcedCall:
         return _alternatives(tools, lambda i, name: " ".join(
             part for part in (literal(prefix(name)), f"tool-args-{i}",
                               literal(suffix) if suffix else "") if part))
     return build
 
 
-def xml_calls(tools: Sequence[dict]) -> ForcedCall:
+def xml_calls(tools: Sequence[dict[str, Any]]) -> ForcedCall:
     """Qwen3-Coder: ``<function=NAME>`` with one ``<parameter=KEY>`` per required key; string
     values are a line of text, other values JSON under the property's schema."""
     values: dict[str, str] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -157,7 +158,7 @@ def reasoning_effort(think: Think) -> str:
 
 
 class HarmonyRenderer:
-    def render(self, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+    def render(self, messages: Sequence[Message], *, tools: Sequence[dict[str, Any]] = (),
                think: Think = Think()) -> str:
         return render_harmony(messages, tools=tools, effort=reasoning_effort(think))
 

@@ -26,7 +26,7 @@ def harmony_name(name: str) -> str:
     return "_" + kept if kept[0].isdigit() else kept
 
 
-def harmony_names(tools: Sequence[dict]) -> dict[str, str]:
+def harmony_names(tools: Sequence[dict[str, Any]]) -> dict[str, str]:
     """User tool name → the name the prompt uses (unique, ``f``, ``f_2``, ``f_3`` …)."""
     mapping: dict[str, str] = {}
     taken: set[str] = set()
@@ -64,10 +64,10 @@ def ts_type(schema: Any) -> str:
                            for k, v in schema["properties"].items())
         return "{ " + fields + " }"
     return {"string": "string", "integer": "number", "number": "number", "boolean": "boolean",
-            "null": "null", "object": "object"}.get(kind, "any")
+            "null": "null", "object": "object"}.get(str(kind), "any")
 
 
-def _tool_type(name: str, function: dict) -> str:
+def _tool_type(name: str, function: dict[str, Any]) -> str:
     out = f"// {function['description']}\n" if function.get("description") else ""
     parameters = function.get("parameters") or {}
     properties = parameters.get("properties") or {}
@@ -93,7 +93,7 @@ def _system(effort: str, has_tools: bool, today: dt.date) -> str:
             f"must be included for every message.{calls}<|end|>")
 
 
-def _developer(instructions: str, tools: Sequence[dict], names: dict[str, str]) -> str:
+def _developer(instructions: str, tools: Sequence[dict[str, Any]], names: dict[str, str]) -> str:
     if not instructions and not tools:
         return ""
     parts = [f"# Instructions\n\n{instructions}"] if instructions else []
@@ -105,7 +105,7 @@ def _developer(instructions: str, tools: Sequence[dict], names: dict[str, str]) 
     return "<|start|>developer<|message|>" + "\n\n".join(parts) + "<|end|>"
 
 
-def render_harmony(messages: Sequence[Message], *, tools: Sequence[dict] = (),
+def render_harmony(messages: Sequence[Message], *, tools: Sequence[dict[str, Any]] = (),
                    effort: str = "medium", today: dt.date | None = None) -> str:
     names = harmony_names(tools)
     instructions = "\n\n".join(m.get("content", "") for m in messages

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -133,7 +134,7 @@ TOOLS_POSTAMBLE = (
     '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
 
 
-def hermes_call(call: dict) -> str:
+def hermes_call(call: dict[str, Any]) -> str:
     function = call.get("function") or {}
     body = json.dumps({"name": function.get("name", ""),
                        "arguments": function.get("arguments") or {}}, ensure_ascii=False)
@@ -145,7 +146,7 @@ class Qwen3Renderer:
     ``<tool_response>`` in a user turn, reasoning kept only after the last user turn, and an
     empty think block when thinking is off."""
 
-    def render(self, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+    def render(self, messages: Sequence[Message], *, tools: Sequence[dict[str, Any]] = (),
                think: Think = Think()) -> str:
         out: list[str] = []
         system, rest = "", list(messages)

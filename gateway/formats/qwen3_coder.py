@@ -146,7 +146,7 @@ CALL_FORMAT = (
     "and do not tell the user about function calls\n</IMPORTANT>")
 
 
-def _extra_keys(obj: dict, handled: set[str]) -> str:
+def _extra_keys(obj: dict[str, Any], handled: set[str]) -> str:
     out = []
     for key, value in obj.items():
         if key in handled or value is None:
@@ -157,7 +157,7 @@ def _extra_keys(obj: dict, handled: set[str]) -> str:
     return "".join(out)
 
 
-def _tool_definition(tool: dict) -> str:
+def _tool_definition(tool: dict[str, Any]) -> str:
     function = tool.get("function") or {}
     parameters = function.get("parameters") or {}
     out = [f"\n<function>\n<name>{function.get('name', '')}</name>"]
@@ -178,7 +178,7 @@ def _tool_definition(tool: dict) -> str:
     return "".join(out)
 
 
-def xml_call(call: dict) -> str:
+def xml_call(call: dict[str, Any]) -> str:
     function = call.get("function") or {}
     params = "".join(
         f"\n<parameter={key}>\n{_argument_text(value)}\n</parameter>"
@@ -199,7 +199,7 @@ def _argument_text(value: Any) -> str:
 class Qwen3CoderRenderer:
     """The first system message wins; tools are listed in XML in the system turn."""
 
-    def render(self, messages: Sequence[Message], *, tools: Sequence[dict] = (),
+    def render(self, messages: Sequence[Message], *, tools: Sequence[dict[str, Any]] = (),
                think: Think = Think()) -> str:
         system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
         rest = [m for m in messages if m.get("role") != "system"]

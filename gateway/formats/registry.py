@@ -7,8 +7,9 @@ A parser entry says what it can find (tool calls, thinking) — that becomes the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.formats import forced
 from gateway.formats.base import ParserContext, Piece, Renderer, StreamParser
@@ -42,7 +43,7 @@ class ParserSpec:
     forced_call: forced.ForcedCallBuilder | None = None
 
 
-def _harmony_call(tools):
+def _harmony_call(tools: Sequence[dict[str, Any]]) -> forced.ForcedCall:
     names = harmony_names(tools)
     return forced.wrapped_arguments(
         lambda name: f"<|channel|>commentary to=functions.{names.get(name, name)} "

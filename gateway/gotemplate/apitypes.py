@@ -24,7 +24,7 @@ _PROPERTY_JSON = tuple((key, name, True) for key, name in (
     ("enum", "Enum"), ("properties", "Properties"), ("required", "Required")))
 
 
-def _obj(value: Any) -> dict:
+def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -32,12 +32,12 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def template_messages(messages: Sequence[dict]) -> list[GoStruct]:
+def template_messages(messages: Sequence[dict[str, Any]]) -> list[GoStruct]:
     """``[]*templateMessage`` for the messages form."""
     return [template_message(m) for m in messages]
 
 
-def template_message(message: dict) -> GoStruct:
+def template_message(message: dict[str, Any]) -> GoStruct:
     calls = [template_tool_call(c) for c in message.get("tool_calls") or [] if isinstance(c, dict)]
     return GoStruct("*template.templateMessage", {
         "Role": message.get("role", ""), "Content": message.get("content", ""),
@@ -46,7 +46,7 @@ def template_message(message: dict) -> GoStruct:
         "ToolCallID": message.get("tool_call_id", "") or ""})
 
 
-def template_tool_call(call: dict) -> GoStruct:
+def template_tool_call(call: dict[str, Any]) -> GoStruct:
     function = _obj(call.get("function"))
     index = function.get("index", 0)
     arguments = GoMap(go_json_value(_obj(function.get("arguments"))))
@@ -57,14 +57,14 @@ def template_tool_call(call: dict) -> GoStruct:
             "Name": function.get("name", "") or "", "Arguments": arguments})})
 
 
-def template_tools(tools: Sequence[dict]) -> GoSlice | None:
+def template_tools(tools: Sequence[dict[str, Any]]) -> GoSlice | None:
     """``templateTools`` (nil when the request has none, so ``{{ if .Tools }}`` is false)."""
     if not tools:
         return None
     return GoSlice(template_tool(t) for t in tools)
 
 
-def template_tool(tool: dict) -> GoStruct:
+def template_tool(tool: dict[str, Any]) -> GoStruct:
     function = _obj(tool.get("function"))
     parameters = _obj(function.get("parameters"))
     return GoStruct("template.templateTool", {

@@ -8,7 +8,9 @@ it is Go's ``nil pointer evaluating`` error. ``and``/``or`` short-circuit (Go >=
 
 from __future__ import annotations
 
+import functools
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from gateway.gotemplate import nodes as n
@@ -20,11 +22,11 @@ _MISSING = object()
 MAX_DEPTH = 200  # nested {{template}} calls; Go allows 100000, Python's stack does not
 
 
-class _Break(Exception):
+class _Break(Exception):  # noqa: N818 - control flow for {{break}}, not an error
     pass
 
 
-class _Continue(Exception):
+class _Continue(Exception):  # noqa: N818 - control flow for {{continue}}
     pass
 
 
@@ -235,7 +237,8 @@ class Executor:
             raise _ExecError(f"error calling {name}: {exc}") from None
 
     def _logic(self, dot: Any, name: str, arg_nodes: list[n.Operand], final: Any) -> Any:
-        thunks = [lambda a=a: self.operand(dot, a) for a in arg_nodes]
+        thunks: list[Callable[[], Any]] = [functools.partial(self.operand, dot, a)
+                                           for a in arg_nodes]
         if final is not _MISSING:
             thunks.append(lambda: final)
         if not thunks:

@@ -58,22 +58,22 @@ def _ordered(a: Any, b: Any) -> None:
 
 def lt(a: Any, b: Any) -> bool:
     _ordered(a, b)
-    return a < b
+    return bool(a < b)
 
 
 def le(a: Any, b: Any) -> bool:
     _ordered(a, b)
-    return a <= b
+    return bool(a <= b)
 
 
 def gt(a: Any, b: Any) -> bool:
     _ordered(a, b)
-    return a > b
+    return bool(a > b)
 
 
 def ge(a: Any, b: Any) -> bool:
     _ordered(a, b)
-    return a >= b
+    return bool(a >= b)
 
 
 def not_(value: Any) -> bool:
@@ -114,6 +114,7 @@ def slice_(item: Any, *bounds: Any) -> Any:
     """``slice x 1 2``: x[1:2] (strings by bytes)."""
     if len(bounds) > 3:
         raise FuncError(f"too many slice indexes: {len(bounds)}")
+    data: bytes | list[Any] | tuple[Any, ...]
     if isinstance(item, str):
         if len(bounds) == 3:
             raise FuncError("cannot 3-index slice a string")

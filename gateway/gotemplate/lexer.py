@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.gotemplate.errors import TemplateError
 
@@ -29,7 +30,7 @@ _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "
 @dataclass(frozen=True)
 class Token:
     kind: str  # field dot var ident string number char ( ) | , := =
-    value: object
+    value: Any  # by kind: list[str] for field/var, str for ident/string, a number, or the text
     spaced: bool  # whitespace came right before it
     text: str
 
@@ -71,7 +72,7 @@ def lex(source: str) -> list[Text | Action]:
         pos = end
 
 
-def _add_text(pieces: list, text: str, source: str, pos: int) -> None:
+def _add_text(pieces: list[Text | Action], text: str, source: str, pos: int) -> None:
     if text:
         pieces.append(Text(text, source.count("\n", 0, pos) + 1))
 
@@ -157,6 +158,7 @@ class _ActionLexer:
             self._emit("number", ord(value), spaced, end)
         elif char == "$":
             match = _VARIABLE.match(src, pos)
+            assert match is not None, "_VARIABLE matches any $"
             fields = _FIELDS.match(src, match.end())
             names = [match.group()] + (fields.group()[1:].split(".") if fields else [])
             self._emit("var", names, spaced, fields.end() if fields else match.end())
@@ -177,6 +179,7 @@ class _ActionLexer:
         if not text or not any(c.isdigit() for c in text):
             char = self.src[self.pos]
             raise TemplateError(f"template: :{self.line}: bad number syntax: {char!r}")
+        assert match is not None  # text is not empty
         self._emit("number", parse_number(text, self.line), spaced, match.end())
 
 

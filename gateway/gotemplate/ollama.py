@@ -28,14 +28,14 @@ _RESPONSE = n.ActionNode(n.PipeNode([], [n.CommandNode([n.FieldNode(["Response"]
 class Values:
     """What a prompt is rendered from (Ollama's ``template.Values``); messages are API dicts."""
 
-    messages: Sequence[dict] = ()
-    tools: Sequence[dict] = ()
+    messages: Sequence[dict[str, Any]] = ()
+    tools: Sequence[dict[str, Any]] = ()
     prompt: str = ""
     suffix: str = ""
     think: bool = False
     think_level: str = ""
     is_think_set: bool = False
-    think_vars: dict = field(init=False, repr=False)
+    think_vars: dict[str, Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.think_vars = {"Think": self.think, "ThinkLevel": self.think_level,
@@ -84,7 +84,7 @@ class OllamaTemplate:
                 "Tools": template_tools(values.tools), "Response": "", **values.think_vars})
         return self._legacy(messages, values)
 
-    def _legacy(self, messages: list[dict], values: Values) -> str:
+    def _legacy(self, messages: list[dict[str, Any]], values: Values) -> str:
         out: list[str] = []
         turn = {"System": "", "Prompt": "", "Response": ""}
 
@@ -109,11 +109,11 @@ class OllamaTemplate:
         return "".join(out)
 
 
-def collate(messages: Sequence[dict]) -> tuple[str, list[dict]]:
+def collate(messages: Sequence[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """All system texts joined by blank lines, and the messages with consecutive same-role
     messages merged (tool results are never merged)."""
     system: list[str] = []
-    merged: list[dict] = []
+    merged: list[dict[str, Any]] = []
     for message in messages:
         role = message.get("role")
         if role == "system":
@@ -202,7 +202,7 @@ def infer_thinking_tags(template: Template) -> tuple[str, str]:
     ``range`` over ``.Messages``) are the opening and closing tags; the last match wins."""
     tags = ["", ""]
 
-    def visit(node: Any, ancestors: list) -> None:
+    def visit(node: Any, ancestors: list[Any]) -> None:
         path = [*ancestors, node]
         if isinstance(node, n.FieldNode) and node.idents and node.idents[0] == "Thinking":
             _take_tags(path, tags)
@@ -213,7 +213,7 @@ def infer_thinking_tags(template: Template) -> tuple[str, str]:
     return tags[0], tags[1]
 
 
-def _take_tags(path: list, tags: list[str]) -> None:
+def _take_tags(path: list[Any], tags: list[str]) -> None:
     ranges = [a for a in path if isinstance(a, n.BranchNode) and a.kind == "range"]
     if not ranges or not _pipe_uses_field(ranges[-1].pipe, "Messages"):
         return
@@ -237,7 +237,7 @@ def _pipe_uses_field(pipe: n.PipeNode, name: str) -> bool:
     return False
 
 
-def _children(node: Any) -> list:
+def _children(node: Any) -> list[Any]:
     if isinstance(node, n.ListNode):
         return list(node.nodes)
     if isinstance(node, n.BranchNode):
@@ -261,7 +261,7 @@ def tool_call_tag(root: n.ListNode) -> str:
     return tag or "{"
 
 
-def _find_tool_calls_branch(nodes: list) -> n.BranchNode | None:
+def _find_tool_calls_branch(nodes: list[Any]) -> n.BranchNode | None:
     for node in nodes:
         if isinstance(node, n.ListNode):
             found = _find_tool_calls_branch(node.nodes)
@@ -278,7 +278,7 @@ def _find_tool_calls_branch(nodes: list) -> n.BranchNode | None:
     return None
 
 
-def _first_text(nodes: list) -> str | None:
+def _first_text(nodes: list[Any]) -> str | None:
     for node in nodes:
         if isinstance(node, n.TextNode):
             if node.text.strip():

@@ -139,7 +139,7 @@ class Parser:
         tokens = action.tokens
         if len(tokens) < 2 or tokens[1].kind != "string":
             raise self._error(action, f"unexpected name in {keyword} clause")
-        return tokens[1].value
+        return str(tokens[1].value)
 
     # -- pipelines ----------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ async def openai_error_middleware(request: web.Request, handler) -> web.StreamRe
         log.info("request_error", status=exc.http_status, error=exc.message,
                  error_type=type(exc).__name__)
         return openai_json(error_body(exc.http_status, exc.message), exc.http_status)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with a traceback
+    except Exception as exc:
         log.exception("request_crashed")
         error = internal_error(exc)  # no class name, path or stack text for the client
         return openai_json(error_body(error.http_status, error.message), error.http_status)
@@ -84,7 +84,7 @@ async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
                 await response.write(_event(event, named))
         except (ConnectionError, web.HTTPException):
             raise
-        except Exception as exc:  # noqa: BLE001 - reported in-band, the status is already sent
+        except Exception as exc:
             if not isinstance(exc, CorralError):
                 log.exception("stream_failed")
                 exc = internal_error(exc)

@@ -30,7 +30,7 @@ FAMILIES = ("native", "models", "store", "openai", "openai_responses", "anthropi
 METHODS = ("get", "head", "post", "put", "patch", "delete")
 
 
-def _merge(spec: dict, fragment: dict, name: str) -> None:
+def _merge(spec: dict[str, Any], fragment: dict[str, Any], name: str) -> None:
     for path, item in (fragment.get("paths") or {}).items():
         if path in spec["paths"]:
             raise ValueError(f"{name}.yaml: path {path} is already described")
@@ -64,7 +64,7 @@ _UNAVAILABLE = {"": "Busy", "OpenAI": "OpenAIFailure", "Anthropic": "AnthropicFa
                 "OCI": "OCIError"}
 
 
-def _add_refusals(spec: dict) -> None:
+def _add_refusals(spec: dict[str, Any]) -> None:
     """Every operation may meet the browser guard (403); one that needs a scope may also get
     401 (no valid key), 403 (the key lacks the scope), 429 (the key's limits) and 503 (keys
     may be on and the registry cannot be asked)."""
@@ -83,7 +83,7 @@ def _add_refusals(spec: dict) -> None:
                 responses.setdefault("503", _ref(_UNAVAILABLE[family]))
 
 
-def _add_preflights(spec: dict) -> None:
+def _add_preflights(spec: dict[str, Any]) -> None:
     """An OPTIONS operation on every path: the middleware answers it before routing."""
     for path, item in spec["paths"].items():
         if "options" in item:
@@ -100,7 +100,7 @@ def _add_preflights(spec: dict) -> None:
 
 @functools.cache
 def _load() -> dict[str, Any]:
-    spec = yaml.safe_load((HERE / "base.yaml").read_text())
+    spec: dict[str, Any] = yaml.safe_load((HERE / "base.yaml").read_text())
     for family in FAMILIES:
         _merge(spec, yaml.safe_load((HERE / f"{family}.yaml").read_text()), family)
     _add_refusals(spec)

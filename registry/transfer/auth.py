@@ -26,6 +26,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
 import structlog
@@ -80,12 +81,13 @@ def load_credentials(path: Path | None) -> dict[str, Credentials]:
         raise CorralError(f"registry credentials file {str(path)!r}: {exc}") from exc
     if not isinstance(raw, dict):
         raise CorralError(f"registry credentials file {str(path)!r}: not a JSON object")
-    entries = raw.get("auths") if isinstance(raw.get("auths"), dict) else raw
+    auths = raw.get("auths")
+    entries: dict[str, Any] = auths if isinstance(auths, dict) else raw
     return {_host_key(host): _credentials(entry) for host, entry in entries.items()
             if isinstance(entry, dict)}
 
 
-def _credentials(entry: dict) -> Credentials:
+def _credentials(entry: dict[str, Any]) -> Credentials:
     if entry.get("auth"):  # Docker's config.json: base64("user:pass")
         user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
         return Credentials(username=user, password=password)

@@ -22,7 +22,8 @@ import errno
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
@@ -35,6 +36,8 @@ from registry.transfer.partial import Part, PartialFile, pwrite_all
 from registry.transfer.remote import MiB, TransferOptions
 from services.errors import (DISK_FULL_MESSAGE, BlobCorruptError, DiskFullError, TransferError,
                              UpstreamError)
+
+_T = TypeVar("_T")
 
 FLUSH_BYTES = 4 * MiB
 FLUSH_INTERVAL_S = 0.25  # progress and resumability on slow links
@@ -61,14 +64,14 @@ class BlobDownload:
         self.digest, self.size = descriptor.digest, descriptor.size
         self.options = options
         self.partial = PartialFile(blobs, self.digest, self.size, options.part_size(self.size))
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self.followers = 0
         self._fd = -1
         self._hash = RunningHash(self.size)
         self._saved_at = 0.0
         self._state_lock = asyncio.Lock()
         self._prepared = asyncio.Event()
-        self._threads: set[asyncio.Future] = set()
+        self._threads: set[asyncio.Future[Any]] = set()
 
     @property
     def completed(self) -> int:
@@ -127,7 +130,7 @@ class BlobDownload:
         await self._commit()
         log.info("blob_download_finished", digest=self.digest, fetched_bytes=self.size - resumed)
 
-    async def _in_thread(self, fn, *args):
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn`` in a worker thread that finishes even when its caller is cancelled, and
         is awaited by ``_settle`` before the file is closed or deleted (a thread still writing
         to a closed, reused descriptor would corrupt another file)."""
@@ -256,7 +259,7 @@ class _PartWriter:
     def __init__(self, download: BlobDownload, part: Part) -> None:
         self.download, self.part = download, part
         self.buffer = bytearray()
-        self.in_flight: asyncio.Task | None = None
+        self.in_flight: asyncio.Task[None] | None = None
         self.flushed = time.monotonic()
         # Counted here, not derived from part.completed: a write in flight updates that
         # counter before it finishes, and counting its bytes twice would cut the next chunk.
@@ -356,7 +359,7 @@ class DownloadManager:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _run_all(coroutines: list) -> None:
+async def _run_all(coroutines: list[Coroutine[Any, Any, None]]) -> None:
     """Run concurrently; the first failure cancels the rest and is raised."""
     tasks = [asyncio.create_task(c) for c in coroutines]
     try:

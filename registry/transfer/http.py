@@ -19,7 +19,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from registry.transfer.auth import Credentials, OllamaKey, parse_challenge, token_url
+from registry.transfer.auth import Challenge, Credentials, OllamaKey, parse_challenge, token_url
 from registry.transfer.proxy import ProxyConfig
 from registry.transfer.remote import USER_AGENT, RemoteRef
 from services.errors import UpstreamError
@@ -147,7 +147,7 @@ class RegistrySession:
         scopes = [s for s in asked.split() if not s.startswith(prefix)]
         return " ".join([*scopes, own])
 
-    async def _token(self, challenge) -> str:
+    async def _token(self, challenge: Challenge) -> str:
         url = token_url(challenge)
         headers = {"User-Agent": USER_AGENT}
         if self._credentials.basic:

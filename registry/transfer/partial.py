@@ -126,7 +126,7 @@ class PartialFile:
         return parts
 
 
-def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | bytearray, offset: int) -> None:
     """Write all of ``data`` at ``offset`` (``OSError(ENOSPC)`` on a full disk)."""
     view = memoryview(data)
     while view:

@@ -50,7 +50,10 @@ class ProxyConfig:
         return True
 
 
-def _matches(entry: str, host: str, address, port: int | None) -> bool:
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _matches(entry: str, host: str, address: _Address | None, port: int | None) -> bool:
     if "/" in entry:  # CIDR
         try:
             return address is not None and address in ipaddress.ip_network(entry, strict=False)
@@ -79,7 +82,7 @@ def _split_port(entry: str) -> tuple[str, int | None]:
     return entry, None
 
 
-def _ip(text: str):
+def _ip(text: str) -> _Address | None:
     try:
         return ipaddress.ip_address(text.strip("[]"))
     except ValueError:

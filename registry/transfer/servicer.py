@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 import structlog
 
 from registry.transfer import serving
 from registry.transfer.service import TransferService
+from services.context import ServicerContext
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
 log = structlog.get_logger()
@@ -23,21 +23,21 @@ class TransferServicerMixin:
     transfers: TransferService
 
     async def PullModel(self, request: pb.PullModelRequest,
-                        context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Progress]:
+                        context: ServicerContext) -> AsyncIterator[pb.Progress]:
         """Stream Ollama's pull progress lines; errors end the stream with a status."""
         log.info("pull_requested", name=request.name, insecure=request.insecure)
         async for progress in self.transfers.pull(request.name, insecure=request.insecure):
             yield progress
 
     async def PushModel(self, request: pb.PushModelRequest,
-                        context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Progress]:
+                        context: ServicerContext) -> AsyncIterator[pb.Progress]:
         """Stream Ollama's push progress lines."""
         log.info("push_requested", name=request.name, insecure=request.insecure)
         async for progress in self.transfers.push(request.name, insecure=request.insecure):
             yield progress
 
     async def GetManifest(self, request: pb.GetManifestRequest,
-                          context: grpc.aio.ServicerContext) -> pb.GetManifestResponse:
+                          context: ServicerContext) -> pb.GetManifestResponse:
         """A stored manifest's exact bytes for ``/v2/<repository>/manifests/<reference>``."""
         content, media_type, digest = await serving.get_manifest(
             self.transfers.store, request.repository, request.reference, request.host,
@@ -45,7 +45,7 @@ class TransferServicerMixin:
         return pb.GetManifestResponse(content=content, media_type=media_type, digest=digest)
 
     async def PutManifest(self, request: pb.PutManifestRequest,
-                          context: grpc.aio.ServicerContext) -> pb.PutManifestResponse:
+                          context: ServicerContext) -> pb.PutManifestResponse:
         """Store a manifest received on the ``/v2/`` write side."""
         digest = await serving.put_manifest(self.transfers.store, request.repository,
                                             request.reference, request.content, request.host,

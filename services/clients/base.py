@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import grpc
 
@@ -51,12 +52,17 @@ def channel_credentials(tls: GrpcTls) -> grpc.ChannelCredentials | None:
         certificate_chain=tls.cert.read_bytes() if tls.cert else None)
 
 
-def translating(method: Callable):
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_T = TypeVar("_T")
+
+
+def translating(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
     """Decorate a unary client call: attach the request id, turn gRPC errors into CorralError
     (the client's ``PEER`` names the service in messages about failures gRPC itself reports)."""
 
     @functools.wraps(method)
-    async def wrapper(*args, **kwargs):
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await method(*args, **kwargs)
         except grpc.aio.AioRpcError as exc:
@@ -65,11 +71,12 @@ def translating(method: Callable):
     return wrapper
 
 
-def _peer(args: tuple) -> str:
-    return getattr(args[0], "PEER", "server") if args else "server"
+def _peer(args: tuple[Any, ...]) -> str:
+    return str(getattr(args[0], "PEER", "server")) if args else "server"
 
 
-async def translated_stream(call, peer: str = "server") -> AsyncIterator:
+async def translated_stream(call: grpc.aio.UnaryStreamCall[Any, _T],
+                            peer: str = "server") -> AsyncIterator[_T]:
     """Iterate a server stream, turning gRPC errors into CorralError; cancels on early exit."""
     try:
         async for item in call:

@@ -15,6 +15,7 @@ import contextvars
 import itertools
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -22,7 +23,11 @@ from services.context import current_request_id
 from services.errors import CorralError, RunnerUnavailableError, error_class_named, from_rpc_error
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
-_CLOSE = object()
+if TYPE_CHECKING:
+    from services.pb.corral.runner.v1.runner_pb2_grpc import RunnerAsyncStub
+
+_CLOSE = None  # ends the request stream
+_Outgoing = asyncio.Queue[pb.GenerateStreamRequest | None]
 
 
 class _Receiver:
@@ -31,7 +36,7 @@ class _Receiver:
     __slots__ = ("items", "ready", "ended")
 
     def __init__(self) -> None:
-        self.items: deque = deque()
+        self.items: deque[pb.GenerationEvent | BaseException] = deque()
         self.ready = asyncio.Event()
         self.ended = False
 
@@ -68,20 +73,19 @@ class _Receiver:
 class GenerationMux:
     """All generations to one runner over one ``GenerateStream`` call (opened on first use)."""
 
-    def __init__(self, stub, peer: str = "model runner") -> None:
+    def __init__(self, stub: RunnerAsyncStub, peer: str = "model runner") -> None:
         self._stub = stub
         self._peer = peer  # names the runner in errors gRPC itself reports
         self._ids = itertools.count(1)
         self._receivers: dict[int, _Receiver] = {}
-        self._outgoing: asyncio.Queue | None = None
-        self._reader: asyncio.Task | None = None
+        self._outgoing: _Outgoing | None = None
+        self._reader: asyncio.Task[None] | None = None
 
     async def generate(self, request: pb.GenerateRequest) -> AsyncGenerator[pb.GenerationEvent, None]:
         """Events of one generation: chunks, then ``done``; closing early cancels it."""
-        self._open()
+        outgoing = self._open()
         gen_id, receiver = next(self._ids), _Receiver()
         self._receivers[gen_id] = receiver
-        outgoing = self._outgoing
         outgoing.put_nowait(pb.GenerateStreamRequest(start=pb.StartGeneration(
             id=gen_id, request=request, request_id=current_request_id() or "")))
         try:
@@ -98,16 +102,20 @@ class GenerationMux:
             await asyncio.gather(self._reader, return_exceptions=True)
             self._reader = None
 
-    def _open(self) -> None:
-        if self._reader is not None and not self._reader.done():
-            return
-        self._outgoing = asyncio.Queue()
-        call = self._stub.GenerateStream(_requests(self._outgoing))
+    def _open(self) -> _Outgoing:
+        """The open stream's request queue (opening one first if there is none)."""
+        if self._outgoing is not None and self._reader is not None and not self._reader.done():
+            return self._outgoing
+        outgoing = self._outgoing = _Outgoing()
+        call = self._stub.GenerateStream(_requests(outgoing))
         # an empty context: the stream outlives the request that happened to open it
         self._reader = asyncio.get_running_loop().create_task(
-            self._read(call, self._outgoing), context=contextvars.Context())
+            self._read(call, outgoing), context=contextvars.Context())
+        return outgoing
 
-    async def _read(self, call, outgoing: asyncio.Queue) -> None:
+    async def _read(self, call: grpc.aio.StreamStreamCall[pb.GenerateStreamRequest,
+                                                          pb.GenerateStreamResponse],
+                    outgoing: _Outgoing) -> None:
         error: CorralError = RunnerUnavailableError("the runner closed the generation stream")
         try:
             async for response in call:
@@ -128,6 +136,6 @@ class GenerationMux:
                 receiver.put(type(error)(error.message))
 
 
-async def _requests(outgoing: asyncio.Queue) -> AsyncIterator[pb.GenerateStreamRequest]:
+async def _requests(outgoing: _Outgoing) -> AsyncIterator[pb.GenerateStreamRequest]:
     while (message := await outgoing.get()) is not _CLOSE:
         yield message

@@ -43,7 +43,7 @@ violations: list[str] = []
 _lock = threading.Lock()
 
 
-class SpecViolation(AssertionError):
+class SpecViolation(AssertionError):  # noqa: N818 - an assertion, named as one
     """A response Corral sent that its OpenAPI document does not allow."""
 
 

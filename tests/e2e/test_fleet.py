@@ -93,7 +93,7 @@ class Stream(threading.Thread):
                     self.lines.append(json.loads(line))
             if not self.lines or not self.lines[-1].get("done"):
                 raise ConnectionError("stream ended without its final object")
-        except Exception as exc:  # the point of the kill: record how the stream ended
+        except Exception as exc:  # noqa: BLE001 - the point of the kill: record how the stream ended
             self.error = exc
         finally:
             self.started.set()

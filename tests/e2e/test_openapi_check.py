@@ -101,7 +101,7 @@ def test_preflights_are_described_on_every_path():
 class _Drifted(BaseHTTPRequestHandler):
     """A server whose /api/version has drifted from the spec (a number, not a string)."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         payload = b'{"version": 13}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -161,7 +161,7 @@ async def test_create_error_mid_stream_is_the_last_line(client, registry) -> Non
     registry.fail_create = (1, CorralError("quantization failed: boom"))
     response = await client.post("/api/create", json={"model": "m", "from": "mario"})
     assert response.status == 200
-    assert [json.loads(l) for l in (await response.text()).splitlines()] == [
+    assert [json.loads(line) for line in (await response.text()).splitlines()] == [
         {"status": "parsing GGUF"}, {"error": "quantization failed: boom"}]
     response = await client.post("/api/create", json={"model": "m", "from": "mario",
                                                       "stream": False})

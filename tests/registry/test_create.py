@@ -75,8 +75,8 @@ async def test_layer_and_manifest_bytes_are_what_ollama_writes(tmp_path: Path,
                                        b'"use_mmap":true}\n')
     assert blob[MESSAGES_MEDIA_TYPE] == b'[{"role":"user","content":"\\u003chi\\u003e"}]\n'
     layers = ",".join(
-        f'{{"mediaType":"{l.media_type}","digest":"{l.digest}","size":{l.size}'
-        + (f',"from":"{l.from_}"' if l.from_ else "") + "}" for l in manifest.layers)
+        f'{{"mediaType":"{layer.media_type}","digest":"{layer.digest}","size":{layer.size}'
+        + (f',"from":"{layer.from_}"' if layer.from_ else "") + "}" for layer in manifest.layers)
     config = manifest.config
     assert content == (
         '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
@@ -104,8 +104,8 @@ async def test_a_second_create_merges_parameters_replaces_and_accumulates(
     assert resolved.parameters == {"num_ctx": 2048, "temperature": 0.25, "top_k": 10}
     assert resolved.messages == [{"role": "user", "content": "second"}]
     assert resolved.licenses == ["L1", "L2"]
-    assert [l.media_type for l in two.layers].count(TEMPLATE_MEDIA_TYPE) == 1
-    assert all(l.from_ == "one:latest" for l in two.layers if l.digest in
+    assert [layer.media_type for layer in two.layers].count(TEMPLATE_MEDIA_TYPE) == 1
+    assert all(layer.from_ == "one:latest" for layer in two.layers if layer.digest in
                {d.digest for d in one.layers})
 
 
@@ -157,7 +157,7 @@ async def test_gguf_recognized_by_magic_and_adapters_get_their_layer(tmp_path: P
         await create(store, name="with-lora", files={"weights": model},
                      adapters={"lora.gguf": lora})
         resolved = await store.resolve("with-lora")
-    assert [l.media_type for l in resolved.manifest.layers] == [MODEL_MEDIA_TYPE,
+    assert [layer.media_type for layer in resolved.manifest.layers] == [MODEL_MEDIA_TYPE,
                                                                  ADAPTER_MEDIA_TYPE]
     assert resolved.layer_digests(ADAPTER_MEDIA_TYPE) == [lora]
 

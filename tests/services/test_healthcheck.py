@@ -16,7 +16,7 @@ def test_http_probe(status: int, healthy: bool) -> None:
         def log_message(self, *args) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
