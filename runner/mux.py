@@ -20,6 +20,7 @@ from runner.engine import Engine
 from runner.slots import Generation
 from services.errors import CorralError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
+from services.tracing import EndableSpan, incoming_generation
 
 log = structlog.get_logger()
 
@@ -45,6 +46,7 @@ class Session:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._live: dict[int, tuple[Generation, str]] = {}  # id -> (generation, request id)
+        self._spans: dict[int, EndableSpan] = {}  # id -> its trace span, while tracing is on
         self._starting: dict[int, asyncio.Task[None]] = {}
         self._chunks: dict[int, list[Any]] = {}  # id -> [text, token count, logprobs] not yet sent
         self._ends: list[pb.GenerationEvent] = []
@@ -69,6 +71,8 @@ class Session:
                 task.cancel()
             for generation, request_id in self._live.values():
                 generation.cancel()
+            for span in self._spans.values():
+                span.end()
 
     # -- requests --------------------------------------------------------------------------
 
@@ -87,6 +91,8 @@ class Session:
     async def _start(self, start: pb.StartGeneration) -> None:
         if start.request_id:
             structlog.contextvars.bind_contextvars(request_id=start.request_id)
+        if (span := incoming_generation(start.trace_context, start.request_id)) is not None:
+            self._spans[start.id] = span
         try:
             generation = await self.engine.generate(start.request, Route(self, start.id))
         except Exception as exc:  # every start gets an answer, or its caller would wait forever
@@ -95,8 +101,12 @@ class Session:
                 exc = CorralError(f"the runner could not start the generation: {exc}")
             self._ends.append(pb.GenerationEvent(id=start.id, error=pb.GenerationError(
                 error_type=type(exc).__name__, message=exc.message)))
+            self._end_span(start.id)
             self._ready.set()
             return
+        except asyncio.CancelledError:
+            self._end_span(start.id)
+            raise
         finally:
             self._starting.pop(start.id, None)
         self._live[start.id] = (generation, start.request_id)
@@ -136,7 +146,12 @@ class Session:
             reused = generation.stats.reused_tokens if generation is not None else 0
             _log_finished(item.done, reused, request_id)
         self._ends.append(event)
+        self._end_span(gen_id)
         self._ready.set()
+
+    def _end_span(self, gen_id: int) -> None:
+        if (span := self._spans.pop(gen_id, None)) is not None:
+            span.end()
 
     def _pending(self) -> bool:
         return bool(self._chunks or self._ends)

@@ -16,8 +16,9 @@ that is the OpenTelemetry convention, and Corral's own settings still reach runn
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 REQUEST_ID_ATTRIBUTE = "corral.request_id"
+# One generation on the runner's shared GenerateStream: the multiplexed stream outlives every
+# request, so each generation gets its own client span (gateway) and server span (runner).
+GENERATION_SPAN = "/corral.runner.v1.Runner/Generation"
 
 log = structlog.get_logger()
 
@@ -85,3 +89,38 @@ def annotate_request_id(request_id: str) -> None:
     if _enabled:
         from opentelemetry import trace
         trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
+
+
+class EndableSpan(Protocol):
+    def end(self) -> None: ...
+
+
+@contextmanager
+def outgoing_generation() -> Iterator[dict[str, str]]:
+    """A client span for one generation sent on a shared stream; yields the trace context to
+    send with it (empty, and nothing imported, while tracing is off)."""
+    if not _enabled:
+        yield {}
+        return
+    from opentelemetry import propagate, trace
+    # not made current: the caller is an async generator, which may resume in another context
+    span = trace.get_tracer("corral").start_span(GENERATION_SPAN, kind=trace.SpanKind.CLIENT)
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    try:
+        yield carrier
+    finally:
+        span.end()
+
+
+def incoming_generation(carrier: Mapping[str, str], request_id: str) -> EndableSpan | None:
+    """The server span of a generation whose caller sent ``carrier``; the caller ends it when
+    the generation ends (None while tracing is off)."""
+    if not _enabled:
+        return None
+    from opentelemetry import propagate, trace
+    span = trace.get_tracer("corral").start_span(
+        GENERATION_SPAN, context=propagate.extract(dict(carrier)), kind=trace.SpanKind.SERVER)
+    if request_id:
+        span.set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
+    return span

@@ -22,6 +22,7 @@ import grpc
 from services.context import current_request_id
 from services.errors import CorralError, RunnerUnavailableError, error_class_named, from_rpc_error
 from services.pb.corral.runner.v1 import runner_pb2 as pb
+from services.tracing import outgoing_generation
 
 if TYPE_CHECKING:
     from services.pb.corral.runner.v1.runner_pb2_grpc import RunnerAsyncStub
@@ -86,15 +87,17 @@ class GenerationMux:
         outgoing = self._open()
         gen_id, receiver = next(self._ids), _Receiver()
         self._receivers[gen_id] = receiver
-        outgoing.put_nowait(pb.GenerateStreamRequest(start=pb.StartGeneration(
-            id=gen_id, request=request, request_id=current_request_id() or "")))
-        try:
-            async for event in receiver.events():
-                yield event
-        finally:
-            self._receivers.pop(gen_id, None)
-            if not receiver.ended:
-                outgoing.put_nowait(pb.GenerateStreamRequest(cancel=gen_id))
+        with outgoing_generation() as trace_context:
+            outgoing.put_nowait(pb.GenerateStreamRequest(start=pb.StartGeneration(
+                id=gen_id, request=request, request_id=current_request_id() or "",
+                trace_context=trace_context)))
+            try:
+                async for event in receiver.events():
+                    yield event
+            finally:
+                self._receivers.pop(gen_id, None)
+                if not receiver.ended:
+                    outgoing.put_nowait(pb.GenerateStreamRequest(cancel=gen_id))
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -16,6 +16,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest, ExportTraceServiceResponse)
 
+from services.tracing import GENERATION_SPAN
 from tests.e2e.server import ROOT, CorralServer
 
 pytestmark = pytest.mark.e2e
@@ -110,7 +111,7 @@ def test_one_request_is_one_trace_across_gateway_registry_and_runner(tmp_path, r
         server.stop()
     names = {(service, name) for service, name, _, _ in in_trace}
     resolve = "/corral.registry.v1.Registry/ResolveModel"
-    generate = "/corral.runner.v1.Runner/Generate"
+    generate = GENERATION_SPAN  # one generation on the runner's shared GenerateStream
     assert ("corral-gateway", resolve) in names  # the client side of each call...
     assert ("corral-registry", resolve) in names  # ...and the server side
     assert ("corral-gateway", generate) in names
