@@ -14,6 +14,7 @@ from services.cli.parser import Invocation, UsageError
 from services.cli.progress import ProgressDisplay, Spinner
 from services.cli_format import go_duration
 from services.settings import parse_go_duration
+from services.settings import ClientSettings
 
 THINK_LEVELS = ("high", "medium", "low", "max")
 
@@ -235,7 +236,7 @@ def options_from_flags(inv: Invocation) -> RunOptions:
     return opts
 
 
-def cmd_run(inv: Invocation, client: ApiClient) -> int:
+def cmd_run(inv: Invocation, client: ApiClient, settings: ClientSettings | None = None) -> int:
     """Ollama's RunHandler: piped stdin is prepended to the prompt words; a prompt or a
     non-terminal means one shot, otherwise load the model and start the REPL."""
     opts = options_from_flags(inv)
@@ -261,4 +262,4 @@ def cmd_run(inv: Invocation, client: ApiClient) -> int:
     load_or_unload(client, opts)
     from services.cli.repl import Repl
 
-    return Repl(client, opts, info).run()
+    return Repl(client, opts, info, settings=settings).run()
