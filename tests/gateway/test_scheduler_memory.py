@@ -15,6 +15,7 @@ from gateway.memory import (Footprint, SystemMemory, estimate_footprint, kv_cach
                             read_gguf_scalars)
 from gateway.scheduler import Scheduler
 from tests.gateway.fakes import FakeSpawner, Script, resolved_model
+from tests.polling import until_async
 
 MB = 1024 * 1024
 A = resolved_model("a:latest", "aa" * 32)
@@ -149,12 +150,6 @@ async def ps(client) -> list[dict]:
     return (await (await client.get("/api/ps")).json())["models"]
 
 
-async def until(predicate, timeout: float = 2.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 async def test_ps_shows_state_active_and_queued(make_client, settings, spawner):
@@ -190,8 +185,8 @@ async def test_ps_expiry_follows_keep_alive(make_client, settings, spawner):
 
 async def test_preload_loads_and_pins_at_startup(make_client, settings, spawner):
     client = await make_client(settings, preload=(SMOLLM2, "missing:latest"), keep_alive=0.01)
-    await until(lambda: spawner.alive)
-    await until(lambda: client.app[SCHEDULER].loaded()[0].state.value == "ready")
+    await until_async(lambda: spawner.alive)
+    await until_async(lambda: client.app[SCHEDULER].loaded()[0].state.value == "ready")
     (entry,) = await ps(client)
     assert entry["name"] == SMOLLM2 and entry["expires_at"].startswith("2318-")
     await client.post("/api/generate", json={"model": SMOLLM2, "prompt": "x", "stream": False})
