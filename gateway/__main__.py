@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import ssl
 import sys
 
@@ -82,7 +81,8 @@ async def wait_for_registry(registry: RegistryClient) -> None:
 
 def config_fields(settings: GatewaySettings) -> dict[str, object]:
     """The settings as loggable values (nothing secret lives in them today)."""
-    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+              if f.name != "rejected"}
     return {**{k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in fields.items()},
             "host": settings.host.url, "origins": list(settings.origins)}
 
@@ -92,9 +92,10 @@ def main() -> int:
     configure_logging("gateway", debug=settings.debug)
     setup_tracing("gateway", http_server=True, grpc_client=True)
     log.info("server_config", **config_fields(settings))
-    asked = os.environ.get("OLLAMA_KV_CACHE_TYPE", "").strip().strip("\"'").lower()
-    if asked and asked != settings.kv_cache_type:
-        log.warning("kv_cache_type_unsupported", kv_cache_type=asked, using=settings.kv_cache_type)
+    for variable, value in settings.rejected:
+        if variable == "OLLAMA_KV_CACHE_TYPE":
+            log.warning("kv_cache_type_unsupported", kv_cache_type=value.lower(),
+                        using=settings.kv_cache_type)
     try:
         return asyncio.run(serve(settings))
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; ValueError: half a key pair

@@ -168,8 +168,9 @@ async def host_guard_for(bind_host: str) -> HostGuard:
     """The guard for a listener on ``bind_host`` (a name is resolved once, at startup)."""
     if not await _is_loopback_bind(bind_host):
         return HostGuard(active=False)
+    addresses = await asyncio.to_thread(local_addresses)  # /proc reads and a name lookup
     return HostGuard(active=True, hostname=socket.gethostname().lower(),
-                     local_addresses=frozenset(local_addresses()))
+                     local_addresses=frozenset(addresses))
 
 
 async def _is_loopback_bind(bind_host: str) -> bool:

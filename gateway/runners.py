@@ -183,7 +183,15 @@ class RunnerProcess:
         """The exit status, once the process has exited and its stderr is drained."""
         returncode = await self.process.wait()
         await asyncio.wait([self._relay], timeout=1.0)
+        self._close_transport()
         return returncode
+
+    def _close_transport(self) -> None:
+        """Release the exited child's pipes now. asyncio's ``Process`` has no ``close()``, and a
+        transport nobody closed warns "unclosed transport" when it is collected."""
+        transport = getattr(self.process, "_transport", None)
+        if transport is not None and self.process.returncode is not None:
+            transport.close()
 
     def exit_cause(self) -> str:
         """Why the process ended, with the last lines it wrote (Ollama ``llm/status.go``)."""
@@ -225,6 +233,7 @@ class RunnerProcess:
                 log.warning("runner_killed", runner_pid=self.pid, model=self.spec.model_name)
                 self.process.kill()
         await self.process.wait()
+        self._close_transport()
         await self.client.close()
         return self.process.returncode
 

@@ -7,7 +7,6 @@ else from ``CORRAL_DATABASE_URL``.
 """
 
 import asyncio
-import os
 
 from alembic import context
 from sqlalchemy import pool
@@ -15,6 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from registry.models import Base
+from services.settings import RegistrySettings
 
 config = context.config
 target_metadata = Base.metadata
@@ -39,7 +39,7 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     """Open our own engine (standalone use only)."""
     section = config.get_section(config.config_ini_section, {})
-    section.setdefault("sqlalchemy.url", os.environ.get("CORRAL_DATABASE_URL", ""))
+    section.setdefault("sqlalchemy.url", RegistrySettings.from_env().database_url)
     connectable = async_engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
     async with connectable.connect() as connection:
         await connection.run_sync(do_run_migrations)

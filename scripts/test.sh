@@ -28,7 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 ./scripts/lint.sh
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
+# The whole suite measures coverage and fails under the floor ([tool.coverage.report] fail_under);
+# a run narrowed by arguments (e.g. -m "not e2e", one folder) does not.
+coverage=()
+[ $# -eq 0 ] && coverage=(--cov --cov-report=term)
+.venv/bin/python -m pytest ${coverage[@]+"${coverage[@]}"} "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: failing on purpose" >&2
     exit 1

@@ -127,8 +127,12 @@ class ArchiveReader:
     def __init__(self, path: str) -> None:
         try:
             self._tar = tarfile.open(path, mode="r:*")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ArchiveError(f"not a readable tar archive: {exc}") from exc
+        try:
             self._members = {_clean(m.name): m for m in self._tar.getmembers() if m.isfile()}
         except (tarfile.TarError, OSError, EOFError) as exc:
+            self._tar.close()  # a truncated archive fails here, after the file was opened
             raise ArchiveError(f"not a readable tar archive: {exc}") from exc
 
     def close(self) -> None:

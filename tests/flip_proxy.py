@@ -45,11 +45,14 @@ class FlipProxy:
     def stop(self) -> None:
         async def close() -> None:
             self._server.close()
-            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # each closes its writers
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     async def _start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -63,11 +66,13 @@ class FlipProxy:
             return
         upstream = asyncio.ensure_future(_pipe(client_r, server_w))
         downstream = asyncio.ensure_future(self._frames(server_r, client_w))
-        await asyncio.wait([upstream, downstream], return_when=asyncio.FIRST_COMPLETED)
-        for task in (upstream, downstream):
-            task.cancel()
-        for writer in (client_w, server_w):
-            writer.close()
+        try:
+            await asyncio.wait([upstream, downstream], return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when stop() cancels us: an unclosed StreamWriter warns when collected
+            for task in (upstream, downstream):
+                task.cancel()
+            for writer in (client_w, server_w):
+                writer.close()
 
     async def _frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         seen: dict[int, int] = {}  # DATA bytes per stream so far

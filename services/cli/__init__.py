@@ -13,28 +13,29 @@ from collections.abc import Callable, Sequence
 
 from services.api_client import ApiClient, ApiError, ServerUnreachableError
 from services.cli import commands
-from services.cli.autostart import ClientSettings, connect
+from services.cli.autostart import client_of, connect
 from services.cli.create import cmd_create
 from services.cli.keys import cmd_keys
 from services.cli.parser import Command, Flag, HelpRequested, Invocation, UsageError, resolve
 from services.cli.run_command import cmd_run
 from services.cli.store import cmd_load, cmd_rescan, cmd_save, cmd_verify
 from services.errors import CorralError
-from services.settings import GatewaySettings, RegistrySettings, documented_variables
+from services.settings import ClientSettings, GatewaySettings, RegistrySettings, documented_variables
 
 SHORT = "Large language model runner"
 
 
-def _env(*classes: type, extra: Sequence[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
-    pairs = dict(extra)
+def _env(*classes: type) -> tuple[tuple[str, str], ...]:
+    pairs: dict[str, str] = {}
     for cls in classes:
         pairs.update(documented_variables(cls))
     return tuple(pairs.items())
 
 
-CLIENT_ENV = _env(ClientSettings)
-RUN_ENV = (("OLLAMA_EDITOR", "Path to editor for interactive prompt editing (Ctrl+G)"),
-           *CLIENT_ENV, ("OLLAMA_NOHISTORY", "Do not preserve readline history"))
+CLIENT_ENV = tuple(documented_variables(ClientSettings, "host", "models_dir", "no_autostart", "api_key"))
+RUN_ENV = (*documented_variables(ClientSettings, "editor"), *CLIENT_ENV,
+           *documented_variables(ClientSettings, "nohistory"))
+KEYS_ENV = (*CLIENT_ENV, *documented_variables(ClientSettings, "registry_address"))
 INSECURE = Flag("insecure", "Use an insecure registry")
 
 
@@ -45,16 +46,23 @@ def cmd_serve(_inv: Invocation) -> int:
     from services.serve import serve
 
     configure_logging("serve", debug=RegistrySettings.from_env().debug)
-    return asyncio.run(serve(os.environ))
+    return asyncio.run(serve(os.environ))  # the services it starts each read their own settings
 
 
+# Client commands read their settings once, here; a server they start inherits the environment.
 def _keys_command(inv: Invocation) -> int:
-    return cmd_keys(inv, lambda: connect(os.environ))
+    settings = ClientSettings.from_env()
+    return cmd_keys(inv, lambda: connect(settings, os.environ), direct=settings.registry_address)
+
+
+def _run_command(inv: Invocation) -> int:
+    settings = ClientSettings.from_env()
+    return cmd_run(inv, connect(settings, os.environ), settings)
 
 
 def _client_command(handler: Callable[[Invocation, ApiClient], int]) -> Callable[[Invocation], int]:
     def run(inv: Invocation) -> int:
-        return handler(inv, connect(os.environ))
+        return handler(inv, connect(ClientSettings.from_env(), os.environ))
     return run
 
 
@@ -72,7 +80,7 @@ COMMANDS: tuple[Command, ...] = (
                    Flag("template", "Show template of a model"),
                    Flag("system", "Show system message of a model"),
                    Flag("verbose", "Show detailed model information", short="v"))),
-    Command("run MODEL [PROMPT]", "Run a model", _client_command(cmd_run), args=(1, None), env=RUN_ENV,
+    Command("run MODEL [PROMPT]", "Run a model", _run_command, args=(1, None), env=RUN_ENV,
             flags=(Flag("keepalive", "Duration to keep a model loaded (e.g. 5m)", "string"),
                    Flag("verbose", "Show timings for response"), INSECURE,
                    Flag("nowordwrap", "Don't wrap words to the next line automatically"),
@@ -108,8 +116,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("load FILE", "Load models from a tar written by 'corral save'",
             _client_command(cmd_load), args=(1, 1), env=CLIENT_ENV),
     Command("keys ACTION [NAME]", "Manage API keys: create NAME, list, revoke NAME", _keys_command,
-            args=(1, 2), env=(*CLIENT_ENV, ("CORRAL_REGISTRY_ADDR",
-                                            "talk to this registry directly (bootstrap the first key)")),
+            args=(1, 2), env=KEYS_ENV,
             flags=(Flag("scope", "Scopes of a new key: read, inference, manage, registry:pull, "
                         "registry:push, metrics, admin (repeat or comma-separate)", "strings"),
                    Flag("expires", "Expiry of a new key: a duration (90d, 12h) or an RFC 3339 time",
@@ -126,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         inv = resolve(COMMANDS, argv, SHORT)
         if inv is None:
-            return commands.print_version(ClientSettings.from_env().client(timeout=10))
+            return commands.print_version(client_of(ClientSettings.from_env(), timeout=10))
         return inv.command.handler(inv)
     except HelpRequested as help_screen:
         sys.stdout.write(help_screen.text)

@@ -15,34 +15,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.api_client import ApiClient, ApiError, ServerUnreachableError
-from services.settings import HostAddress, default_models_dir, parse_bool, parse_ollama_host
+from services.settings import ClientSettings, HostAddress
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 120.0
 
 
-@dataclass(frozen=True)
-class ClientSettings:
-    """Settings of the client commands (``run``, ``list``, ...)."""
-
-    host: HostAddress = field(metadata={"env": "OLLAMA_HOST", "doc": "IP Address for the corral server (default 127.0.0.1:11434)"})
-    models_dir: Path = field(metadata={"env": "OLLAMA_MODELS", "doc": "model store of an auto-started server, which logs to logs/server.log there (default ~/.corral)"})
-    no_autostart: bool = field(default=False, metadata={"env": "CORRAL_NO_AUTOSTART", "doc": "never start a local server in the background (default false)"})
-    api_key: str = field(default="", repr=False, metadata={"env": "CORRAL_API_KEY", "doc": "API key sent to the server (Authorization: Bearer)"})
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> ClientSettings:
-        return cls(host=parse_ollama_host(env.get("OLLAMA_HOST")), models_dir=default_models_dir(env),
-                   no_autostart=parse_bool(env.get("CORRAL_NO_AUTOSTART")),
-                   api_key=env.get("CORRAL_API_KEY", "").strip())
-
-    def client(self, timeout: float | None = None) -> ApiClient:
-        """A client of ``host`` carrying the API key."""
-        return ApiClient(self.host, timeout, api_key=self.api_key)
+def client_of(settings: ClientSettings, timeout: float | None = None) -> ApiClient:
+    """A client of the configured host carrying the API key."""
+    return ApiClient(settings.host, timeout, api_key=settings.api_key)
 
 
 def is_local(host: HostAddress) -> bool:
@@ -56,13 +40,13 @@ def is_local(host: HostAddress) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
-def connect(env: Mapping[str, str] = os.environ) -> ApiClient:
+def connect(settings: ClientSettings, env: Mapping[str, str]) -> ApiClient:
     """A client of a server that answers (Ollama's heartbeat), starting one if allowed.
 
-    Raises ServerUnreachableError when none answers and none may or could be started.
+    A server started here gets ``env``, the CLI's whole environment, as its own. Raises
+    ServerUnreachableError when none answers and none may or could be started.
     """
-    settings = ClientSettings.from_env(env)
-    client = settings.client()
+    client = client_of(settings)
     if client.is_running():
         return client
     if settings.no_autostart or not is_local(settings.host):
@@ -74,7 +58,7 @@ def connect(env: Mapping[str, str] = os.environ) -> ApiClient:
         if client.is_running():  # another CLI process started it while we waited
             return client
         pid, log_path = spawn_server(env, log_dir / "server.log")
-        wait_until_ready(settings.client(timeout=5.0), pid, log_path)
+        wait_until_ready(client_of(settings, timeout=5.0), pid, log_path)
     print(f"Started corral server in the background (pid {pid}, log: {log_path})", file=sys.stderr)
     return client
 

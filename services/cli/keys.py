@@ -14,9 +14,8 @@ server and returns the secret once.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from services.api_client import ApiClient
@@ -29,8 +28,9 @@ from services.pb.corral.registry.v1 import registry_pb2 as pb
 ACTIONS = ("create", "list", "revoke")
 
 
-def cmd_keys(inv: Invocation, connect: Callable[[], ApiClient]) -> int:
-    """Dispatch ``keys ACTION``; ``connect()`` gives an ``ApiClient`` of the server."""
+def cmd_keys(inv: Invocation, connect: Callable[[], ApiClient], direct: str = "") -> int:
+    """Dispatch ``keys ACTION``; ``connect()`` gives an ``ApiClient`` of the server, and a
+    ``direct`` registry address (``CORRAL_REGISTRY_ADDR``) bypasses it."""
     action, names = inv.args[0], inv.args[1:]
     if action not in ACTIONS:
         raise UsageError(f'unknown keys action "{action}": use create, list or revoke')
@@ -38,7 +38,6 @@ def cmd_keys(inv: Invocation, connect: Callable[[], ApiClient]) -> int:
         raise UsageError(f"keys {action} accepts 1 arg(s) (NAME), received {len(names)}")
     if action == "list" and names:
         raise UsageError(f"keys list accepts no args, received {len(names)}")
-    direct = _registry_address(os.environ)
     if action == "create":
         body = _create_body(inv, names[0])
         created = _create_direct(direct, body) if direct else connect().request("POST", "/api/keys", body)
@@ -88,10 +87,6 @@ def _limits(rpm: int, concurrent: int) -> str:
 
 
 # -- straight to the registry (CORRAL_REGISTRY_ADDR) ----------------------------------------------
-
-def _registry_address(env: Mapping[str, str]) -> str:
-    return env.get("CORRAL_REGISTRY_ADDR", "").strip()
-
 
 async def _with_registry(address: str, call):
     from services.clients.registry import RegistryClient

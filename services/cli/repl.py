@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.buffer import Buffer
+from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
@@ -24,7 +30,7 @@ from services.errors import InvalidRequestError
 from services.names import is_valid_name
 from services.gocodec import go_quote, go_value_text
 from services.options_table import parse_parameter
-from services.settings import parse_bool
+from services.settings import ClientSettings
 
 PROMPT, ALT_PROMPT = ">>> ", "... "
 PLACEHOLDER, ALT_PLACEHOLDER = "Send a message (/? for help)", "Press Enter to send"
@@ -52,7 +58,7 @@ def history_path() -> Path:
     return Path.home() / ".corral" / "history"
 
 
-def _key_bindings() -> KeyBindings:
+def _key_bindings(editor: str) -> KeyBindings:
     bindings = KeyBindings()
 
     @bindings.add("c-c")
@@ -61,22 +67,38 @@ def _key_bindings() -> KeyBindings:
 
     @bindings.add("c-g")
     def _editor(event: KeyPressEvent) -> None:
-        if os.environ.get("OLLAMA_EDITOR"):
-            os.environ["VISUAL"] = os.environ["OLLAMA_EDITOR"]
-        event.app.current_buffer.open_in_editor()
+        if editor:
+            event.app.create_background_task(edit_in(editor, event.app.current_buffer))
+        else:
+            event.app.current_buffer.open_in_editor()  # $VISUAL, $EDITOR, then the usual suspects
 
     return bindings
+
+
+async def edit_in(editor: str, buffer: Buffer) -> None:
+    """Edit the line in ``editor`` (OLLAMA_EDITOR) and take back what it saved."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as draft:
+        draft.write(buffer.text)
+    try:
+        command = [*shlex.split(editor), draft.name]
+        if await run_in_terminal(lambda: subprocess.call(command) == 0, in_executor=True):
+            text = Path(draft.name).read_text(encoding="utf-8").removesuffix("\n")
+            buffer.document = Document(text, cursor_position=len(text))
+    finally:
+        os.unlink(draft.name)
 
 
 class Repl:
     """One session: ``run`` reads lines until /bye or Ctrl-D and returns the exit status."""
 
-    def __init__(self, client: ApiClient, opts: RunOptions, info: dict, **terminal: Any) -> None:
+    def __init__(self, client: ApiClient, opts: RunOptions, info: dict,
+                 settings: ClientSettings | None = None, **terminal: Any) -> None:
         """``terminal`` may pass prompt-toolkit's ``input``/``output`` (tests use a pipe)."""
         self.client, self.opts, self.info = client, opts, info
-        self.history = ToggleHistory(history_path(), not parse_bool(os.environ.get("OLLAMA_NOHISTORY")))
+        settings = settings or ClientSettings()
+        self.history = ToggleHistory(history_path(), not settings.nohistory)
         self.session: PromptSession = PromptSession(
-            history=self.history, key_bindings=_key_bindings(), style=STYLE,
+            history=self.history, key_bindings=_key_bindings(settings.editor), style=STYLE,
             reserve_space_for_menu=0, enable_history_search=False, **terminal)
         self.buffer: list[str] = []
         self.multiline: str | None = None  # None, "prompt" or "system"

@@ -9,9 +9,10 @@ from services.cli.images import attach_images
 from services.cli.parser import Invocation
 from services.cli.run import (apply_show, embed_once, generate_once, infer_think, load_or_unload,
                               options_from_flags, show_or_pull)
+from services.settings import ClientSettings
 
 
-def cmd_run(inv: Invocation, client: ApiClient) -> int:
+def cmd_run(inv: Invocation, client: ApiClient, settings: ClientSettings | None = None) -> int:
     """Ollama's RunHandler: piped stdin is prepended to the prompt words; a prompt or a
     non-terminal means one shot, otherwise load the model and start the REPL."""
     opts = options_from_flags(inv)
@@ -37,4 +38,4 @@ def cmd_run(inv: Invocation, client: ApiClient) -> int:
     load_or_unload(client, opts)
     from services.cli.repl import Repl  # prompt_toolkit loads only for an interactive run
 
-    return Repl(client, opts, info).run()
+    return Repl(client, opts, info, settings=settings).run()

@@ -4,10 +4,11 @@ they receive (``tests/e2e/openapi_check.py``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.e2e import openapi_check
+from tests.e2e import openapi_check, peers
 from tests.e2e.server import CorralServer
 
 openapi_check.install()
@@ -29,3 +30,10 @@ def corral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralServer]:
     server = CorralServer(base / "models", base / "serve.log").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def docker_registry(tmp_path: Path) -> Iterator[str]:
+    """Debian's docker-registry on a free port (skips when it is not installed)."""
+    with peers.docker_registry(tmp_path / "docker-registry") as address:
+        yield address

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.server import CorralServer, cmdline, descendants
-from tests.e2e.test_pull_push import docker_registry  # noqa: F401 - a fixture
+from tests.polling import until
 
 pytestmark = pytest.mark.e2e
 
@@ -49,13 +48,6 @@ def scrape(server: CorralServer) -> Samples:
     return samples
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def generate(server: CorralServer, **extra) -> dict:
@@ -111,7 +103,7 @@ def test_a_runner_killed_with_sigkill_counts_one_crash_and_counters_survive(serv
     before = scrape(server)
     (runner,) = server.runner_pids()
     os.kill(runner, signal.SIGKILL)
-    wait_for(lambda: scrape(server).get_value("corral_runner_crashes_total", model=MODEL,
+    until(lambda: scrape(server).get_value("corral_runner_crashes_total", model=MODEL,
                                               cause="SIGKILL") == 1)
     reply = generate(server)
     after = scrape(server)
@@ -121,7 +113,7 @@ def test_a_runner_killed_with_sigkill_counts_one_crash_and_counters_survive(serv
         before.get_value("corral_generated_tokens_total", model=MODEL) + reply["eval_count"]
 
 
-def test_pushes_and_pulls_are_counted_with_their_bytes(server, docker_registry):  # noqa: F811
+def test_pushes_and_pulls_are_counted_with_their_bytes(server, docker_registry):
     remote = f"{docker_registry}/corral/observed:1"
     assert server.request("POST", "/api/copy", {"source": MODEL, "destination": remote})[0] == 200
     for path in ("/api/push", "/api/pull"):
@@ -145,11 +137,11 @@ def test_readyz_is_503_while_the_registry_is_down_and_200_once_it_is_back(server
     assert server.request("GET", "/healthz")[0] == 200
     (registry,) = [p for p in descendants(server.process.pid) if " -m registry" in cmdline(p)]
     os.kill(registry, signal.SIGKILL)
-    status, body, _ = wait_for(lambda: (reply := server.request("GET", "/readyz", timeout=10))
+    status, body, _ = until(lambda: (reply := server.request("GET", "/readyz", timeout=10))
                                and reply[0] == 503 and reply)
     assert b'"reachable":false' in body
     assert server.request("GET", "/healthz")[0] == 200
     assert scrape(server).get_value("corral_registry_up") == 0
-    wait_for(lambda: server.request("GET", "/readyz", timeout=10)[0] == 200, timeout=60)
+    until(lambda: server.request("GET", "/readyz", timeout=10)[0] == 200, timeout=60)
     assert scrape(server).get_value("corral_registry_up") == 1
     assert server.get("/api/tags")["models"]

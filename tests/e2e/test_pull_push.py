@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,12 +19,6 @@ pytestmark = pytest.mark.e2e
 
 OPTIONS = {"temperature": 0, "seed": 7, "num_predict": 8, "num_ctx": 512}
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-@pytest.fixture
-def docker_registry(tmp_path: Path) -> Iterator[str]:
-    with peers.docker_registry(tmp_path / "docker-registry") as address:
-        yield address
 
 
 def start_empty(server: CorralServer, timeout: float = 120.0) -> CorralServer:

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.server import CorralServer, alive
+from tests.polling import until
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +30,6 @@ LONG = {"model": MODEL, "prompt": "Tell me a very long story about a dragon.",
 QUEUE_FULL = {"error": "server busy, please try again.  maximum pending requests exceeded"}
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def ps(server: CorralServer) -> list[dict]:
@@ -63,7 +57,7 @@ def parallel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralServer]
 # -- serial: preload, queue, cancellation, prompt cache, keep_alive ------------------------------
 
 def test_preload_loads_and_pins_at_startup(serial):
-    entry = wait_for(lambda: [m for m in ps(serial) if m["state"] == "ready"])[0]
+    entry = until(lambda: [m for m in ps(serial) if m["state"] == "ready"])[0]
     assert entry["name"] == entry["model"] == MODEL
     assert entry["expires_at"].startswith("2318-")  # "Forever"
     assert entry["context_length"] == 2048 and entry["size_vram"] == 0
@@ -94,18 +88,18 @@ async def _flood(server: CorralServer, extra: int) -> tuple[list[tuple[int, dict
 
 
 def test_queue_overflow_gets_503_at_once_counted_exactly(serial):
-    wait_for(lambda: ps(serial)[0]["state"] == "ready")
+    until(lambda: ps(serial)[0]["state"] == "ready")
     answered, snapshot, waiting = asyncio.run(_flood(serial, extra=5))
     # 1 active + OLLAMA_MAX_QUEUE=2 waiting; the other 3 are refused
     assert answered == [(503, QUEUE_FULL)] * 3 and waiting == 2
     (entry,) = snapshot["models"]
     assert (entry["active"], entry["queued"]) == (1, 2)
     # the clients left: the queued ones are forgotten and the running one cancelled
-    wait_for(lambda: (ps(serial)[0]["active"], ps(serial)[0]["queued"]) == (0, 0), timeout=20)
+    until(lambda: (ps(serial)[0]["active"], ps(serial)[0]["queued"]) == (0, 0), timeout=20)
 
 
 def test_disconnect_mid_stream_frees_the_slot(serial):
-    wait_for(lambda: ps(serial)[0]["active"] == 0)
+    until(lambda: ps(serial)[0]["active"] == 0)
     before = len(serial.log_events("generation_cancelled"))
     stream = serial.stream("/api/generate", LONG)
     next(stream)
@@ -115,7 +109,7 @@ def test_disconnect_mid_stream_frees_the_slot(serial):
     short = {"model": MODEL, "prompt": "Hi", "options": {"num_predict": 4}}
     first = next(serial.stream("/api/generate", short, timeout=60))
     assert first["done"] is False and time.monotonic() - started < 30
-    cancelled = wait_for(lambda: serial.log_events("generation_cancelled")[before:], timeout=10)
+    cancelled = until(lambda: serial.log_events("generation_cancelled")[before:], timeout=10)
     assert cancelled[0]["eval_count"] < 40  # stopped within a few tokens, not 2000
 
 
@@ -132,7 +126,7 @@ def test_second_chat_turn_reuses_the_cached_prefix(serial):
     assert status == 200
     # prompt_eval_count is the whole prompt (as Ollama counts it); the runner logs the reuse
     assert second["prompt_eval_count"] > first["prompt_eval_count"] + first["eval_count"]
-    last = wait_for(lambda: [e for e in serial.log_events("generation_finished")
+    last = until(lambda: [e for e in serial.log_events("generation_finished")
                              if e["prompt_eval_count"] == second["prompt_eval_count"]])[-1]
     assert last["reused_tokens"] > first["prompt_eval_count"]  # only the new tail was evaluated
 
@@ -140,7 +134,7 @@ def test_second_chat_turn_reuses_the_cached_prefix(serial):
 def test_keep_alive_zero_negative_and_expiry(serial):
     status, body = serial.post("/api/generate", {"model": MODEL, "keep_alive": 0})  # corral stop
     assert (status, body["done_reason"]) == (200, "unload")
-    wait_for(lambda: not ps(serial) and not serial.runner_pids())
+    until(lambda: not ps(serial) and not serial.runner_pids())
 
     serial.post("/api/generate", {"model": MODEL, "keep_alive": -1})
     (entry,) = ps(serial)
@@ -152,13 +146,13 @@ def test_keep_alive_zero_negative_and_expiry(serial):
     ahead = dt.datetime.fromisoformat(entry["expires_at"]) - dt.datetime.now(dt.timezone.utc)
     assert dt.timedelta(0) < ahead <= dt.timedelta(seconds=2)
     assert serial.runner_pids() == [pid]  # the same runner, only its timer changed
-    wait_for(lambda: not ps(serial), timeout=15)
-    wait_for(lambda: not alive(pid))
+    until(lambda: not ps(serial), timeout=15)
+    until(lambda: not alive(pid))
 
     status, body = serial.post("/api/generate", {"model": MODEL, "prompt": "Hi", "stream": False,
                                                  "keep_alive": "0s", "options": {"num_predict": 2}})
     assert status == 200 and body["done"] is True
-    wait_for(lambda: not ps(serial) and not serial.runner_pids())  # unloaded once idle
+    until(lambda: not ps(serial) and not serial.runner_pids())  # unloaded once idle
 
 
 # -- parallel: batched slots, num_ctx reuse, eviction with two real models ------------------------
@@ -208,7 +202,7 @@ def test_num_ctx_that_fits_shares_the_runner_and_larger_reloads(parallel):
     generate(1024)
     assert parallel.runner_pids() == [pid]
     generate(3072)
-    (bigger,) = wait_for(lambda: len(parallel.runner_pids()) == 1 and parallel.runner_pids())
+    (bigger,) = until(lambda: len(parallel.runner_pids()) == 1 and parallel.runner_pids())
     assert bigger != pid and not alive(pid)
     assert ps(parallel)[0]["context_length"] == 3072
     generate(2048)
@@ -223,13 +217,9 @@ def _create_gemma(server: CorralServer, tmp: Path) -> None:
     data = path.read_bytes()
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     status, _, _ = server.request("POST", f"/api/blobs/{digest}", raw=data)
-    if status in (404, 405):
-        pytest.skip("awaits POST /api/blobs and /api/create")
     assert status in (200, 201)
     status, body, _ = server.request("POST", "/api/create", {
         "model": GEMMA, "files": {"gemma.gguf": digest}, "stream": False})
-    if status in (404, 405):
-        pytest.skip("awaits POST /api/create")
     assert status == 200, body
 
 

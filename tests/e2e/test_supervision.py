@@ -11,23 +11,13 @@ import urllib.request
 import pytest
 
 from tests.e2e.server import CorralServer, alive, cmdline, descendants
+from tests.polling import until
 
 pytestmark = pytest.mark.e2e
 
 MODEL = "smollm2:135m"
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:  # e.g. connection refused while a process restarts
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -81,7 +71,7 @@ def test_sigterm_stops_everything(server):
     tree = descendants(server.process.pid)
     assert any(" -m runner" in cmdline(p) for p in tree)
     assert server.stop() == 0
-    wait_for(lambda: not any(alive(p) for p in tree))
+    until(lambda: not any(alive(p) for p in tree), timeout=20)
 
 
 def test_sigkill_of_gateway_leaves_no_runner(server):
@@ -89,9 +79,9 @@ def test_sigkill_of_gateway_leaves_no_runner(server):
     (runner,) = server.runner_pids()
     gateway = next(p for p in descendants(server.process.pid) if cmdline(p).endswith("-m gateway "))
     os.kill(gateway, signal.SIGKILL)
-    wait_for(lambda: not alive(runner))
+    until(lambda: not alive(runner), timeout=20)
     # the launcher restarts the gateway, and the model loads again on demand
-    wait_for(lambda: server.get("/api/tags")["models"], timeout=30)
+    until(lambda: server.get("/api/tags")["models"], timeout=30, retry_on=(OSError,))
     status, _ = server.post("/api/generate", {"model": MODEL, "prompt": "Hi", "stream": False,
                                               "options": {"num_predict": 2}})
     assert status == 200

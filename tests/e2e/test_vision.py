@@ -20,8 +20,8 @@ import pytest
 from tests.e2e.server import CorralServer
 from tests.e2e.test_cli import corral_cli
 from tests.e2e.test_cli_repl import PROMPT, say, spawn_repl
-from tests.e2e.test_pull_push import docker_registry, model_digest, transfer  # noqa: F401
-from tests.e2e.test_scheduler import wait_for
+from tests.e2e.test_pull_push import model_digest, transfer
+from tests.polling import until
 from tests.vlm import BLUE, IMAGE_TOKENS, RED, b64, image_bytes, make_tiny_vlm
 
 pytestmark = pytest.mark.e2e
@@ -90,7 +90,7 @@ def test_chat_with_images_and_a_second_turn_from_the_cache(corral: CorralServer,
     assert first.message.content and second.message.content
     assert first.prompt_eval_count > IMAGE_TOKENS
     assert len(corral.log_events("image_encoded")) == encoded  # not encoded again
-    reused = wait_for(lambda: [e for e in corral.log_events("generation_finished")
+    reused = until(lambda: [e for e in corral.log_events("generation_finished")
                                if e["prompt_eval_count"] == second.prompt_eval_count]
                       )[-1]["reused_tokens"]
     client.generate(MODEL, keep_alive=0)  # unload: a fresh runner evaluates everything
@@ -190,7 +190,7 @@ def test_the_repl_attaches_images_and_shows_vision(corral: CorralServer, vlm: Pa
 
 
 def test_push_and_pull_carry_the_projector(corral: CorralServer, vlm: Path,
-                                           docker_registry: str) -> None:  # noqa: F811
+                                           docker_registry: str) -> None:
     remote = f"{docker_registry}/corral/tiny-vlm:latest"
     red = {"model": remote, "prompt": QUESTION, "images": [b64(image_bytes(RED))],
            "stream": False, "options": OPTIONS}

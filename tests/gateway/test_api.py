@@ -11,6 +11,7 @@ from gateway.app import create_app
 from gateway.routes import OLLAMA_VERSION
 from gateway.scheduler import Scheduler
 from tests.gateway.fakes import FakeRegistry
+from tests.polling import until_async
 
 MODEL = "smollm2:135m"
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -125,18 +126,11 @@ async def test_load_and_unload_replies(client, spawner):
     response = await client.post("/api/chat", json={"model": MODEL, "messages": [], "keep_alive": 0})
     body = await response.json()
     assert body["done_reason"] == "unload" and body["message"] == {"role": "assistant", "content": ""}
-    await _until(lambda: not spawner.alive)
+    await until_async(lambda: not spawner.alive)
     ps = await (await client.get("/api/ps")).json()
     assert ps["models"] == [] and ps["queue"]["waiting"] == 0 and ps["queue"]["limit"] == 512
 
 
-async def _until(predicate, timeout: float = 2.0) -> None:
-    import asyncio
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met")
 
 
 @pytest.mark.parametrize("path,body,status,error", [

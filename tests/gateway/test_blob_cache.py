@@ -186,7 +186,7 @@ async def test_a_load_whose_blob_was_evicted_fetches_it_again_before_spawning(
     spawned = []
 
     async def spawn(spec):
-        spawned.append(Path(spec.model_path).read_bytes())
+        spawned.append(await asyncio.to_thread(Path(spec.model_path).read_bytes))
 
     spec = SimpleNamespace(model_path=local.model_path, adapters=(), projector="",
                            model_name="tiny")

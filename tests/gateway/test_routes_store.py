@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -55,7 +56,7 @@ async def test_a_big_manifest_is_read_whole(client, tmp_path: Path):
     """A manifest arriving in many chunks (1 MiB, under the 2 MiB limit) is stored whole."""
     stored = (tmp_path / "models/manifests/registry.ollama.ai/library/smol/latest").read_bytes()
     padded = stored + b" " * (1 << 20)
-    put = await client.put("/api/manifests/elsewhere/big:v1", data=padded)
+    put = await client.put("/api/manifests/elsewhere/big:v1", data=io.BytesIO(padded))
     assert put.status == 201, await put.text()
     copy = tmp_path / "models/manifests/registry.ollama.ai/elsewhere/big/v1"
     assert copy.read_bytes() == padded
@@ -77,7 +78,8 @@ async def test_a_big_manifest_is_read_whole(client, tmp_path: Path):
      "json: cannot unmarshal string into Go struct field VerifyRequest.repair of type bool"),
 ])
 async def test_errors(client, method, path, body, status, error):
-    response = await client.request(method, path, data=body)
+    # aiohttp warns that a big bytes body "might lock the event loop": stream it from a file object
+    response = await client.request(method, path, data=io.BytesIO(body) if isinstance(body, bytes) else body)
     assert response.status == status
     if error:
         assert (await response.json()) == {"error": error}

@@ -206,6 +206,7 @@ def test_a_killed_writer_leaves_a_temp_file_that_the_next_start_removes(
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
     assert temp_files[0].exists()  # the kill left it behind
 
     from registry.server import running_registry

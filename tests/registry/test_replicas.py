@@ -148,8 +148,9 @@ def start_registry(url: str, models_dir: Path, log_path: Path) -> tuple[subproce
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "CORRAL_"))},
            "OLLAMA_MODELS": str(models_dir), "CORRAL_REGISTRY_ADDR": address,
            "CORRAL_DATABASE_URL": url, "CORRAL_EMBEDDED_MODEL": "0"}
-    process = subprocess.Popen([sys.executable, "-m", "registry"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=open(log_path, "ab"))
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen([sys.executable, "-m", "registry"], cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=log)
     return process, address
 
 

@@ -1,7 +1,7 @@
 """Which hosts the CLI may start a server for, and the switch that turns auto-start off."""
 
-from services.cli.autostart import ClientSettings, is_local
-from services.settings import parse_ollama_host
+from services.cli.autostart import is_local
+from services.settings import ClientSettings, parse_ollama_host
 
 
 def test_only_local_hosts_are_started():

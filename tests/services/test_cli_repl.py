@@ -13,13 +13,13 @@ from services.api_client import ApiClient
 from services.cli.repl import Repl
 from services.cli.run import RunOptions
 from services.settings import parse_ollama_host
-from tests.services.test_cli_client import Peer, peer  # noqa: F401 - the fixture
+from tests.services.cli_peer import Peer
 
 CTRL_C, CTRL_D = "\x03", "\x04"
 
 
 @pytest.fixture
-def session(peer: Peer, tmp_path, monkeypatch):  # noqa: F811
+def session(peer: Peer, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
 
     def run(*keys: str, **opts) -> Repl:

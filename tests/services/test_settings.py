@@ -1,8 +1,11 @@
+import dataclasses
 import math
 
 import pytest
 
-from services.settings import (FOREVER, GatewaySettings, GrpcTls, RegistrySettings,
+from services.cli import COMMANDS
+from services.cli.parser import HelpRequested, resolve
+from services.settings import (FOREVER, ClientSettings, GatewaySettings, GrpcTls, RegistrySettings,
                                documented_variables, parse_bool, parse_env_duration,
                                parse_go_duration, parse_ollama_host, parse_size)
 
@@ -101,3 +104,67 @@ def test_fleet_settings_from_env(tmp_path):
     for name in ("CORRAL_DATABASE_URL", "CORRAL_CACHE_DIR", "CORRAL_CACHE_MAX", "CORRAL_GRPC_TLS_CERT",
                  "CORRAL_GRPC_TLS_KEY", "CORRAL_GRPC_TLS_CA"):
         assert documented[name]
+
+
+SETTINGS = (GatewaySettings, RegistrySettings, ClientSettings, GrpcTls)
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda cls: cls.__name__)
+def test_every_setting_declares_its_variable_parser_default_and_doc(cls):
+    for f in dataclasses.fields(cls):
+        if f.name == "rejected":
+            continue  # what load() could not use, not a variable of its own
+        assert f.metadata["env"].isupper() and f.metadata["doc"], f.name
+        assert f.metadata["parse"] or f.metadata["nested"], f.name
+        assert (f.default is not dataclasses.MISSING
+                or f.default_factory is not dataclasses.MISSING), f"{f.name} has no default"
+    cls()  # every field has a default, so nothing is required from the environment
+
+
+def test_defaults_come_from_the_declaration_alone():
+    assert GatewaySettings.from_env({}) == GatewaySettings()
+    assert RegistrySettings.from_env({}) == RegistrySettings()
+    assert ClientSettings.from_env({}) == ClientSettings()
+    assert GatewaySettings().keep_alive == 300.0 and GatewaySettings().max_queue == 512
+    assert RegistrySettings().embedded_model and RegistrySettings().address == "127.0.0.1:11435"
+
+
+def test_unusable_values_keep_the_default_and_are_remembered():
+    settings = GatewaySettings.from_env({"OLLAMA_KV_CACHE_TYPE": "Q5_0", "OLLAMA_NUM_PARALLEL": "x",
+                                         "OLLAMA_FLASH_ATTENTION": "'0'"})
+    assert settings.kv_cache_type == "f16" and settings.num_parallel == 1
+    assert settings.flash_attention == "off"
+    assert dict(settings.rejected) == {"OLLAMA_KV_CACHE_TYPE": "Q5_0", "OLLAMA_NUM_PARALLEL": "x"}
+    assert GatewaySettings.from_env({"OLLAMA_KV_CACHE_TYPE": "Q8_0"}).kv_cache_type == "q8_0"
+
+
+def test_client_settings_hold_the_variables_the_cli_reads():
+    settings = ClientSettings.from_env({"OLLAMA_EDITOR": "vim -u NONE", "OLLAMA_NOHISTORY": "1",
+                                        "CORRAL_REGISTRY_ADDR": " 127.0.0.1:1 ", "CORRAL_API_KEY": "s3"})
+    assert settings.editor == "vim -u NONE" and settings.nohistory
+    assert settings.registry_address == "127.0.0.1:1"  # the CLI's default is "through the server"
+    assert "s3" not in repr(settings)
+
+
+@pytest.mark.parametrize("command,classes", [
+    ("serve", (GatewaySettings, RegistrySettings)), ("run", (ClientSettings,))])
+def test_help_lists_every_variable_with_its_doc_and_default(command, classes):
+    with pytest.raises(HelpRequested) as exc:
+        resolve(COMMANDS, [command, "--help"], "")
+    lines = {line.split()[0]: line for line in exc.value.text.splitlines() if line.startswith("      ")}
+    docs: dict[str, set[str]] = {}  # a variable two services read may carry either's doc
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if "env" in f.metadata:
+                docs.setdefault(f.metadata["env"], set()).add(f.metadata["doc"])
+                for variable, doc in f.metadata["also"]:
+                    docs.setdefault(variable, set()).add(doc)
+    if command == "run":
+        docs.pop("CORRAL_REGISTRY_ADDR")  # only `keys` talks to the registry itself
+    for variable, described in docs.items():
+        assert variable in lines, variable
+        assert any(doc in lines[variable] for doc in described), lines[variable]
+    if command == "serve":
+        assert lines["OLLAMA_KEEP_ALIVE"].endswith("idle time before unload (default 5m)")
+        assert lines["OLLAMA_MAX_QUEUE"].endswith("queued requests before 503 (default 512)")
+        assert lines["OLLAMA_DEBUG"].endswith("debug logging (default false)")

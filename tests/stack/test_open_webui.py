@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.server import CorralServer, free_port
+from tests.polling import until
 from tests.stack.webui import (CHROMIUM, CHROMIUM_ARGS, ENDPOINT_REPORT, ROOT, Hit, OpenWebUI,
                                artifacts_dir, corral_hits, hits_report, webui_venv)
 
@@ -83,13 +84,7 @@ class Stack:
 
     def wait_for(self, what: str, predicate: Callable[[], object], timeout: float = 180.0):
         """Poll ``predicate`` until it returns something truthy; fail with ``what`` otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.5)
-        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        return until(predicate, timeout, 0.5, what=what)
 
 
 @pytest.fixture(scope="module")

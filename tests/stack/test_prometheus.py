@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.e2e.server import CorralServer, free_port, terminate
+from tests.polling import until
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRAPE_CONFIG = ROOT / "deploy" / "prometheus.yml"
@@ -92,16 +93,10 @@ def scalar(prometheus: str, promql: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def wait_for(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "Prometheus never saw it"
-        time.sleep(0.5)
-    return value
 
 
 def test_prometheus_reads_corrals_token_counter(corral, prometheus):
-    wait_for(lambda: scalar(prometheus, 'up{job="corral"}') == 1)
+    until(lambda: scalar(prometheus, 'up{job="corral"}') == 1, 60, 0.5, what="Prometheus scraping corral")
     generated = 0
     for prompt in ("Name a colour.", "Name a fruit."):
         status, body = corral.post("/api/generate", {
@@ -110,7 +105,7 @@ def test_prometheus_reads_corrals_token_counter(corral, prometheus):
         assert status == 200, body
         generated += body["eval_count"]
     promql = f'sum(corral_generated_tokens_total{{job="corral", model="{MODEL}"}})'
-    wait_for(lambda: scalar(prometheus, promql) == generated)
+    until(lambda: scalar(prometheus, promql) == generated, 60, 0.5, what="Prometheus seeing the tokens")
     assert scalar(prometheus, 'sum(corral_http_requests_total{route="/api/generate"})') == 2
     assert scalar(prometheus, "corral_models_loaded") == 1
     assert scalar(prometheus, "corral_registry_up") == 1
