@@ -7,7 +7,7 @@ from http import HTTPStatus
 import json
 import ssl
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from services.settings import HostAddress
 
@@ -132,7 +132,7 @@ class ApiClient:
         conn.close()
         return response.status
 
-    def upload(self, path: str, source: BinaryIO, size: int,
+    def upload(self, path: str, source: IO[bytes], size: int,
                on_progress: Callable[[int], None] | None = None) -> int:
         """POST ``size`` bytes from ``source`` in chunks; return the status (200 or 201)."""
         def chunks() -> Iterator[bytes]:

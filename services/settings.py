@@ -46,6 +46,7 @@ def parse_go_duration(text: str) -> float:
     total, pos = 0, 0
     while pos < len(text):
         match = _DURATION_PART.match(text, pos)
+        assert match is not None  # every group of the pattern is optional: it always matches
         whole, fraction, unit = match.groups()
         if not whole and not fraction:
             raise invalid  # no digits (".s", "h", or a stray character)
@@ -165,7 +166,7 @@ def _path(value: str) -> Path:
 
 
 def _duration(value: str) -> float | None:
-    return parse_env_duration(value, None)
+    return parse_env_duration(value, None)  # type: ignore[arg-type]  # None: the field keeps its default
 
 
 def _load_timeout(value: str) -> float | None:

@@ -134,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         inv = resolve(COMMANDS, argv, SHORT)
         if inv is None:
             return commands.print_version(client_of(ClientSettings.from_env(), timeout=10))
+        assert inv.command.handler is not None  # resolve() returns only runnable commands
         return inv.command.handler(inv)
     except HelpRequested as help_screen:
         sys.stdout.write(help_screen.text)

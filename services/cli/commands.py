@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from http import HTTPStatus
 from importlib import metadata
+from typing import Any
 
 from services.api_client import ApiClient, ApiError, ServerUnreachableError
 from services.cli.parser import Invocation, UsageError
@@ -67,7 +68,7 @@ def cmd_show(inv: Invocation, client: ApiClient) -> int:
     if len(chosen) > 1:
         raise UsageError("only one of '--license', '--modelfile', '--parameters', '--system', "
                          "or '--template' can be specified")
-    body = {"model": inv.args[0]}
+    body: dict[str, Any] = {"model": inv.args[0]}
     if inv.flags["verbose"]:
         body["verbose"] = True
     resp = client.request("POST", "/api/show", body)

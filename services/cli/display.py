@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from services.cli_format import go_duration, width
 
@@ -73,7 +73,7 @@ class AnswerPrinter:
         self.content = ""
         self._open = False
 
-    def add(self, content: str, thinking: str = "", tool_calls: list | None = None) -> None:
+    def add(self, content: str, thinking: str = "", tool_calls: list[Any] | None = None) -> None:
         if thinking and not self.hide_thinking:
             if not self._open and not self.thinking:
                 self.stream.write(self._opening())
@@ -99,16 +99,18 @@ class AnswerPrinter:
         text = "...done thinking.\n\n"
         return text if self.plain else GREY + BOLD + text + RESET
 
-    def _tool_call(self, call: dict) -> str:
+    def _tool_call(self, call: dict[str, Any]) -> str:
         fn = call.get("function") or {}
         return (f"  Model called a non-existent function '{fn.get('name', '')}()' with arguments: "
                 f"{json.dumps(fn.get('arguments') or {}, separators=(',', ':'))}")
 
 
-def print_stats(final: dict, stream: TextIO | None = None) -> None:
+def print_stats(final: dict[str, Any], stream: TextIO | None = None) -> None:
     """Ollama's ``Metrics.Summary``: each line only when its value is non-zero."""
     out = stream or sys.stderr
-    get = final.get
+    def get(key: str) -> int:
+        return int(final.get(key) or 0)
+
     if get("total_duration"):
         out.write(f"total duration:       {go_duration(get('total_duration'))}\n")
     if get("load_duration"):
@@ -117,12 +119,12 @@ def print_stats(final: dict, stream: TextIO | None = None) -> None:
         out.write(f"prompt eval count:    {get('prompt_eval_count')} token(s)\n")
     if get("prompt_eval_duration"):
         out.write(f"prompt eval duration: {go_duration(get('prompt_eval_duration'))}\n")
-        rate = get("prompt_eval_count", 0) / (get("prompt_eval_duration") / 1e9)
+        rate = get("prompt_eval_count") / (get("prompt_eval_duration") / 1e9)
         out.write(f"prompt eval rate:     {rate:.2f} tokens/s\n")
     if get("eval_count"):
         out.write(f"eval count:           {get('eval_count')} token(s)\n")
     if get("eval_duration"):
         out.write(f"eval duration:        {go_duration(get('eval_duration'))}\n")
-        rate = get("eval_count", 0) / (get("eval_duration") / 1e9)
+        rate = get("eval_count") / (get("eval_duration") / 1e9)
         out.write(f"eval rate:            {rate:.2f} tokens/s\n")
     out.flush()

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.api_client import ApiClient
 from services.apikeys import SCOPES, check_limit, check_name, check_scopes, hash_secret
@@ -24,6 +25,11 @@ from services.apikeys import new_secret, parse_expiry
 from services.cli.parser import Invocation, UsageError
 from services.cli_format import human_time, table
 from services.pb.corral.registry.v1 import registry_pb2 as pb
+
+if TYPE_CHECKING:
+    from services.clients.registry import RegistryClient
+
+T = TypeVar("T")
 
 ACTIONS = ("create", "list", "revoke")
 
@@ -56,7 +62,7 @@ def cmd_keys(inv: Invocation, connect: Callable[[], ApiClient], direct: str = ""
     return 0
 
 
-def _create_body(inv: Invocation, name: str) -> dict:
+def _create_body(inv: Invocation, name: str) -> dict[str, Any]:
     if not inv.flags["scope"]:
         raise UsageError(f"keys create needs --scope (one or more of: {', '.join(SCOPES)})")
     body = {"name": check_name(name), "scopes": list(check_scopes(inv.flags["scope"])),
@@ -68,14 +74,14 @@ def _create_body(inv: Invocation, name: str) -> dict:
     return body
 
 
-def _table(keys: list[dict]) -> str:
+def _table(keys: list[dict[str, Any]]) -> str:
     rows = [[k["name"], ",".join(k["scopes"]), human_time(k.get("created_at")),
              human_time(k.get("last_used_at")), _expiry(k),
              _limits(k.get("requests_per_minute", 0), k.get("max_concurrent", 0))] for k in keys]
     return table(["NAME", "SCOPES", "CREATED", "LAST USED", "EXPIRES", "LIMITS"], rows)
 
 
-def _expiry(key: dict) -> str:
+def _expiry(key: dict[str, Any]) -> str:
     if not key.get("expires_at"):
         return "Never"
     return "Expired" if key.get("expired") else human_time(key["expires_at"])
@@ -88,7 +94,7 @@ def _limits(rpm: int, concurrent: int) -> str:
 
 # -- straight to the registry (CORRAL_REGISTRY_ADDR) ----------------------------------------------
 
-async def _with_registry(address: str, call):
+async def _with_registry(address: str, call: Callable[[RegistryClient], Awaitable[T]]) -> T:
     from services.clients.registry import RegistryClient
 
     registry = RegistryClient(address)
@@ -99,23 +105,23 @@ async def _with_registry(address: str, call):
         await registry.close()
 
 
-def _create_direct(address: str, body: dict) -> dict:
+def _create_direct(address: str, body: dict[str, Any]) -> dict[str, Any]:
     secret = new_secret()
     request = pb.CreateKeyRequest(name=body["name"], scopes=body["scopes"], key_hash=hash_secret(secret),
                                   requests_per_minute=body["requests_per_minute"],
                                   max_concurrent=body["max_concurrent"])
-    if body.get("expires"):
-        request.expires_at.FromDatetime(parse_expiry(body["expires"]))
+    if body.get("expires") and (expires := parse_expiry(body["expires"])) is not None:
+        request.expires_at.FromDatetime(expires)
     key = asyncio.run(_with_registry(address, lambda r: r.create_key(request)))
     return {"name": key.name, "scopes": list(key.scopes), "key": secret}
 
 
-def _list_direct(address: str) -> list[dict]:
+def _list_direct(address: str) -> list[dict[str, Any]]:
     keys = asyncio.run(_with_registry(address, lambda r: r.list_keys()))
     return [_described(k) for k in keys]
 
 
-def _described(key: pb.ApiKey) -> dict:
+def _described(key: pb.ApiKey) -> dict[str, Any]:
     out = {"name": key.name, "scopes": list(key.scopes),
            "created_at": key.created_at.ToJsonString(),
            "requests_per_minute": key.requests_per_minute, "max_concurrent": key.max_concurrent}

@@ -124,7 +124,8 @@ def parse_flags(command: Command, argv: Sequence[str]) -> Invocation:
             inv.args += items
             break
         if item.startswith("--") and len(item) > 2:
-            name, has_value, value = item[2:].partition("=")
+            name, equals, value = item[2:].partition("=")
+            has_value = bool(equals)
             flag = _find_flag(flags, name=name)
             spelled = f"--{name}"
             if flag is None:

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import Progress, ProgressColumn, Task
+from rich.progress import Progress, ProgressColumn, Task, TaskID
 from rich.text import Text
 
 from services.cli_format import human_bytes
@@ -88,8 +88,8 @@ class ProgressDisplay:
         self.progress: Progress | None = None
         self._status: str | None = None
         self._pending = False
-        self._status_task: int | None = None
-        self._bars: dict[str, int] = {}
+        self._status_task: TaskID | None = None
+        self._bars: dict[str, TaskID] = {}
         self._printed: set[str] = set()
 
     def __enter__(self) -> ProgressDisplay:

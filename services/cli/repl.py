@@ -91,13 +91,13 @@ async def edit_in(editor: str, buffer: Buffer) -> None:
 class Repl:
     """One session: ``run`` reads lines until /bye or Ctrl-D and returns the exit status."""
 
-    def __init__(self, client: ApiClient, opts: RunOptions, info: dict,
+    def __init__(self, client: ApiClient, opts: RunOptions, info: dict[str, Any],
                  settings: ClientSettings | None = None, **terminal: Any) -> None:
         """``terminal`` may pass prompt-toolkit's ``input``/``output`` (tests use a pipe)."""
         self.client, self.opts, self.info = client, opts, info
         settings = settings or ClientSettings()
         self.history = ToggleHistory(history_path(), not settings.nohistory)
-        self.session: PromptSession = PromptSession(
+        self.session: PromptSession[str] = PromptSession(
             history=self.history, key_bindings=_key_bindings(settings.editor), style=STYLE,
             reserve_space_for_menu=0, enable_history_search=False, **terminal)
         self.buffer: list[str] = []
@@ -171,7 +171,7 @@ class Repl:
         return self.opts.multimodal and any(name.startswith(word) for name in file_names(line))
 
     def _send(self, text: str) -> None:
-        message: dict = {"role": "user", "content": text}
+        message: dict[str, Any] = {"role": "user", "content": text}
         if self.opts.multimodal:
             try:
                 message["content"], images = attach_images(text)
@@ -182,14 +182,14 @@ class Repl:
                 message["images"] = images
         self.opts.messages.append(message)
         try:
-            message = chat_once(self.client, self.opts)
+            answer = chat_once(self.client, self.opts)
         except ApiError as exc:
             if exc.bad_request:  # e.g. no thinking support, a bad think value: ask again
                 print(f"error: {exc}")
                 return
             raise
-        if message is not None:
-            self.opts.messages.append(message)
+        if answer is not None:
+            self.opts.messages.append(answer)
 
     def _command(self, line: str) -> str | None:
         args = line.split()
@@ -231,7 +231,7 @@ class Repl:
             raise
         self.info = info
 
-    def create_request(self, name: str) -> dict:
+    def create_request(self, name: str) -> dict[str, Any]:
         """Ollama's NewCreateRequest: the session as a new model derived from the current one."""
         parent = self.opts.parent_model if is_valid_name(self.opts.parent_model or "") else ""
         request: dict[str, Any] = {"model": name, "from": parent or self.opts.model}
@@ -357,7 +357,7 @@ class Repl:
             raise
         self._show_part(args[1], resp)
 
-    def _show_part(self, what: str, resp: dict) -> None:
+    def _show_part(self, what: str, resp: dict[str, Any]) -> None:
         if what == "info":
             sys.stderr.write(show_info(resp))
         elif what == "license":

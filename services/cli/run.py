@@ -26,8 +26,8 @@ class RunOptions:
     model: str
     prompt: str = ""
     parent_model: str = ""
-    loaded_messages: list[dict] = field(default_factory=list)
-    messages: list[dict] = field(default_factory=list)
+    loaded_messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     system: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     format: str = ""
@@ -94,25 +94,27 @@ def pull_model(client: ApiClient, name: str, insecure: bool = False) -> None:
             display.update(obj)
 
 
-def show_or_pull(client: ApiClient, name: str, insecure: bool = False) -> dict:
+def show_or_pull(client: ApiClient, name: str, insecure: bool = False) -> dict[str, Any]:
     """The model's /api/show answer, pulling it first when the server does not have it."""
     try:
-        return client.request("POST", "/api/show", {"model": name})
+        info: dict[str, Any] = client.request("POST", "/api/show", {"model": name})
+        return info
     except ApiError as exc:
         if exc.status != 404:
             raise
     pull_model(client, name, insecure)
-    return client.request("POST", "/api/show", {"model": name})
+    info = client.request("POST", "/api/show", {"model": name})
+    return info
 
 
-def infer_think(info: dict, opts: RunOptions) -> bool | str | None:
+def infer_think(info: dict[str, Any], opts: RunOptions) -> bool | str | None:
     """Explicit choice wins; otherwise thinking models think and others leave it unset."""
     if opts.think_explicit:
         return opts.think
     return True if "thinking" in (info.get("capabilities") or []) else None
 
 
-def apply_show(opts: RunOptions, info: dict) -> None:
+def apply_show(opts: RunOptions, info: dict[str, Any]) -> None:
     opts.parent_model = (info.get("details") or {}).get("parent_model", "")
     opts.loaded_messages = list(info.get("messages") or [])
     opts.multimodal = "vision" in (info.get("capabilities") or [])
@@ -134,7 +136,7 @@ def load_or_unload(client: ApiClient, opts: RunOptions) -> None:
         spinner.stop()
 
 
-def _pieces(obj: dict) -> tuple[str, str, list | None]:
+def _pieces(obj: dict[str, Any]) -> tuple[str, str, list[Any] | None]:
     """(content, thinking, tool calls) of one generate or chat chunk."""
     if "message" in obj:
         message = obj["message"] or {}
@@ -142,13 +144,13 @@ def _pieces(obj: dict) -> tuple[str, str, list | None]:
     return obj.get("response") or "", obj.get("thinking") or "", obj.get("tool_calls")
 
 
-def stream_answer(client: ApiClient, path: str, body: dict, opts: RunOptions,
-                  ) -> tuple[AnswerPrinter, dict] | None:
+def stream_answer(client: ApiClient, path: str, body: dict[str, Any], opts: RunOptions,
+                  ) -> tuple[AnswerPrinter, dict[str, Any]] | None:
     """Stream one answer to stdout; None when Ctrl-C cancelled it (the connection is closed,
     which stops the generation on the server)."""
     printer = AnswerPrinter(wrap=opts.wordwrap, hide_thinking=opts.hide_thinking)
     spinner = Spinner()
-    latest: dict = {}
+    latest: dict[str, Any] = {}
     try:
         for obj in client.stream(path, body):
             content, thinking, tool_calls = _pieces(obj)
@@ -185,7 +187,7 @@ def generate_once(client: ApiClient, opts: RunOptions) -> int:
     return 0
 
 
-def chat_once(client: ApiClient, opts: RunOptions) -> dict | None:
+def chat_once(client: ApiClient, opts: RunOptions) -> dict[str, Any] | None:
     """One /api/chat turn over the session's messages; the assistant message, or None if cancelled."""
     body = {"model": opts.model, "messages": opts.messages, **request_fields(opts)}
     result = stream_answer(client, "/api/chat", body, opts)

@@ -18,7 +18,7 @@ def _section(title: str, rows: list[list[str]], col_width: int = 30) -> str:
     return f"  {title}\n" + table(None, rows, col_width=col_width) + "\n"
 
 
-def _model_rows(resp: dict) -> list[list[str]]:
+def _model_rows(resp: dict[str, Any]) -> list[list[str]]:
     info, details = resp.get("model_info"), resp.get("details") or {}
     rows: list[list[str]] = []
     if resp.get("remote_host"):
@@ -47,7 +47,7 @@ def _model_rows(resp: dict) -> list[list[str]]:
     return rows
 
 
-def _projector_rows(projector: dict) -> list[list[str]]:
+def _projector_rows(projector: dict[str, Any]) -> list[list[str]]:
     arch = projector.get("general.architecture") or ""
     rows = [["", "architecture", arch]] if arch else []
     if isinstance(projector.get("general.parameter_count"), (int, float)):
@@ -84,7 +84,7 @@ def _head(text: str, limit: int) -> list[list[str]]:
     return rows + ([["", "..."]] if len(lines) > limit else [])
 
 
-def show_info(resp: dict, verbose: bool = False) -> str:
+def show_info(resp: dict[str, Any], verbose: bool = False) -> str:
     """The default ``show`` output: Model, Capabilities, Projector, Parameters, (Metadata,
     Tensors with ``verbose``), System and License sections."""
     out = _section("Model", _model_rows(resp))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,7 +20,7 @@ from services.api_client import ApiClient
 from services.cli.parser import Invocation, UsageError
 from services.cli.progress import ProgressDisplay
 from services.cli_format import human_bytes
-from services.names import is_valid_name, parse_name
+from services.names import ModelName, is_valid_name, parse_name
 from services.oci_archive import (
     ArchiveError, ArchiveReader, ArchiveWriter, Blob, manifest_blobs, unique_blobs,
 )
@@ -77,9 +78,9 @@ def cmd_save(inv: Invocation, client: ApiClient) -> int:
     output = inv.flags["output"]
     if not output:
         raise UsageError("an output file is required: -o FILE")
-    names = [parse_name(text) if is_valid_name(text) else None for text in inv.args]
-    if None in names:
-        raise UsageError(f"invalid model name: {inv.args[names.index(None)]}")
+    if bad := [text for text in inv.args if not is_valid_name(text)]:
+        raise UsageError(f"invalid model name: {bad[0]}")
+    names = [parse_name(text) for text in inv.args]
     target = Path(output)
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
@@ -104,7 +105,8 @@ def cmd_save(inv: Invocation, client: ApiClient) -> int:
     return 0
 
 
-def _save_model(client: ApiClient, writer: ArchiveWriter, name, display: ProgressDisplay) -> None:
+def _save_model(client: ApiClient, writer: ArchiveWriter, name: ModelName,
+                display: ProgressDisplay) -> None:
     conn, response = client.open("GET", f"/api/manifests/{quote(name.full)}")
     try:
         content, media_type = response.read(), response.headers.get("Content-Type") or SCHEMA2
@@ -165,7 +167,7 @@ def _upload(client: ApiClient, reader: ArchiveReader, blob: Blob,
                        "completed": sent}))
 
 
-def _reporter(display: ProgressDisplay):
+def _reporter(display: ProgressDisplay) -> Callable[[str, str, int, int], None]:
     def report(verb: str, digest: str, total: int, completed: int) -> None:
         display.update({"status": f"{verb} {digest[7:19]}", "digest": f"{verb} {digest}",
                         "total": total, "completed": completed})
