@@ -1,4 +1,4 @@
-"""The scheduler's time source (``gateway.ports.Clock``): the event loop's clock and UTC.
+"""The scheduler's time source (``Clock``, one of the ports in ``gateway.ports``): the event loop's clock and UTC.
 
 Keep-alive timers, restart backoff and load timings read it, so tests can drive them with a
 manual clock instead of sleeping."""
@@ -10,6 +10,28 @@ import contextvars
 import datetime as dt
 import time
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Time as the scheduler reads it: keep-alive timers, restart backoff, load times.
+
+    Injected so tests advance time instead of sleeping (``tests/gateway/clock.py``)."""
+
+    def monotonic(self) -> float: ...
+
+    def now(self) -> dt.datetime: ...
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Cancellable: ...
+
+    async def sleep(self, delay: float) -> None: ...
+
+
+class Cancellable(Protocol):
+    """A pending timer (``asyncio.TimerHandle`` has this shape)."""
+
+    def cancel(self) -> None: ...
 
 
 class SystemClock:

@@ -10,10 +10,11 @@ Protocol lists only what the gateway calls, so a fake never has to grow unused m
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from gateway.clock import Cancellable as Cancellable  # defined beside SystemClock; a port too
+from gateway.clock import Clock as Clock
 from services.pb.corral.registry.v1 import registry_pb2 as rpb
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
@@ -95,23 +96,3 @@ class MemoryProbe(Protocol):
     async def footprint(self, model_path: str, n_ctx: int, extra_files: tuple[str, ...] = (),
                         kv_cache_type: str = "f16", *, kv_bytes_per_token: int) -> Footprint: ...
 
-
-@runtime_checkable
-class Clock(Protocol):
-    """Time as the scheduler reads it: keep-alive timers, restart backoff, load times.
-
-    Injected so tests advance time instead of sleeping (``tests/gateway/clock.py``)."""
-
-    def monotonic(self) -> float: ...
-
-    def now(self) -> dt.datetime: ...
-
-    def call_later(self, delay: float, callback: Callable[[], object]) -> Cancellable: ...
-
-    async def sleep(self, delay: float) -> None: ...
-
-
-class Cancellable(Protocol):
-    """A pending timer (``asyncio.TimerHandle`` has this shape)."""
-
-    def cancel(self) -> None: ...

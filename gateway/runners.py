@@ -24,7 +24,7 @@ import structlog
 from gateway.clock import SystemClock
 from gateway.load_options import AUTO, DEFAULT_BATCH, LoadOptions
 from gateway.model_ref import ModelRef
-from gateway.ports import Clock
+from gateway.clock import Clock
 from services.clients.runner import RunnerClient
 from services.errors import RunnerCrashedError, RunnerUnavailableError
 from services.settings import GatewaySettings

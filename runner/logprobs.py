@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 from llama_cpp import llama_cpp
 
 from services.pb.corral.runner.v1 import runner_pb2 as pb
@@ -19,6 +18,8 @@ from services.pb.corral.runner.v1 import runner_pb2 as pb
 def token_logprob(ctx: llama_cpp.llama_context_p, index: int, n_vocab: int, token: int,
                   top_n: int, piece: Callable[[int], bytes]) -> pb.TokenLogprob:
     """``token``'s log-probability at batch position ``index``, with the ``top_n`` likeliest."""
+    import numpy as np  # noqa: PLC0415 - on first use: a runner starts without numpy
+
     logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(n_vocab,))
     peak = float(logits.max())
     log_total = peak + float(np.log(np.exp(logits - peak, dtype=np.float64).sum()))
