@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import structlog
 
-from gateway.loaded import LoadedRunner, RunnerState
+from gateway.leases import LoadedRunner, RunnerState
 from gateway.memory import Footprint, shortfall
 from gateway.supervisor import RunnerSupervisor
 

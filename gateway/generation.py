@@ -25,7 +25,7 @@ from gateway.formats.forced import ToolChoice
 from gateway.merging import merge_chat, merge_generate, with_logprobs  # noqa: F401 (re-export)
 from gateway.blob_cache import BlobCache
 from gateway.caps import RequestCaps
-from gateway.loaded import Lease
+from gateway.leases import Lease
 from gateway.model_ref import ModelRef
 from gateway.options import ModelOptions
 from gateway.output import Piece

@@ -17,7 +17,7 @@ import datetime as dt
 import structlog
 
 from gateway.load_options import LoadOptions
-from gateway.loaded import FOREVER_DELTA, LoadedRunner, RunnerKey, RunnerState
+from gateway.leases import FOREVER_DELTA, LoadedRunner, RunnerKey, RunnerState
 from gateway.ports import Clock
 from gateway.supervisor import RunnerSupervisor
 from services.settings import FOREVER, MAX_DURATION_S

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import models
+from gateway import listings
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER
 from gateway.merging import merge_chat, merge_generate
 from gateway.schemas import ChatParams, GenerateParams, read_json
@@ -24,11 +24,11 @@ async def version(_request: web.Request) -> web.Response:
 
 
 async def tags(request: web.Request) -> web.Response:
-    return json_response(await models.tags(request.app[REGISTRY]))
+    return json_response(await listings.tags(request.app[REGISTRY]))
 
 
 async def ps(request: web.Request) -> web.Response:
-    return json_response(models.ps(request.app[SCHEDULER]))
+    return json_response(listings.ps(request.app[SCHEDULER]))
 
 
 async def generate(request: web.Request) -> web.StreamResponse:

@@ -25,7 +25,7 @@ from gateway.formats.chat_format import HARMONY_FAMILIES
 from gateway.formats.registry import PARSERS, check_names
 from gateway.gotemplate import Template, TemplateError
 from gateway.keys import REGISTRY
-from gateway.models import details_dict
+from gateway.listings import details_dict
 from gateway.prompt import PromptTemplate
 from gateway.routes_transfer import progress_dict
 from gateway.schemas import OFF_LOOP_BYTES, model_or_name, read_json

@@ -35,7 +35,7 @@ from gateway.clock import SystemClock
 from gateway.eviction import Eviction
 from gateway.keep_alive import KeepAlive
 from gateway.load_options import AUTO, LoadOptions
-from gateway.loaded import FOREVER_DELTA, Lease, LoadedRunner, RunnerGone, RunnerKey, RunnerState
+from gateway.leases import FOREVER_DELTA, Lease, LoadedRunner, RunnerGone, RunnerKey, RunnerState
 from gateway.memory import SystemMemory
 from gateway.model_ref import ModelRef
 from gateway.observer import SchedulerObserver

@@ -4,7 +4,7 @@ out restarts, and stops them. It decides nothing about *when* (that is policy: a
 
 **Where a runner crash becomes an HTTP error.** ``_watch`` notices an exit nobody asked for: the
 runner is dropped at once, requests waiting for its slots start over on a fresh one, and requests
-streaming from it end with ``RunnerCrashedError`` (``Lease.generate`` in ``gateway.loaded`` names
+streaming from it end with ``RunnerCrashedError`` (``Lease.generate`` in ``gateway.leases`` names
 the exit cause); a failed load raises ``RunnerCrashedError`` or ``RunnerUnavailableError`` to
 every request waiting for it. ``gateway.middleware`` turns those into HTTP 500 / 503.
 
@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from gateway.load_options import LoadOptions
-from gateway.loaded import (BACKOFF_BASE_S, BACKOFF_MAX_S, CrashHistory, LoadedRunner, RunnerKey,
+from gateway.leases import (BACKOFF_BASE_S, BACKOFF_MAX_S, CrashHistory, LoadedRunner, RunnerKey,
                             RunnerState)
 from gateway.memory import Footprint
 from gateway.model_ref import ModelRef

@@ -13,7 +13,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from registry.models import Base
+from registry.tables import Base
 from services.settings import RegistrySettings
 
 config = context.config

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy import select
 
-from registry import models as tables
+from registry import tables
 from registry import queries
 from registry.gguf_info import GGUFInfo
 from registry.gguf_kv import read_gguf_info

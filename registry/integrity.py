@@ -22,7 +22,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy import select, update
 
-from registry import models as tables
+from registry import tables
 from registry.blobs import CHUNK_SIZE, is_digest
 from registry.manifests import Manifest
 from registry.store import ModelStore, row_name

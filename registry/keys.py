@@ -21,7 +21,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry.models import ApiKeyRow, utcnow
+from registry.tables import ApiKeyRow, utcnow
 from services.apikeys import check_limit, check_name, check_scopes, is_key_hash
 from services.errors import ConflictError, InvalidRequestError, KeyNotFoundError
 

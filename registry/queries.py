@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry import models as tables
+from registry import tables
 from registry.gguf_info import GGUFInfo, KvShape
 from registry.manifests import MODEL_MEDIA_TYPE, Descriptor, Manifest
 from services.errors import ModelNotFoundError

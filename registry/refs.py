@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry import models as tables
+from registry import tables
 
 
 async def referenced_blobs(session: AsyncSession) -> set[str]:

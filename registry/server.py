@@ -32,7 +32,7 @@ from registry.servicer_store import StoreServicerMixin
 from registry.status import StatusServicerMixin
 from registry.store import ModelStore
 from registry.transfer.service import TransferService, options_from_settings
-from registry.transfer.servicer import TransferServicerMixin
+from registry.servicer_transfer import TransferServicerMixin
 from services.errors import CorralError
 from services.grpc_server import GrpcService
 from services.pb.corral.registry.v1 import registry_pb2 as pb

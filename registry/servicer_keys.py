@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from registry.keys import KeyRecord, KeyStore, NewKey
-from registry.models import utcnow
+from registry.tables import utcnow
 from services.context import ServicerContext
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 

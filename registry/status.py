@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry import models as tables
+from registry import tables
 from registry.db import alembic_config
 from registry.store import ModelStore
 from services.context import ServicerContext

@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry import models as tables
+from registry import tables
 from registry import queries
 from registry.blobs import BlobStore, digest_of
 from registry.gguf_info import GGUFInfo

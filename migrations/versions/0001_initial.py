@@ -20,7 +20,7 @@ depends_on: Union[str, Sequence[str], None] = None
 
 def upgrade() -> None:
     """Upgrade schema."""
-    # Timestamps are naive UTC on disk; registry.models.UtcDateTime adds the zone back.
+    # Timestamps are naive UTC on disk; registry.tables.UtcDateTime adds the zone back.
     op.create_table(
         "blobs",
         sa.Column("digest", sa.String(71), primary_key=True),

@@ -7,6 +7,8 @@
     pull.py      the pull sequence and its progress lines
     upload.py    one blob upload (HEAD, POST, PATCH parts, PUT ?digest=)
     push.py      the push sequence and its progress lines
-    serving.py   the registry side of Corral's own ``/v2/`` (manifests by repository/reference)
-    service.py   ``TransferService``: what the gRPC servicer holds and calls
+    manifest_serving.py  the registry side of Corral's own ``/v2/`` (manifests by
+                 repository/reference)
+    service.py   ``TransferService``: what the gRPC servicer (``registry/servicer_transfer.py``)
+                 holds and calls
 """

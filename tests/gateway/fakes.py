@@ -11,7 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from gateway.memory import Footprint, kv_cache_bytes
 from gateway.model_ref import ModelRef
-from gateway.loaded import Lease
+from gateway.leases import Lease
 from gateway.runners import RunnerSpec, describe_returncode
 from gateway.scheduler import Scheduler
 from services.errors import InvalidModelNameError, ModelNotFoundError, RunnerUnavailableError

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from gateway.loaded import CrashHistory
+from gateway.leases import CrashHistory
 from gateway.runners import RunnerProcess, RunnerSpec
 from gateway.scheduler import RunnerState, Scheduler
 from services.errors import RunnerCrashedError, RunnerUnavailableError

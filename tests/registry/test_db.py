@@ -14,8 +14,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from registry.db import DB_FILENAME, alembic_config, migrate, open_database
-from registry import models as tables
-from registry.models import Base
+from registry import tables
+from registry.tables import Base
 from registry.db import database_url, session_factory
 
 TABLES = {"alembic_version", "blobs", "manifests", "layers", "models", "gguf_info", "api_keys"}

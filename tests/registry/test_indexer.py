@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from registry import models as tables
+from registry import tables
 from registry.indexer import ManifestIndexer
 from registry.manifests import Manifest
 from services.names import parse_name

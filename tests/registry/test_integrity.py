@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from registry import models as tables
+from registry import tables
 from registry.indexer import ManifestIndexer
 from registry.integrity import CORRUPT, MISSING, SOUND, BlobVerifier
 from registry.manifests import Manifest

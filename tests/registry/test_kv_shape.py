@@ -17,7 +17,7 @@ from sqlalchemy import select
 from alembic import command
 
 from gateway.memory import estimate_footprint
-from registry import models as tables
+from registry import tables
 from registry import queries
 from registry.db import alembic_config, open_database
 from registry.gguf_info import KvShape, kv_shape

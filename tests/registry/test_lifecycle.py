@@ -119,7 +119,7 @@ async def test_concurrent_creates_of_one_name_end_with_one_consistent_winner(
 async def _manifest_count(store) -> int:
     from sqlalchemy import func, select
 
-    from registry import models as tables
+    from registry import tables
     async with store.sessions() as session:
         return await session.scalar(select(func.count()).select_from(tables.Manifest))
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 
-from registry.transfer import serving
+from registry.transfer import manifest_serving
 from registry.transfer.service import TransferService
 from services.context import ServicerContext
 from services.pb.corral.registry.v1 import registry_pb2 as pb
@@ -39,7 +39,7 @@ class TransferServicerMixin:
     async def GetManifest(self, request: pb.GetManifestRequest,
                           context: ServicerContext) -> pb.GetManifestResponse:
         """A stored manifest's exact bytes for ``/v2/<repository>/manifests/<reference>``."""
-        content, media_type, digest = await serving.get_manifest(
+        content, media_type, digest = await manifest_serving.get_manifest(
             self.transfers.store, request.repository, request.reference, request.host,
             request.name)
         return pb.GetManifestResponse(content=content, media_type=media_type, digest=digest)
@@ -47,7 +47,7 @@ class TransferServicerMixin:
     async def PutManifest(self, request: pb.PutManifestRequest,
                           context: ServicerContext) -> pb.PutManifestResponse:
         """Store a manifest received on the ``/v2/`` write side."""
-        digest = await serving.put_manifest(self.transfers.store, request.repository,
+        digest = await manifest_serving.put_manifest(self.transfers.store, request.repository,
                                             request.reference, request.content, request.host,
                                             request.name)
         return pb.PutManifestResponse(digest=digest)
