@@ -24,26 +24,46 @@ _PLAIN = {"Content-Type": "text/plain"}
 _MAX_REQUEST_ID = 128
 
 
+class Outcome:
+    """How a request ended, for the access log and the metrics: its final status (500 until one
+    is known) and how long it took."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.started = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """``handler(request)``, recording the status it answers or raises."""
+        try:
+            response = await handler(request)
+            self.status = response.status
+            return response
+        except web.HTTPException as exc:
+            self.status = exc.status
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.status = 499  # the client went away (nginx's convention, and Ollama's)
+            raise
+
+
 @web.middleware
-async def request_id_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind the caller's ``x-request-id`` (or a new one) to every log line; echo it back."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "").strip()
     request_id = incoming[:_MAX_REQUEST_ID] if incoming.isprintable() and incoming else new_request_id()
     structlog.contextvars.clear_contextvars()
     bind_request_id(request_id)
     annotate_request_id(request_id)
-    started = time.perf_counter()
-    status = 500
+    outcome = Outcome()
     try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except (asyncio.CancelledError, ConnectionResetError):
-        status = 499  # the client went away (nginx's convention, and Ollama's for cancellations)
-        raise
+        return await outcome.handle(request, handler)
     finally:
-        log.info("request_finished", method=request.method, path=request.path, status=status,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        log.info("request_finished", method=request.method, path=request.path,
+                 status=outcome.status, duration_ms=round(outcome.seconds * 1000, 2))
 
 
 async def request_id_on_prepare(_request: web.Request, response: web.StreamResponse) -> None:
