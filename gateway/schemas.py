@@ -60,6 +60,14 @@ def model_or_name(body: dict, struct: str) -> str:
             or typed_field(body, struct, "name", "string", default=""))
 
 
+def required_model(body: dict, struct: str) -> str:
+    """``model_or_name``; 400 ``model is required`` when both are empty."""
+    name = model_or_name(body, struct)
+    if not name:
+        raise InvalidRequestError("model is required")
+    return name
+
+
 @dataclass(frozen=True)
 class InferenceParams:
     """The fields generate and chat share (``_common`` parses them)."""
