@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from registry.blobs import TEMP_PREFIX, canonical_digest, digest_of, is_digest
+from registry.blobs import canonical_digest, digest_of, is_digest
 from registry.gguf_info import GGUFInfo
 from registry.gguf_kv import GGUF_MAGIC, gguf_info_from_header, scan_facts_header
 from registry.manifests import (
@@ -33,6 +33,7 @@ from registry.manifests import (
 from registry.quantize import check_source, quantize_progress, quantize_target
 from registry.create_base import Puller, pull_missing_base
 from registry.store import ModelStore
+from services.atomic_files import TEMP_PREFIX
 from services.errors import InvalidRequestError, ModelNotFoundError
 from services.names import parse_name
 from services.gocodec import encode_json, whole_numbers_as_ints
