@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,15 @@ JSON_CONTENT_TYPE = "application/json"
 SSE_CONTENT_TYPE = "text/event-stream"
 FINGERPRINT = "fp_ollama"
 _ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error"}
+
+@dataclass(frozen=True)
+class TranslatedRequest:
+    """A translated request: the native body plus what shapes the reply."""
+
+    native: dict
+    stream: bool = False
+    include_usage: bool = False
+
 
 # -- replies --------------------------------------------------------------------------------------
 
