@@ -19,7 +19,8 @@ from typing import Any, BinaryIO
 
 import structlog
 
-from services.atomic_files import TEMP_PREFIX, Hasher, publish, sync_file, temp_path, write_hashed
+from services.atomic_files import (TEMP_PREFIX, Hasher, publish, read_sha256, sync_file, temp_path,
+                                   write_hashed)
 from services.errors import BlobCorruptError, InvalidRequestError
 CHUNK_SIZE = 1 << 20
 _DIGEST = re.compile(r"sha256[:-]([0-9a-f]{64})")
@@ -125,10 +126,7 @@ class BlobStore:
         try:
             with open(path, "rb") as f:
                 if sha256_hex is None:
-                    hasher = hashlib.sha256()
-                    while chunk := f.read(CHUNK_SIZE):
-                        hasher.update(chunk)
-                    sha256_hex = hasher.hexdigest()
+                    sha256_hex = read_sha256(f)
                 sync_file(f)
             self._commit(path, expected, sha256_hex)
         finally:
