@@ -43,6 +43,20 @@ def _samples(value):
     return None if isinstance(value, str) or value is None else value
 
 
+def _row(name: str, goal: str, value: float | None, shown: str, meets: Callable[[float], bool],
+         why: str) -> tuple:
+    """A target's row: ``value`` as ``shown`` formats it and whether it ``meets`` the goal, or
+    n/a (None, not met) when the run did not measure it."""
+    if value is None:
+        return (name, goal, None, False, why)
+    return (name, goal, shown.format(value), meets(value), why)
+
+
+def _ratio_row(name: str, ratio: float | None, floor: float, baseline: str, why: str) -> tuple:
+    """A "≥ floor × baseline" target."""
+    return _row(name, f"≥ {floor} × {baseline}", ratio, "{:.2f}×", lambda r: r >= floor, why)
+
+
 def decode(run) -> list[tuple]:
     rows = []
     for key, s in run.decode.items():
@@ -62,8 +76,7 @@ def decode(run) -> list[tuple]:
                         f"{gap - runner:.2f} ms between the runner and the client (a gRPC message "
                         "and an NDJSON line per token through the gateway)")
             why += (". " + DECODE_REMEDY)
-        rows.append((f"decode {run.models[key]['label']}", "≥ 0.97 × llama-server",
-                     f"{r:.2f}×" if r is not None else None, r is not None and r >= 0.97, why))
+        rows.append(_ratio_row(f"decode {run.models[key]['label']}", r, 0.97, "llama-server", why))
     return rows
 
 
@@ -84,9 +97,8 @@ def ttft(run) -> list[tuple]:
                    "gRPC hop with its tokenisation in a worker thread. To close it: cache "
                    "resolved models in the gateway too (invalidated by a registry change feed) "
                    "and tokenise on the inference thread between steps.")
-        rows.append((f"warm TTFT {run.models[key]['label']}", "≤ llama-server + 5 ms",
-                     f"{diff:+.1f} ms" if diff is not None else None,
-                     diff is not None and diff <= 5, why))
+        rows.append(_row(f"warm TTFT {run.models[key]['label']}", "≤ llama-server + 5 ms", diff,
+                         "{:+.1f} ms", lambda d: d <= 5, why))
     return rows
 
 
@@ -111,8 +123,7 @@ def cold(run) -> list[tuple]:
                 why += " (so this machine was slow or busy during the run)"
         why += (". To close it: keep one pre-started runner process that has already imported "
                 "everything (a fork server) so a load is only the model mmap + context creation.")
-    return [("cold start SmolLM2", "≤ 1 s", f"{c:.2f} s" if c is not None else None,
-             c is not None and c <= 1.0, why)]
+    return [_row("cold start SmolLM2", "≤ 1 s", c, "{:.2f} s", lambda s: s <= 1.0, why)]
 
 
 def pull(run) -> list[tuple]:
@@ -126,8 +137,7 @@ def pull(run) -> list[tuple]:
                 why = (f"Corral pulls at {_median(res['pull']) / MB:.0f} MB/s where a plain HTTP "
                        f"copy of the same blobs from the same registry runs at "
                        f"{_median(res['http']) / MB:.0f} MB/s: " + PULL_REMEDY)
-        rows.append((f"pull {run.models[key]['label']}", "≥ 0.8 × HTTP copy",
-                     f"{r:.2f}×" if r is not None else None, r is not None and r >= 0.8, why))
+        rows.append(_ratio_row(f"pull {run.models[key]['label']}", r, 0.8, "HTTP copy", why))
     return rows
 
 
@@ -148,9 +158,8 @@ def rss(run) -> list[tuple]:
             why += (". The runner already loads only llama-cpp-python's C bindings (no numpy or "
                     "jinja2). To close it: size the compute buffers to the request "
                     "(smaller n_batch / n_ubatch) and quantise the KV cache.")
-        rows.append((f"runner RSS {run.models[key]['label']}", "≤ model + 150 MB",
-                     f"{extra:+.0f} MB" if extra is not None else None,
-                     extra is not None and extra <= 150, why))
+        rows.append(_row(f"runner RSS {run.models[key]['label']}", "≤ model + 150 MB", extra,
+                         "{:+.0f} MB", lambda mb: mb <= 150, why))
     return rows
 
 

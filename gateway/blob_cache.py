@@ -24,14 +24,14 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import structlog
 
+from services.atomic_files import TEMP_PREFIX, publish, sync_file, temp_path, write_hashed
 from services.errors import (BlobCorruptError, CorralError, InvalidRequestError,
                              ModelNotFoundError, ServerBusyError)
 from services.pb.corral.registry.v1 import registry_pb2 as pb
@@ -40,7 +40,6 @@ from services.settings import GatewaySettings
 FETCH_ATTEMPTS = 3
 PROGRESS_EVERY_S = 1.0
 TOUCH_EVERY_S = 60.0
-TEMP_PREFIX = ".tmp-"
 STALE_TEMP_S = 600.0  # a live fetch writes every second; another gateway may share the dir
 _FINAL = (ModelNotFoundError, InvalidRequestError, ServerBusyError)  # retrying cannot help
 _BLOB_NAME = re.compile(r"sha256-[0-9a-f]{64}")
@@ -177,24 +176,24 @@ class BlobCache:
         started = time.monotonic()
         log.info("blob_fetch_started", digest=digest, model=model, total=size, attempt=attempt,
                  registry=getattr(self._registry, "target", ""))
-        tmp = self.root / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        tmp = temp_path(self.root)
         hasher, done, last_report = hashlib.sha256(), 0, started
         try:
             with await asyncio.to_thread(open, tmp, "xb") as f:
                 async for message in self._registry.read_blob(digest):
                     size = message.size or size
                     if message.chunk:
-                        await asyncio.to_thread(_write_hashed, f, hasher, message.chunk)
+                        await asyncio.to_thread(write_hashed, f, hasher, message.chunk)
                         done += len(message.chunk)
                     if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                         last_report = time.monotonic()
                         _report(digest, model, done, size)
-                await asyncio.to_thread(_sync_file, f)
+                await asyncio.to_thread(sync_file, f)
             actual = "sha256:" + hasher.hexdigest()
             if actual != digest or (size and done != size):
                 raise BlobCorruptError(f'digest mismatch, expected "{digest}", got "{actual}"')
             target = self.path(digest)
-            await asyncio.to_thread(_commit, tmp, target)
+            await asyncio.to_thread(publish, tmp, target)
         finally:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
         _report(digest, model, done, done)
@@ -274,26 +273,6 @@ async def _has_size(path: Path, size: int) -> bool:
     except OSError:
         return False
     return stat.st_size == size or (size == 0 and stat.st_size > 0)
-
-
-def _write_hashed(f: BinaryIO, hasher: Any, chunk: bytes) -> None:
-    f.write(chunk)
-    hasher.update(chunk)
-
-
-def _sync_file(f: BinaryIO) -> None:
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def _commit(tmp: Path, target: Path) -> None:
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_temp_files(root: Path) -> None:

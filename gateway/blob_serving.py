@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, BinaryIO
 import structlog
 from aiohttp import web
 
+from services.atomic_files import file_sha256
+
 if TYPE_CHECKING:
     from _hashlib import HASH
 
@@ -161,9 +163,5 @@ def _read_hashed(f: BinaryIO, hasher: HASH, n: int) -> bytes:
 
 
 def _hash_file(path: Path) -> tuple[str, tuple[int, int]]:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as f:
-        stat = os.fstat(f.fileno())
-        while chunk := f.read(CHUNK):
-            hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest(), (stat.st_size, stat.st_mtime_ns)
+    digest, stat = file_sha256(path)
+    return digest, (stat.st_size, stat.st_mtime_ns)

@@ -21,6 +21,7 @@ from gateway.generation import InferenceService
 from gateway.inference_fields import embed_inputs
 from gateway.model_ref import ModelRef
 from gateway.options import parse_keep_alive
+from gateway.schemas import model_name
 from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
 from services.gocodec import go_quote, typed_field
 from services.pb.corral.registry.v1 import registry_pb2 as rpb
@@ -28,43 +29,49 @@ from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 
 @dataclass(frozen=True)
-class EmbedParams:
-    """``POST /api/embed`` (``api.EmbedRequest``)."""
+class EmbeddingParams:
+    """The fields both embedding requests share."""
 
     model: str
+    options: dict = field(default_factory=dict)
+    keep_alive: float | None = None
+
+
+def _runner_fields(body: dict, s: str) -> dict[str, Any]:
+    """``options`` and ``keep_alive``, parsed last as Ollama checks them."""
+    return {"options": typed_field(body, s, "options", "object", default={}),
+            "keep_alive": parse_keep_alive(body.get("keep_alive"))}
+
+
+@dataclass(frozen=True)
+class EmbedParams(EmbeddingParams):
+    """``POST /api/embed`` (``api.EmbedRequest``)."""
+
     inputs: list[str] = field(default_factory=list)
     truncate: bool = True
     dimensions: int = 0
-    options: dict = field(default_factory=dict)
-    keep_alive: float | None = None
 
     @classmethod
     def parse(cls, body: dict) -> EmbedParams:
         s = "EmbedRequest"
-        return cls(model=typed_field(body, s, "model", "string", default="").strip(),
-                   inputs=embed_inputs(body.get("input")),
+        return cls(model=model_name(body, s), inputs=embed_inputs(body.get("input")),
                    truncate=typed_field(body, s, "truncate", "bool", default=True),
                    dimensions=typed_field(body, s, "dimensions", "int", default=0),
-                   options=typed_field(body, s, "options", "object", default={}),
-                   keep_alive=parse_keep_alive(body.get("keep_alive")))
+                   **_runner_fields(body, s))
 
 
 @dataclass(frozen=True)
-class EmbeddingsParams:
+class EmbeddingsParams(EmbeddingParams):
     """``POST /api/embeddings`` (``api.EmbeddingRequest``, the legacy single-prompt form)."""
 
-    model: str
     prompt: str = ""
-    options: dict = field(default_factory=dict)
-    keep_alive: float | None = None
 
     @classmethod
     def parse(cls, body: dict) -> EmbeddingsParams:
         s = "EmbeddingRequest"
-        return cls(model=typed_field(body, s, "model", "string", default="").strip(),
+        return cls(model=model_name(body, s),
                    prompt=typed_field(body, s, "prompt", "string", default=""),
-                   options=typed_field(body, s, "options", "object", default={}),
-                   keep_alive=parse_keep_alive(body.get("keep_alive")))
+                   **_runner_fields(body, s))
 
 
 class EmbeddingService:

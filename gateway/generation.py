@@ -32,7 +32,7 @@ from gateway.output import Piece
 from gateway.ports import ModelResolver
 from gateway.prompt import Think
 from gateway.scheduler import Scheduler
-from gateway.schemas import ChatParams, GenerateParams
+from gateway.schemas import ChatParams, GenerateParams, InferenceParams
 from gateway.streaming import utc_timestamp
 from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
 from services.gocodec import go_quote
@@ -251,7 +251,7 @@ class InferenceService:
             kept[:] = images_of[text]
         return text, dropped
 
-    async def _load_or_unload(self, resolved: Resolved, p: GenerateParams | ChatParams) -> str:
+    async def _load_or_unload(self, resolved: Resolved, p: InferenceParams) -> str:
         if p.is_unload:
             await self.scheduler.unload(resolved.model.digest)
             return "unload"

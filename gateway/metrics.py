@@ -33,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from gateway.keys import REGISTRY, SCHEDULER
+from gateway.middleware import Outcome
 from gateway.observer import RequestTracker, SchedulerObserver
 from services.errors import CorralError
 
@@ -281,22 +282,13 @@ def route_label(request: web.Request) -> str:
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count every request by route template, method and final status; time it."""
-    started = time.perf_counter()
-    status = 500
+    outcome = Outcome()
     try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except (asyncio.CancelledError, ConnectionResetError):
-        status = 499
-        raise
+        return await outcome.handle(request, handler)
     finally:
         metrics, route = request.app[METRICS], route_label(request)
-        metrics.http_requests.labels(request.method, route, str(status)).inc()
-        metrics.http_duration.labels(request.method, route).observe(time.perf_counter() - started)
+        metrics.http_requests.labels(request.method, route, str(outcome.status)).inc()
+        metrics.http_duration.labels(request.method, route).observe(outcome.seconds)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
 from aiohttp import web
 
 from gateway import listings
 from gateway.keys import INFERENCE, REGISTRY, SCHEDULER
 from gateway.merging import merge_chat, merge_generate
-from gateway.schemas import ChatParams, GenerateParams, read_json
+from gateway.schemas import ChatParams, GenerateParams, InferenceParams, read_json
 from gateway.streaming import collect, json_response, ndjson_stream
 
 # The Ollama version we claim. Clients gate features on it (ollama-python, Open WebUI, the
@@ -34,22 +37,29 @@ async def ps(request: web.Request) -> web.Response:
 async def generate(request: web.Request) -> web.StreamResponse:
     params = await read_json(request, "GenerateRequest", parse=GenerateParams.parse)
     service = request.app[INFERENCE]
-    if params.is_load:
-        return json_response(await service.load_generate(params))
-    objects = service.generate(params)
-    if not params.stream or params.debug_render_only:  # debug replies are one object
-        return await collect(objects, merge_generate)
-    return await ndjson_stream(request, objects)
+    return await _answer(request, params, service.load_generate, service.generate, merge_generate)
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
     params = await read_json(request, "ChatRequest", parse=ChatParams.parse)
     service = request.app[INFERENCE]
+    return await _answer(request, params, service.load_chat, service.chat, merge_chat)
+
+
+P = TypeVar("P", bound=InferenceParams)
+Merge = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+async def _answer(request: web.Request, params: P, load: Callable[[P], Awaitable[dict[str, Any]]],
+                  run: Callable[[P], AsyncIterator[dict[str, Any]]], merge: Merge,
+                  ) -> web.StreamResponse:
+    """A load (no prompt) as one object; else the stream, or one merged object for
+    ``stream: false`` and debug replies."""
     if params.is_load:
-        return json_response(await service.load_chat(params))
-    objects = service.chat(params)
+        return json_response(await load(params))
+    objects = run(params)
     if not params.stream or params.debug_render_only:  # debug replies are one object
-        return await collect(objects, merge_chat)
+        return await collect(objects, merge)
     return await ndjson_stream(request, objects)
 
 

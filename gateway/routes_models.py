@@ -28,7 +28,7 @@ from gateway.keys import REGISTRY
 from gateway.listings import details_dict
 from gateway.prompt import PromptTemplate
 from gateway.routes_transfer import progress_dict
-from gateway.schemas import OFF_LOOP_BYTES, model_or_name, read_json
+from gateway.schemas import OFF_LOOP_BYTES, model_or_name, read_json, required_model
 from gateway.streaming import local_timestamp, ndjson_stream
 from services.errors import CorralError, InvalidRequestError
 from services.gocodec import (encode_json, parameters_text, typed_field, unmarshal_error,
@@ -46,9 +46,7 @@ _PLAIN_JSON = {"Content-Type": "application/json"}
 async def show(request: web.Request) -> web.Response:
     s = "ShowRequest"
     body = await read_json(request, s)
-    name = model_or_name(body, s)
-    if not name:
-        raise InvalidRequestError("model is required")
+    name = required_model(body, s)
     system = typed_field(body, s, "system", "string", default="")
     options = typed_field(body, s, "options", "object", default={})
     typed_field(body, s, "verbose", "bool", default=False)
@@ -221,10 +219,7 @@ async def copy(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     s = "DeleteRequest"
-    body = await read_json(request, s)
-    name = model_or_name(body, s)
-    if not name:
-        raise InvalidRequestError("model is required")
+    name = required_model(await read_json(request, s), s)
     await request.app[REGISTRY].delete(name)
     return web.Response(status=200)
 

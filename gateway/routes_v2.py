@@ -37,9 +37,10 @@ from gateway.blob_relay import stream_blob
 from gateway.blob_serving import init_blob_serving, serve_blob
 from gateway.keys import BLOBS, REGISTRY, SETTINGS
 from gateway.limits import read_body
+from gateway.middleware import dialect_error_middleware
 from services.errors import (
     BlobCorruptError, CorralError, InvalidModelNameError, InvalidRequestError, ModelNotFoundError,
-    RequestTooLargeError, internal_error,
+    RequestTooLargeError,
 )
 
 log = structlog.get_logger()
@@ -72,20 +73,12 @@ def oci_error(status: int, code: str, message: str, detail: object = None) -> we
                         headers={"Content-Type": "application/json", **_API_HEADER})
 
 
-@web.middleware
-async def oci_error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """The one place a failure under ``/v2/`` becomes an OCI error body."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise  # the router's own 404/405, answered by the gateway's error middleware
-    except CorralError as exc:
-        log.info("request_error", status=exc.http_status, error=exc.message,
-                 error_type=type(exc).__name__)
-        return _error_for(exc, _unknown_code(request))
-    except Exception as exc:
-        log.exception("request_crashed")
-        return _error_for(internal_error(exc), "UNKNOWN")
+def _oci_reply(request: web.Request, error: CorralError, crashed: bool) -> web.Response:
+    return _error_for(error, "UNKNOWN" if crashed else _unknown_code(request))
+
+
+# The one place a failure under ``/v2/`` becomes an OCI error body.
+oci_error_middleware = dialect_error_middleware(_oci_reply)
 
 
 def _unknown_code(request: web.Request) -> str:

@@ -49,7 +49,8 @@ def decode_request(raw: bytes, type_name: str, parse: Callable[[dict], Any] | No
     return parse(body) if parse is not None else body
 
 
-def _model_name(body: dict, struct: str) -> str:
+def model_name(body: dict, struct: str) -> str:
+    """``model`` without surrounding whitespace."""
     return typed_field(body, struct, "model", "string", default="").strip()
 
 
@@ -59,20 +60,21 @@ def model_or_name(body: dict, struct: str) -> str:
             or typed_field(body, struct, "name", "string", default=""))
 
 
+def required_model(body: dict, struct: str) -> str:
+    """``model_or_name``; 400 ``model is required`` when both are empty."""
+    name = model_or_name(body, struct)
+    if not name:
+        raise InvalidRequestError("model is required")
+    return name
+
+
 @dataclass(frozen=True)
-class GenerateParams:
-    """``POST /api/generate`` (``api.GenerateRequest``), the fields Corral acts on."""
+class InferenceParams:
+    """The fields generate and chat share (``_common`` parses them)."""
 
     model: str
-    prompt: str = ""
-    suffix: str = ""
-    system: str = ""
-    template: str = ""
-    context: list[int] = field(default_factory=list)
-    raw: bool = False
     stream: bool = True
     format: str = ""  # JSON Schema text the output must match ("" for none)
-    images: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     keep_alive: float | None = None
     think: Think = Think()
@@ -81,6 +83,28 @@ class GenerateParams:
     logprobs: bool = False
     top_logprobs: int = 0
     shift: bool = True
+
+    @property
+    def is_load(self) -> bool:
+        """No prompt: the request only loads the model (or, with ``keep_alive`` 0, unloads it)."""
+        raise NotImplementedError
+
+    @property
+    def is_unload(self) -> bool:
+        return self.is_load and self.keep_alive == 0
+
+
+@dataclass(frozen=True)
+class GenerateParams(InferenceParams):
+    """``POST /api/generate`` (``api.GenerateRequest``), the fields Corral acts on."""
+
+    prompt: str = ""
+    suffix: str = ""
+    system: str = ""
+    template: str = ""
+    context: list[int] = field(default_factory=list)
+    raw: bool = False
+    images: list[str] = field(default_factory=list)
 
     @classmethod
     def parse(cls, body: dict) -> GenerateParams:
@@ -96,31 +120,16 @@ class GenerateParams:
                    images=parse_images(body.get("images"), f"{s}.images"), **fields)
 
     @property
-    def is_unload(self) -> bool:
-        return not self.prompt and self.keep_alive == 0
-
-    @property
     def is_load(self) -> bool:
         return not self.prompt
 
 
 @dataclass(frozen=True)
-class ChatParams:
+class ChatParams(InferenceParams):
     """``POST /api/chat`` (``api.ChatRequest``), the fields Corral acts on."""
 
-    model: str
     messages: list[dict] = field(default_factory=list)
     tools: list[dict] = field(default_factory=list)
-    stream: bool = True
-    format: str = ""
-    options: dict = field(default_factory=dict)
-    keep_alive: float | None = None
-    think: Think = Think()
-    truncate: bool = True
-    debug_render_only: bool = False
-    logprobs: bool = False
-    top_logprobs: int = 0
-    shift: bool = True
 
     @classmethod
     def parse(cls, body: dict) -> ChatParams:
@@ -130,17 +139,13 @@ class ChatParams:
                    tools=parse_tools(body.get("tools")), **_common(body, s))
 
     @property
-    def is_unload(self) -> bool:
-        return not self.messages and self.keep_alive == 0
-
-    @property
     def is_load(self) -> bool:
         return not self.messages
 
 
 def _common(body: dict, s: str) -> dict[str, Any]:
     """The fields generate and chat share, checked in Ollama's order."""
-    fields = dict(model=_model_name(body, s),
+    fields = dict(model=model_name(body, s),
                   stream=typed_field(body, s, "stream", "bool", default=True),
                   options=typed_field(body, s, "options", "object", default={}),
                   truncate=typed_field(body, s, "truncate", "bool", default=True),

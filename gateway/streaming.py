@@ -1,8 +1,9 @@
-"""Wire encoding (Go-compatible JSON) and the one NDJSON streaming helper.
+"""Wire encoding (Go-compatible JSON) and the one streaming helper every dialect writes with.
 
 Ollama's error contract for streams (``server/routes.go`` ``streamResponse``): an error before the
 first byte is an ordinary JSON error with its real status; once the 200 has gone out, the error
-becomes one last ``{"error": ...}`` line and the stream ends.
+becomes one last ``{"error": ...}`` line and the stream ends. ``stream_reply`` keeps that contract
+for NDJSON here and for the OpenAI and Anthropic SSE streams.
 """
 
 from __future__ import annotations
@@ -62,25 +63,50 @@ def local_timestamp(moment: dt.datetime) -> str:
 async def ndjson_stream(request: web.Request,
                         objects: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
     """Stream ``objects`` as NDJSON, one flushed line each, following Ollama's error contract."""
+    return await stream_reply(request, objects, {"Content-Type": NDJSON_CONTENT_TYPE},
+                              encode=_ndjson_line,
+                              error=lambda exc: _ndjson_line({"error": exc.message}))
+
+
+def _ndjson_line(obj: dict[str, Any]) -> bytes:
+    return encode_json(obj) + b"\n"
+
+
+async def stream_reply(request: web.Request, objects: AsyncIterator[dict[str, Any]],
+                       headers: dict[str, str], *, encode: Callable[[dict[str, Any]], bytes],
+                       error: Callable[[CorralError], bytes], end: bytes = b"",
+                       ) -> web.StreamResponse:
+    """Write each of ``objects`` as ``encode`` makes it, then ``end``. A failure before the first
+    object is an ordinary error reply (raised to the middleware); after it, the status is sent,
+    so the failure is written in-band as ``error`` makes it and the stream ends."""
     async with contextlib.aclosing(objects):
-        first = await anext(objects, None)  # errors here become a normal JSON error reply
-        response = web.StreamResponse(headers={"Content-Type": NDJSON_CONTENT_TYPE})
+        first = await anext(objects, None)
+        response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         try:
             if first is not None:
-                await response.write(encode_json(first) + b"\n")
+                await response.write(encode(first))
             async for obj in objects:
-                await response.write(encode_json(obj) + b"\n")
-        except CorralError as exc:
-            log.warning("stream_failed", error=exc.message, error_type=type(exc).__name__)
-            await response.write(encode_json({"error": exc.message}) + b"\n")
+                await response.write(encode(obj))
         except (ConnectionError, web.HTTPException):
             raise
-        except Exception as exc:  # reported in-band, the status is already sent
-            log.exception("stream_failed")
-            await response.write(encode_json({"error": internal_error(exc).message}) + b"\n")
+        except Exception as exc:  # noqa: BLE001 - stream_failure logs it with its traceback
+            await response.write(error(stream_failure(exc)))
+        else:
+            if end:
+                await response.write(end)
         await response.write_eof()
         return response
+
+
+def stream_failure(exc: Exception) -> CorralError:
+    """What a stream tells its client about ``exc``, logged once: a CorralError as itself, a bug
+    with its traceback as the taxonomy's generic error (no class name, path or stack text)."""
+    if isinstance(exc, CorralError):
+        log.warning("stream_failed", error=exc.message, error_type=type(exc).__name__)
+        return exc
+    log.exception("stream_failed")
+    return internal_error(exc)
 
 
 async def collect(objects: AsyncIterator[dict[str, Any]],

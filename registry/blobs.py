@@ -12,27 +12,20 @@ import asyncio
 import hashlib
 import os
 import re
-import secrets
 import time
 from collections.abc import AsyncIterable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 import structlog
 
+from services.atomic_files import (TEMP_PREFIX, Hasher, publish, read_sha256, sync_file, temp_path,
+                                   write_hashed)
 from services.errors import BlobCorruptError, InvalidRequestError
-
-TEMP_PREFIX = ".tmp-"
 CHUNK_SIZE = 1 << 20
 _DIGEST = re.compile(r"sha256[:-]([0-9a-f]{64})")
 
 log = structlog.get_logger()
-
-
-class _Hasher(Protocol):
-    """What the copy helpers need of a ``hashlib`` object."""
-
-    def update(self, data: bytes, /) -> None: ...
 
 
 def canonical_digest(digest: str) -> str:
@@ -85,7 +78,7 @@ class BlobStore:
 
     async def write_bytes(self, data: bytes) -> tuple[str, int]:
         """Store ``data``; return its ``(digest, size)``."""
-        digest = await asyncio.to_thread(self._store, lambda f, h: _write_hashed(f, h, data))
+        digest = await asyncio.to_thread(self._store, lambda f, h: write_hashed(f, h, data))
         return digest, len(data)
 
     async def copy_file(self, source: Path, expected: str | None = None) -> tuple[str, int]:
@@ -106,14 +99,14 @@ class BlobStore:
         """
         expected = canonical_digest(expected)
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
-        tmp = self._temp_path()
+        tmp = temp_path(self.root)
         hasher, size = hashlib.sha256(), 0
         try:
             with await asyncio.to_thread(open, tmp, "xb") as f:
                 async for chunk in chunks:
-                    await asyncio.to_thread(_write_hashed, f, hasher, chunk)
+                    await asyncio.to_thread(write_hashed, f, hasher, chunk)
                     size += len(chunk)
-                await asyncio.to_thread(_sync_file, f)
+                await asyncio.to_thread(sync_file, f)
             await asyncio.to_thread(self._commit, tmp, expected, hasher.hexdigest())
         finally:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
@@ -133,11 +126,8 @@ class BlobStore:
         try:
             with open(path, "rb") as f:
                 if sha256_hex is None:
-                    hasher = hashlib.sha256()
-                    while chunk := f.read(CHUNK_SIZE):
-                        hasher.update(chunk)
-                    sha256_hex = hasher.hexdigest()
-                os.fsync(f.fileno())
+                    sha256_hex = read_sha256(f)
+                sync_file(f)
             self._commit(path, expected, sha256_hex)
         finally:
             path.unlink(missing_ok=True)
@@ -166,9 +156,9 @@ class BlobStore:
 
     def _copy_file(self, source: Path, expected: str | None) -> tuple[str, int]:
         with open(source, "rb") as src:
-            def copy(f: BinaryIO, hasher: _Hasher) -> None:
+            def copy(f: BinaryIO, hasher: Hasher) -> None:
                 while chunk := src.read(CHUNK_SIZE):
-                    _write_hashed(f, hasher, chunk)
+                    write_hashed(f, hasher, chunk)
 
             digest = self._store(copy, expected)
         return digest, self.path(digest).stat().st_size
@@ -180,11 +170,11 @@ class BlobStore:
         """
         expected = canonical_digest(expected) if expected is not None else None
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp, hasher = self._temp_path(), hashlib.sha256()
+        tmp, hasher = temp_path(self.root), hashlib.sha256()
         try:
             with open(tmp, "xb") as f:
                 fill(f, hasher)
-                _sync_file(f)
+                sync_file(f)
             digest = expected or "sha256:" + hasher.hexdigest()
             self._commit(tmp, digest, hasher.hexdigest())
             return digest
@@ -200,14 +190,9 @@ class BlobStore:
         target = self.path(expected)
         if target.exists():
             return
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        _sync_dir(self.root)
+        publish(tmp, target)
         self._fresh[expected] = target.stat().st_mtime_ns
         log.debug("blob_stored", digest=expected)
-
-    def _temp_path(self) -> Path:
-        return self.root / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
 
 
 def _mtime(path: Path) -> float:
@@ -217,20 +202,4 @@ def _mtime(path: Path) -> float:
         return float("inf")
 
 
-def _write_hashed(f: BinaryIO, hasher: _Hasher, chunk: bytes) -> None:
-    f.write(chunk)
-    hasher.update(chunk)
-
-
-def _sync_file(f: BinaryIO) -> None:
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 

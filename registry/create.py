@@ -12,7 +12,6 @@ a bad request gets a real HTTP status rather than an error line inside a 200 str
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -22,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from registry.blobs import TEMP_PREFIX, canonical_digest, digest_of, is_digest
+from registry.blobs import canonical_digest, digest_of, is_digest
 from registry.gguf_info import GGUFInfo
 from registry.gguf_kv import GGUF_MAGIC, gguf_info_from_header, scan_facts_header
 from registry.manifests import (
@@ -33,6 +32,7 @@ from registry.manifests import (
 from registry.quantize import check_source, quantize_progress, quantize_target
 from registry.create_base import Puller, pull_missing_base
 from registry.store import ModelStore
+from services.atomic_files import TEMP_PREFIX, file_sha256
 from services.errors import InvalidRequestError, ModelNotFoundError
 from services.names import parse_name
 from services.gocodec import encode_json, whole_numbers_as_ints
@@ -261,7 +261,7 @@ class ModelCreator:
                 yield progress
             yield {"status": "verifying conversion"}
             info, _kind = await _read_gguf(output)
-            digest = await asyncio.to_thread(_sha256_file, output)
+            digest, _ = await asyncio.to_thread(file_sha256, output)
             existed = await self._blobs.size(digest) is not None
             size = await self._blobs.adopt_file(output, digest)
         finally:
@@ -377,11 +377,3 @@ async def _read_gguf(path: Path) -> tuple[GGUFInfo, str]:
     if kind == "mmproj" or header.kv.get("general.architecture") == "clip":
         kind = "projector"
     return await asyncio.to_thread(gguf_info_from_header, path, header), kind
-
-
-def _sha256_file(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest()

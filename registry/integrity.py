@@ -13,7 +13,6 @@ callers wanting the same blob hashed share one pass.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -23,9 +22,10 @@ import structlog
 from sqlalchemy import select, update
 
 from registry import tables
-from registry.blobs import CHUNK_SIZE, is_digest
+from registry.blobs import is_digest
 from registry.manifests import Manifest
 from registry.store import ModelStore, row_name
+from services.atomic_files import file_sha256
 from services.errors import StoredBlobCorruptError
 
 QUARANTINE_DIRNAME = "quarantine"
@@ -233,12 +233,8 @@ class BlobVerifier:
 
 def _hash_file(path: Path) -> tuple[str, int, int]:
     """``(sha256:<hex>, size, mtime_ns)`` of a file; blocking."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as f:
-        stat = os.fstat(f.fileno())
-        while chunk := f.read(CHUNK_SIZE):
-            hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest(), stat.st_size, stat.st_mtime_ns
+    digest, stat = file_sha256(path)
+    return digest, stat.st_size, stat.st_mtime_ns
 
 
 def _blob_files(root: Path) -> set[str]:

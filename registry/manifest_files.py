@@ -11,7 +11,6 @@ Every method blocks: call them in a worker thread.
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +18,11 @@ import structlog
 
 from registry.blobs import digest_of
 from registry.manifests import Manifest
+from services.atomic_files import TEMP_PREFIX, publish, sync_file, temp_path
 from services.errors import InvalidModelNameError
 from services.names import ModelName, parse_name
 
 MANIFESTS_DIRNAME = "manifests"
-TEMP_PREFIX = ".tmp-"
 
 log = structlog.get_logger()
 
@@ -105,17 +104,14 @@ class ManifestTree:
         """Write ``name``'s manifest atomically (temp file, fsync, rename); return its path."""
         target = self.path(name)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        tmp = self.root / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        tmp = temp_path(self.root)
         try:
             with open(tmp, "xb") as f:
                 f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
+                sync_file(f)
+            publish(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-        _sync_dir(target.parent)
         return target
 
     def remove(self, name: ModelName) -> int:
@@ -163,11 +159,3 @@ class ManifestTree:
                 continue
             found.append((str(path), stat.st_size, stat.st_mtime_ns))
         return tuple(found)
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ import structlog
 from runner.images import text_tokens
 from runner.sampling import Sampler
 from runner.stops import TextStream
+from services.mailbox import Mailbox
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 if TYPE_CHECKING:
@@ -60,8 +60,7 @@ class Generation:
         self.cancelled = threading.Event()
         self.finished = False
         self._outbox = outbox
-        self._items: deque = deque()
-        self._ready = asyncio.Event()
+        self._outputs: Mailbox = Mailbox(_merge_chunks)
         self._uncounted = 0
         self.logprobs = logprobs
         self.shift = shift
@@ -125,40 +124,40 @@ class Generation:
         if self.route is not None:
             self.route.chunk(text, count, logprobs)
             return
-        last = self._items[-1] if self._items else None
-        if isinstance(last, list):
-            last[0] += text
-            last[1] += count
-            last[2] += logprobs
-        else:
-            self._push([text, count, logprobs])
+        self._outputs.put([text, count, logprobs])
 
     def _push(self, item) -> None:
         if self.route is not None:
             self.route.end(item)
             return
-        self._items.append(item)
-        self._ready.set()
+        self._outputs.put(item)
 
     async def stream(self) -> AsyncIterator[pb.GenerateResponse]:
         """Chunks, then exactly one done frame; a failure is raised instead of the done frame."""
         while True:
-            await self._ready.wait()
-            self._ready.clear()
-            while self._items:
-                item = self._items.popleft()
-                if isinstance(item, list):
-                    yield pb.GenerateResponse(chunk=pb.Chunk(text=item[0], token_count=item[1],
-                                                             logprobs=item[2]))
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
-                    return
+            item = await self._outputs.get()
+            if isinstance(item, list):
+                yield pb.GenerateResponse(chunk=pb.Chunk(text=item[0], token_count=item[1],
+                                                         logprobs=item[2]))
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+                return
 
     def cancel(self) -> None:
         """Ask the inference thread to drop this request at its next step."""
         self.cancelled.set()
+
+
+def _merge_chunks(waiting: object, item: object) -> bool:
+    """Fold a ``[text, count, logprobs]`` chunk into the one ``stream()`` has not taken yet."""
+    if not (isinstance(waiting, list) and isinstance(item, list)):
+        return False
+    waiting[0] += item[0]
+    waiting[1] += item[1]
+    waiting[2] += item[2]
+    return True
 
 
 class Outbox:

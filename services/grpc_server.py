@@ -45,23 +45,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method), handler.request_deserializer,
-                handler.response_serializer)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method), handler.request_deserializer,
-                handler.response_serializer)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method), handler.request_deserializer,
-                handler.response_serializer)
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method), handler.request_deserializer,
-                handler.response_serializer)
+        for kind, make_handler, wrap in _KINDS:
+            behavior = getattr(handler, kind)
+            if behavior:
+                return make_handler(wrap(behavior, handler_call_details.method),
+                                    handler.request_deserializer, handler.response_serializer)
         return handler
 
 
@@ -81,8 +69,11 @@ async def _abort(context: grpc.aio.ServicerContext, exc: CorralError) -> None:
     await context.abort(exc.grpc_code, message)
 
 
-def _unexpected(method: str, exc: Exception) -> CorralError:
-    """Log a bug with its traceback; the caller gets the taxonomy's generic error."""
+def _translated(method: str, exc: Exception) -> CorralError:
+    """``exc`` as the taxonomy has it: a CorralError as itself; anything else is a bug, logged
+    with its traceback, and the caller gets the taxonomy's generic error."""
+    if isinstance(exc, CorralError):
+        return exc
     log.error("rpc_crashed", method=method, exc_info=exc)
     return internal_error(exc)
 
@@ -94,10 +85,8 @@ def _wrap_unary(behavior: Callable[..., Awaitable], method: str = ""):
             return await behavior(request, context)
         except grpc.aio.AbortError:
             raise
-        except CorralError as exc:
-            await _abort(context, exc)
         except Exception as exc:  # noqa: BLE001 - the boundary: nothing untranslated leaves
-            await _abort(context, _unexpected(method, exc))
+            await _abort(context, _translated(method, exc))
 
     return wrapper
 
@@ -110,12 +99,17 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator], method: str = ""):
                 yield response
         except grpc.aio.AbortError:
             raise
-        except CorralError as exc:
-            await _abort(context, exc)
         except Exception as exc:  # noqa: BLE001 - the boundary: nothing untranslated leaves
-            await _abort(context, _unexpected(method, exc))
+            await _abort(context, _translated(method, exc))
 
     return wrapper
+
+
+# Each kind of RPC handler: its attribute, the grpc factory that rebuilds it, and our wrapper.
+_KINDS = (("unary_unary", grpc.unary_unary_rpc_method_handler, _wrap_unary),
+          ("unary_stream", grpc.unary_stream_rpc_method_handler, _wrap_stream),
+          ("stream_unary", grpc.stream_unary_rpc_method_handler, _wrap_unary),
+          ("stream_stream", grpc.stream_stream_rpc_method_handler, _wrap_stream))
 
 
 class GrpcService:

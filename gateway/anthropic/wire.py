@@ -14,14 +14,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import structlog
 from aiohttp import web
 
+from gateway.middleware import dialect_error_middleware
+from gateway.streaming import stream_reply
 from services.context import current_request_id
-from services.errors import CorralError, internal_error
+from services.errors import CorralError
 from services.gocodec import encode_json
-
-log = structlog.get_logger()
 
 PING_INTERVAL_S = 10.0
 KEEPALIVE = object()  # what ``with_keepalive`` yields while its source is silent
@@ -43,22 +42,12 @@ def json_reply(obj: object, status: int = 200) -> web.Response:
                         headers={"Content-Type": "application/json"})
 
 
-@web.middleware
-async def anthropic_error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """The ``/v1/messages`` sub-app's one translator: every failure in Anthropic's error shape
-    (the router's own 404/405 pass on to the gateway's error middleware)."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except CorralError as exc:
-        log.info("request_error", status=exc.http_status, error=exc.message,
-                 error_type=type(exc).__name__)
-        return json_reply(error_body(exc.http_status, exc.message), exc.http_status)
-    except Exception as exc:
-        log.exception("request_crashed")
-        error = internal_error(exc)  # no class name, path or stack text for the client
-        return json_reply(error_body(error.http_status, error.message), error.http_status)
+def _error_reply(_request: web.Request, error: CorralError, _crashed: bool) -> web.Response:
+    return json_reply(error_body(error.http_status, error.message), error.http_status)
+
+
+# The ``/v1/messages`` sub-app's one translator: every failure in Anthropic's error shape.
+anthropic_error_middleware = dialect_error_middleware(_error_reply)
 
 
 async def with_keepalive(source: AsyncIterator[Any], interval: float) -> AsyncIterator[Any]:
@@ -90,24 +79,6 @@ def _event(obj: dict) -> bytes:
 
 async def sse_events(request: web.Request, events: AsyncIterator[dict]) -> web.StreamResponse:
     """Send ``events``; a failure before the first one is an ordinary error reply."""
-    async with contextlib.aclosing(events):
-        first = await anext(events, None)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                               "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        try:
-            if first is not None:
-                await response.write(_event(first))
-            async for event in events:
-                await response.write(_event(event))
-        except (ConnectionError, web.HTTPException):
-            raise
-        except Exception as exc:
-            if not isinstance(exc, CorralError):
-                log.exception("stream_failed")
-                exc = internal_error(exc)  # no class name, path or stack text for the client
-            status, message = exc.http_status, exc.message
-            log.warning("stream_failed", error=message, error_type=type(exc).__name__)
-            await response.write(_event(error_body(status, message)))
-        await response.write_eof()
-        return response
+    return await stream_reply(
+        request, events, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+        encode=_event, error=lambda exc: _event(error_body(exc.http_status, exc.message)))

@@ -9,6 +9,7 @@ token by token and no partial markup ever reaches ``content``. ``finish`` releas
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,8 +19,8 @@ from gateway.prompt import Think
 from gateway.tools import tool_call_id
 
 Message = dict[str, Any]
-__all__ = ["Piece", "StreamParser", "Renderer", "ParserContext", "tool_call", "overlap",
-           "trailing_space", "held_back", "split_first", "json_object"]
+__all__ = ["Piece", "StreamParser", "BufferedParser", "Renderer", "ParserContext", "tool_call",
+           "overlap", "trailing_space", "held_back", "split_first", "json_object"]
 
 
 class StreamParser(Protocol):
@@ -96,3 +97,38 @@ def json_object(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+class BufferedParser(ABC):
+    """The state machine every streaming parser is: ``feed`` adds to ``buffer`` (the text not
+    yet decided) and takes steps until one makes no progress; calls are numbered in order."""
+
+    def __init__(self) -> None:
+        self.buffer = ""
+        self.calls = 0
+
+    def feed(self, text: str) -> Piece:
+        self.buffer += text
+        piece = Piece()
+        while self._step(piece):
+            pass
+        return piece
+
+    @abstractmethod
+    def _step(self, piece: Piece) -> bool:
+        """One transition; True when another may make progress."""
+
+    def _until(self, *tags: str) -> tuple[str, str]:
+        """``(text, tag)``: the buffer up to the earliest of ``tags``, less the whitespace before
+        it, with the buffer moved past the tag; with no tag yet, what can be sent now and ``""``
+        (the buffer keeps what could still start one)."""
+        at, tag = split_first(self.buffer, *tags)
+        if at < 0:
+            send, self.buffer = held_back(self.buffer, *tags)
+            return send, ""
+        text, self.buffer = self.buffer[:at].rstrip(), self.buffer[at + len(tag):]
+        return text, tag
+
+    def _add_call(self, piece: Piece, name: str, arguments: dict[str, Any]) -> None:
+        piece.tool_calls.append(tool_call(name, arguments, self.calls))
+        self.calls += 1

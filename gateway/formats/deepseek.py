@@ -15,8 +15,8 @@ from typing import Any
 
 import structlog
 
-from gateway.formats.base import (Message, ParserContext, Piece, held_back, json_object,
-                                  split_first, tool_call)
+from gateway.formats.base import (BufferedParser, Message, ParserContext, Piece, held_back,
+                                  json_object, split_first)
 from gateway.prompt import Think
 
 log = structlog.get_logger()
@@ -36,22 +36,14 @@ class _State(enum.Enum):
     CALLS = "inside the tool calls block"
 
 
-class DeepSeekParser:
+class DeepSeekParser(BufferedParser):
     """``deepseek3``: thinking until ``</think>``, then content and tool-call blocks."""
 
     def __init__(self, context: ParserContext) -> None:
+        super().__init__()
         thinking = context.think.enabled and not (
             context.prefilled and context.prefilled.get("content"))
         self.state = _State.THINKING if thinking else _State.CONTENT
-        self.buffer = ""
-        self.calls = 0
-
-    def feed(self, text: str) -> Piece:
-        self.buffer += text
-        piece = Piece()
-        while self._step(piece):
-            pass
-        return piece
 
     def finish(self) -> Piece:
         piece, rest, self.buffer = Piece(), self.buffer, ""
@@ -65,13 +57,11 @@ class DeepSeekParser:
 
     def _step(self, piece: Piece) -> bool:
         if self.state is _State.THINKING:
-            at = self.buffer.find(THINK_CLOSE)
-            if at < 0:
-                send, self.buffer = held_back(self.buffer, THINK_CLOSE)
-                piece.thinking += send
+            thought, tag = self._until(THINK_CLOSE)
+            piece.thinking += thought
+            if not tag:
                 return False
-            piece.thinking += self.buffer[:at].rstrip()
-            self.buffer, self.state = self.buffer[at + len(THINK_CLOSE):].lstrip(), _State.CONTENT
+            self.buffer, self.state = self.buffer.lstrip(), _State.CONTENT
             return True
         if self.state is _State.CONTENT:
             at, tag = split_first(self.buffer, CALLS_BEGIN, OUTPUT_BEGIN)
@@ -112,8 +102,7 @@ class DeepSeekParser:
             log.warning("tool_call_unparsed", format="deepseek3", raw=raw[:200])
             piece.content += CALL_BEGIN + raw + CALL_END
             return
-        piece.tool_calls.append(tool_call(name.strip(), parsed, self.calls))
-        self.calls += 1
+        self._add_call(piece, name.strip(), parsed)
 
     def _calls_at_end(self, rest: str) -> Piece:
         """Generation stopped inside a tool-call block: take a last call without its end tag."""

@@ -17,7 +17,8 @@ from typing import Any
 
 import structlog
 
-from gateway.formats.base import Message, ParserContext, Piece, held_back, json_object, tool_call
+from gateway.formats.base import (BufferedParser, Message, ParserContext, Piece, held_back,
+                                  json_object)
 from gateway.formats.harmony_prompt import harmony_names, render_harmony
 from gateway.prompt import Think
 
@@ -57,10 +58,11 @@ def parse_header(raw: str) -> Header:
     return Header(role=role, channel=channel, recipient=recipient)
 
 
-class HarmonyParser:
+class HarmonyParser(BufferedParser):
     """Routes each message body by its channel: thinking, content or a tool call."""
 
     def __init__(self, context: ParserContext) -> None:
+        super().__init__()
         self.names = {v: k for k, v in harmony_names(context.tools).items()}
         self.show_thinking = context.think.enabled or not context.think.is_set
         self.state, self.header = _State.HEADER, Header()
@@ -71,14 +73,6 @@ class HarmonyParser:
             self.state, self.header = _State.BODY, Header("assistant", "analysis")
         self.buffer = "assistant" if self.state is _State.HEADER else ""
         self.arguments = ""
-        self.calls = 0
-
-    def feed(self, text: str) -> Piece:
-        self.buffer += text
-        piece = Piece()
-        while self._step(piece):
-            pass
-        return piece
 
     def finish(self) -> Piece:
         piece = Piece()
@@ -142,8 +136,7 @@ class HarmonyParser:
             log.warning("tool_call_unparsed", format="harmony", raw=raw[:200])
             piece.content += raw
             return
-        piece.tool_calls.append(tool_call(self.names.get(name, name), arguments, self.calls))
-        self.calls += 1
+        self._add_call(piece, self.names.get(name, name), arguments)
 
 
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}

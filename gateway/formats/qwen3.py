@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import enum
 import json
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import structlog
 
-from gateway.formats.base import (Message, ParserContext, Piece, held_back, json_object,
-                                  split_first, tool_call)
+from gateway.formats.base import BufferedParser, Message, ParserContext, Piece, json_object
 from gateway.prompt import Think
 
 log = structlog.get_logger()
@@ -29,41 +29,59 @@ IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 class _State(enum.Enum):
     THINKING = "thinking"
     AFTER_THINKING = "eating whitespace after </think>"
-    CONTENT = "content"
-    TOOL = "inside <tool_call>"
+    CONTENT = "content, or inside <tool_call> when in_call"
 
 
-class Qwen3Parser:
+class ToolCallParser(BufferedParser):
+    """Content with calls between ``<tool_call>`` and ``</tool_call>`` (Qwen3, Qwen3-Coder):
+    ``_tool`` reads one call's text (``closed`` when its end tag came)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_call = False
+
+    def _content(self, piece: Piece) -> bool:
+        """A step in the content: text up to a call, or a whole call."""
+        if not self.in_call:
+            text, tag = self._until(TOOL_OPEN)
+            piece.content += text
+            self.in_call = bool(tag)
+            return self.in_call
+        at = self.buffer.find(TOOL_CLOSE)
+        if at < 0:
+            return False
+        raw, self.buffer = self.buffer[:at], self.buffer[at + len(TOOL_CLOSE):].lstrip()
+        self.in_call = False
+        self._tool(raw, piece, closed=True)
+        return True
+
+    @abstractmethod
+    def _tool(self, raw: str, piece: Piece, *, closed: bool) -> None:
+        """One call's text into a tool call (or, unparsable, back into content)."""
+
+
+class Qwen3Parser(ToolCallParser):
     """``qwen3`` (no thinking) and ``qwen3-thinking`` (thinks unless told not to)."""
 
     def __init__(self, context: ParserContext, *, thinking: bool) -> None:
+        super().__init__()
         self.thinks = thinking and context.think.enabled and not (
             context.prefilled and context.prefilled.get("content"))
         self.state = _State.THINKING if self.thinks else _State.CONTENT
         self.may_open = self.thinks  # the model may still write the <think> its prompt opened
         self.at_start = True  # whitespace opening the thought is not part of it
-        self.buffer = ""
-        self.calls = 0
-
-    def feed(self, text: str) -> Piece:
-        self.buffer += text
-        piece = Piece()
-        while self._step(piece):
-            pass
-        return piece
 
     def finish(self) -> Piece:
         piece, rest, self.buffer = Piece(), self.buffer, ""
         if self.state is _State.THINKING:
             piece.thinking = rest.rstrip()
-        elif self.state is _State.TOOL:
+        elif self.in_call:
             self._tool(rest, piece, closed=False)
         else:
             piece.content = rest.lstrip() if self.state is _State.AFTER_THINKING else rest
         return piece
 
     def _step(self, piece: Piece) -> bool:
-        """One transition; True when another may make progress."""
         if self.state is _State.THINKING:
             return self._thinking(piece)
         if self.state is _State.AFTER_THINKING:
@@ -71,22 +89,7 @@ class Qwen3Parser:
             if self.buffer:
                 self.state = _State.CONTENT
             return bool(self.buffer)
-        if self.state is _State.CONTENT:
-            at = self.buffer.find(TOOL_OPEN)
-            if at < 0:
-                send, self.buffer = held_back(self.buffer, TOOL_OPEN)
-                piece.content += send
-                return False
-            piece.content += self.buffer[:at].rstrip()
-            self.buffer, self.state = self.buffer[at + len(TOOL_OPEN):], _State.TOOL
-            return True
-        at = self.buffer.find(TOOL_CLOSE)
-        if at < 0:
-            return False
-        raw, self.buffer = self.buffer[:at], self.buffer[at + len(TOOL_CLOSE):].lstrip()
-        self.state = _State.CONTENT
-        self._tool(raw, piece, closed=True)
-        return True
+        return self._content(piece)
 
     def _thinking(self, piece: Piece) -> bool:
         if self.at_start:
@@ -99,14 +102,15 @@ class Qwen3Parser:
             if self.may_open and THINK_OPEN.startswith(self.buffer):
                 return False
             self.at_start = self.may_open = False
-        at, tag = split_first(self.buffer, THINK_CLOSE, TOOL_OPEN)
-        if at < 0:
-            send, self.buffer = held_back(self.buffer, THINK_CLOSE, TOOL_OPEN)
-            piece.thinking += send
+        thought, tag = self._until(THINK_CLOSE, TOOL_OPEN)
+        piece.thinking += thought
+        if not tag:
             return False
-        piece.thinking += self.buffer[:at].rstrip()
-        self.buffer = self.buffer[at + len(tag):].lstrip()
-        self.state = _State.AFTER_THINKING if tag == THINK_CLOSE else _State.TOOL
+        self.buffer = self.buffer.lstrip()
+        if tag == THINK_CLOSE:
+            self.state = _State.AFTER_THINKING
+        else:
+            self.state, self.in_call = _State.CONTENT, True
         return True
 
     def _tool(self, raw: str, piece: Piece, *, closed: bool) -> None:
@@ -119,8 +123,7 @@ class Qwen3Parser:
             log.warning("tool_call_unparsed", format="qwen3", raw=raw[:200])
             piece.content += TOOL_OPEN + raw + (TOOL_CLOSE if closed else "")
             return
-        piece.tool_calls.append(tool_call(name, arguments, self.calls))
-        self.calls += 1
+        self._add_call(piece, name, arguments)
 
 
 # -- rendering ---------------------------------------------------------------------------------

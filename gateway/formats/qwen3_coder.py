@@ -7,7 +7,6 @@ number, array, object, else string), as Ollama's parser and the reference implem
 
 from __future__ import annotations
 
-import enum
 import json
 import re
 from collections.abc import Sequence
@@ -15,8 +14,8 @@ from typing import Any
 
 import structlog
 
-from gateway.formats.base import Message, ParserContext, Piece, held_back, tool_call
-from gateway.formats.qwen3 import IM_END, IM_START, TOOL_CLOSE, TOOL_OPEN
+from gateway.formats.base import Message, ParserContext, Piece
+from gateway.formats.qwen3 import IM_END, IM_START, TOOL_CLOSE, TOOL_OPEN, ToolCallParser
 from gateway.prompt import Think
 
 log = structlog.get_logger()
@@ -27,50 +26,26 @@ DEFAULT_SYSTEM = "You are Qwen, a helpful AI assistant that can interact with a 
                  "solve tasks."
 
 
-class _State(enum.Enum):
-    CONTENT = "content"
-    TOOL = "inside <tool_call>"
-
-
-class Qwen3CoderParser:
+class Qwen3CoderParser(ToolCallParser):
     """Content until ``<tool_call>``; each complete call becomes a tool call at once."""
 
     def __init__(self, context: ParserContext) -> None:
+        super().__init__()
         self.tools = {(t.get("function") or {}).get("name"): t.get("function") or {}
                       for t in context.tools}
-        self.state = _State.CONTENT
-        self.buffer = ""
-        self.calls = 0
 
-    def feed(self, text: str) -> Piece:
-        self.buffer += text
-        piece = Piece()
-        while True:
-            if self.state is _State.CONTENT:
-                at = self.buffer.find(TOOL_OPEN)
-                if at < 0:
-                    send, self.buffer = held_back(self.buffer, TOOL_OPEN)
-                    piece.content += send
-                    return piece
-                piece.content += self.buffer[:at].rstrip()
-                self.buffer, self.state = self.buffer[at + len(TOOL_OPEN):], _State.TOOL
-                continue
-            at = self.buffer.find(TOOL_CLOSE)
-            if at < 0:
-                return piece
-            raw, self.buffer = self.buffer[:at], self.buffer[at + len(TOOL_CLOSE):].lstrip()
-            self.state = _State.CONTENT
-            self._call(raw, piece, closed=True)
+    def _step(self, piece: Piece) -> bool:
+        return self._content(piece)
 
     def finish(self) -> Piece:
         piece, rest, self.buffer = Piece(), self.buffer, ""
-        if self.state is _State.TOOL:
-            self._call(rest, piece, closed=False)
+        if self.in_call:
+            self._tool(rest, piece, closed=False)
         else:
             piece.content = rest
         return piece
 
-    def _call(self, raw: str, piece: Piece, *, closed: bool) -> None:
+    def _tool(self, raw: str, piece: Piece, *, closed: bool) -> None:
         match = _FUNCTION.search(raw)
         if match is None:
             log.warning("tool_call_unparsed", format="qwen3-coder", raw=raw[:200])
@@ -80,8 +55,7 @@ class Qwen3CoderParser:
         properties = ((self.tools.get(name) or {}).get("parameters") or {}).get("properties") or {}
         arguments = {key.strip(): typed_value(value, properties.get(key.strip()))
                      for key, value in _PARAMETER.findall(match.group(2))}
-        piece.tool_calls.append(tool_call(name, arguments, self.calls))
-        self.calls += 1
+        self._add_call(piece, name, arguments)
 
 
 def _types(prop: Any) -> list[str]:

@@ -15,8 +15,9 @@ from typing import Any
 
 from gateway.formats.forced import ToolChoice
 from gateway.images import MESSAGE_INDEX
-from gateway.openai.wire import (FINGERPRINT, include_usage, openai_logprobs, refuse_logit_bias,
-                                 sampling_options, usage, with_extension_options)
+from gateway.openai.wire import (FINGERPRINT, TranslatedRequest, include_usage, openai_logprobs,
+                                 refuse_logit_bias, sampling_options, usage,
+                                 with_extension_options)
 from services.errors import InvalidRequestError
 from services.gocodec import encode_json, go_type_name, typed_field, unmarshal_error
 
@@ -28,12 +29,9 @@ _EFFORTS = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "
 
 
 @dataclass(frozen=True)
-class ChatCompletionRequest:
-    """A translated request: the native body plus what shapes the reply."""
+class ChatCompletionRequest(TranslatedRequest):
+    """``/v1/chat/completions`` as a native chat body."""
 
-    native: dict
-    stream: bool = False
-    include_usage: bool = False
     id: str = field(default_factory=lambda: f"chatcmpl-{random.randrange(999)}")
     tool_choice: ToolChoice = ToolChoice()
 

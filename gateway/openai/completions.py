@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from gateway.openai.wire import (
     FINGERPRINT,
+    TranslatedRequest,
     include_usage,
     openai_logprobs,
     refuse_logit_bias,
@@ -25,12 +26,9 @@ _NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
 @dataclass(frozen=True)
-class CompletionRequest:
-    """A translated request: the native body plus what shapes the reply."""
+class CompletionRequest(TranslatedRequest):
+    """``/v1/completions`` as a native generate body."""
 
-    native: dict
-    stream: bool = False
-    include_usage: bool = False
     id: str = field(default_factory=lambda: f"cmpl-{random.randrange(999)}")
 
     @classmethod

@@ -8,23 +8,32 @@ float64`` (``services.gocodec.typed_field``).
 
 from __future__ import annotations
 
-import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from aiohttp import web
 
+from gateway.middleware import dialect_error_middleware
 from gateway.schemas import read_json
-from services.errors import CorralError, InvalidRequestError, internal_error
+from gateway.streaming import stream_reply
+from services.errors import CorralError, InvalidRequestError
 from services.gocodec import encode_json, go_type_name, typed_field
-
-log = structlog.get_logger()
 
 JSON_CONTENT_TYPE = "application/json"
 SSE_CONTENT_TYPE = "text/event-stream"
 FINGERPRINT = "fp_ollama"
 _ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error"}
+
+@dataclass(frozen=True)
+class TranslatedRequest:
+    """A translated request: the native body plus what shapes the reply."""
+
+    native: dict
+    stream: bool = False
+    include_usage: bool = False
+
 
 # -- replies --------------------------------------------------------------------------------------
 
@@ -40,22 +49,12 @@ def error_body(status: int, message: str) -> dict:
                       "param": None, "code": None}}
 
 
-@web.middleware
-async def openai_error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """The ``/v1`` sub-app's one translator: every failure in OpenAI's error shape with the
-    native status (the router's own 404/405 pass on to the gateway's error middleware)."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except CorralError as exc:
-        log.info("request_error", status=exc.http_status, error=exc.message,
-                 error_type=type(exc).__name__)
-        return openai_json(error_body(exc.http_status, exc.message), exc.http_status)
-    except Exception as exc:
-        log.exception("request_crashed")
-        error = internal_error(exc)  # no class name, path or stack text for the client
-        return openai_json(error_body(error.http_status, error.message), error.http_status)
+def _error_reply(_request: web.Request, error: CorralError, _crashed: bool) -> web.Response:
+    return openai_json(error_body(error.http_status, error.message), error.http_status)
+
+
+# The ``/v1`` sub-app's one translator: every failure in OpenAI's error shape, native status.
+openai_error_middleware = dialect_error_middleware(_error_reply)
 
 
 async def read_body(request: web.Request, struct: str,
@@ -73,30 +72,13 @@ async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
     A failure before the first event is an ordinary error reply (raised to the middleware);
     after it, one ``data: {"error": ...}`` event ends the stream, which the OpenAI clients raise.
     """
-    async with contextlib.aclosing(events):
-        first = await anext(events, None)
-        response = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE})
-        await response.prepare(request)
-        try:
-            if first is not None:
-                await response.write(_event(first, named))
-            async for event in events:
-                await response.write(_event(event, named))
-        except (ConnectionError, web.HTTPException):
-            raise
-        except Exception as exc:
-            if not isinstance(exc, CorralError):
-                log.exception("stream_failed")
-                exc = internal_error(exc)
-            status, message = exc.http_status, exc.message
-            log.warning("stream_failed", error=message, error_type=type(exc).__name__)
-            error = error_body(status, message)
-            await response.write(_event({"type": "error", **error} if named else error, named))
-        else:
-            if not named:
-                await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
+    def failed(exc: CorralError) -> bytes:
+        error = error_body(exc.http_status, exc.message)
+        return _event({"type": "error", **error} if named else error, named)
+
+    return await stream_reply(request, events, {"Content-Type": SSE_CONTENT_TYPE},
+                              encode=functools.partial(_event, named=named), error=failed,
+                              end=b"" if named else b"data: [DONE]\n\n")
 
 
 def _event(obj: dict, named: bool = False) -> bytes:

@@ -9,30 +9,25 @@ digest already on the server (``FROM sha256:<hex>``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from services.api_client import ApiClient, ApiError
+from services.atomic_files import file_sha256
 from services.cli.parser import Invocation, UsageError
 from services.cli.progress import ProgressDisplay
 from services.errors import InvalidRequestError
 from services.modelfile import Modelfile, parse_modelfile
 from services.names import is_valid_name
 
-HASH_CHUNK = 1 << 20
 _DIGEST = re.compile(r"@?sha256[:-]([0-9a-fA-F]{64})")
 
 
 def file_digest(path: Path) -> str:
     """``sha256:<hex>`` of a file, read in chunks."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as source:
-        while chunk := source.read(HASH_CHUNK):
-            sha.update(chunk)
-    return f"sha256:{sha.hexdigest()}"
+    return file_sha256(path)[0]
 
 
 def expand_path(arg: str, base: Path) -> Path:

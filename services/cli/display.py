@@ -108,23 +108,20 @@ class AnswerPrinter:
 def print_stats(final: dict[str, Any], stream: TextIO | None = None) -> None:
     """Ollama's ``Metrics.Summary``: each line only when its value is non-zero."""
     out = stream or sys.stderr
-    def get(key: str) -> int:
-        return int(final.get(key) or 0)
-
-    if get("total_duration"):
-        out.write(f"total duration:       {go_duration(get('total_duration'))}\n")
-    if get("load_duration"):
-        out.write(f"load duration:        {go_duration(get('load_duration'))}\n")
-    if get("prompt_eval_count"):
-        out.write(f"prompt eval count:    {get('prompt_eval_count')} token(s)\n")
-    if get("prompt_eval_duration"):
-        out.write(f"prompt eval duration: {go_duration(get('prompt_eval_duration'))}\n")
-        rate = get("prompt_eval_count") / (get("prompt_eval_duration") / 1e9)
-        out.write(f"prompt eval rate:     {rate:.2f} tokens/s\n")
-    if get("eval_count"):
-        out.write(f"eval count:           {get('eval_count')} token(s)\n")
-    if get("eval_duration"):
-        out.write(f"eval duration:        {go_duration(get('eval_duration'))}\n")
-        rate = get("eval_count") / (get("eval_duration") / 1e9)
-        out.write(f"eval rate:            {rate:.2f} tokens/s\n")
+    for key in ("total_duration", "load_duration"):
+        if final.get(key):
+            _stat(out, key, go_duration(final[key]))
+    for stage in ("prompt_eval", "eval"):
+        count, duration = final.get(f"{stage}_count"), final.get(f"{stage}_duration")
+        if count:
+            _stat(out, f"{stage}_count", f"{count} token(s)")
+        if duration:
+            _stat(out, f"{stage}_duration", go_duration(duration))
+            _stat(out, f"{stage}_rate", f"{(count or 0) / (duration / 1e9):.2f} tokens/s")
     out.flush()
+
+
+def _stat(out: TextIO, key: str, value: str) -> None:
+    """One summary line, its label (``prompt_eval_rate`` → ``prompt eval rate:``) padded as
+    Ollama's are."""
+    out.write(f"{key.replace('_', ' ') + ':':<22}{value}\n")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ import grpc
 
 from services.context import current_request_id
 from services.errors import CorralError, RunnerUnavailableError, error_class_named, from_rpc_error
+from services.mailbox import Mailbox
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 from services.tracing import outgoing_generation
 
@@ -31,44 +31,46 @@ _CLOSE = None  # ends the request stream
 _Outgoing = asyncio.Queue[pb.GenerateStreamRequest | None]
 
 
+_Event = pb.GenerationEvent | BaseException
+
+
+def _merge_chunks(waiting: _Event, event: _Event) -> bool:
+    """Fold a chunk into the chunk its consumer has not taken yet."""
+    if not (isinstance(event, pb.GenerationEvent) and event.HasField("chunk")
+            and isinstance(waiting, pb.GenerationEvent) and waiting.HasField("chunk")):
+        return False
+    waiting.chunk.text += event.chunk.text
+    waiting.chunk.token_count += event.chunk.token_count
+    waiting.chunk.logprobs.extend(event.chunk.logprobs)
+    return True
+
+
 class _Receiver:
     """One generation's events, waiting for its consumer."""
 
-    __slots__ = ("items", "ready", "ended")
+    __slots__ = ("_events", "ended")
 
     def __init__(self) -> None:
-        self.items: deque[pb.GenerationEvent | BaseException] = deque()
-        self.ready = asyncio.Event()
+        self._events: Mailbox[_Event] = Mailbox(_merge_chunks)
         self.ended = False
 
-    def put(self, event: pb.GenerationEvent | BaseException) -> None:
-        last = self.items[-1] if self.items else None
-        if (isinstance(event, pb.GenerationEvent) and event.HasField("chunk")
-                and isinstance(last, pb.GenerationEvent) and last.HasField("chunk")):
-            last.chunk.text += event.chunk.text  # the consumer has not taken it yet: merge
-            last.chunk.token_count += event.chunk.token_count
-            last.chunk.logprobs.extend(event.chunk.logprobs)
-        else:
-            self.items.append(event)
-        self.ready.set()
+    def put(self, event: _Event) -> None:
+        self._events.put(event)
 
     async def events(self) -> AsyncIterator[pb.GenerationEvent]:
         while True:
-            await self.ready.wait()
-            self.ready.clear()
-            while self.items:
-                item = self.items.popleft()
-                if isinstance(item, BaseException):
-                    self.ended = True
-                    raise item
-                if item.HasField("error"):
-                    self.ended = True
-                    cls = error_class_named(item.error.error_type) or CorralError
-                    raise cls(item.error.message)
-                yield item
-                if item.HasField("done"):
-                    self.ended = True
-                    return
+            item = await self._events.get()
+            if isinstance(item, BaseException):
+                self.ended = True
+                raise item
+            if item.HasField("error"):
+                self.ended = True
+                cls = error_class_named(item.error.error_type) or CorralError
+                raise cls(item.error.message)
+            yield item
+            if item.HasField("done"):
+                self.ended = True
+                return
 
 
 class GenerationMux:

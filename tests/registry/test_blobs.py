@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.blobs import TEMP_PREFIX, BlobStore, canonical_digest
+from registry.blobs import BlobStore, canonical_digest
+from services.atomic_files import TEMP_PREFIX
 from services.errors import BlobCorruptError, InvalidRequestError
 
 DATA = b"hello, blobs\n"
