@@ -46,11 +46,17 @@ def program_spawner(source: str, started: list | None = None, clock: ManualClock
 
 
 @pytest.fixture
-def make(settings):
+async def make(settings):
+    """Schedulers shut down after the test, so every runner's stop (and its pipes) completes."""
+    made: list[Scheduler] = []
+
     def build(spawn, clock: ManualClock | None = None, **overrides) -> Scheduler:
-        return Scheduler(dataclasses.replace(settings, **overrides), spawn=spawn,
-                         clock=clock or ManualClock())
-    return build
+        made.append(Scheduler(dataclasses.replace(settings, **overrides), spawn=spawn,
+                              clock=clock or ManualClock()))
+        return made[-1]
+    yield build
+    for scheduler in made:
+        await scheduler.shutdown()
 
 
 async def use(scheduler: Scheduler, model=A) -> None:
