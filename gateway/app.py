@@ -80,7 +80,7 @@ async def _owned_resources(app: web.Application) -> AsyncIterator[None]:
     start_preload(app)
     yield
     await app[SCHEDULER].shutdown()
-    if app[BLOBS] is not None:
-        await app[BLOBS].close()
+    if (blobs := app[BLOBS]) is not None:
+        await blobs.close()
     await app[REGISTRY].close()
     log.info("gateway_resources_closed")

@@ -8,7 +8,7 @@ import contextlib
 import datetime as dt
 import enum
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from gateway.memory import Footprint
@@ -141,7 +141,8 @@ class Lease:
         self.load_duration_ns = load_duration_ns
         self.tracker = tracker or RequestTracker()
 
-    async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerationEvent]:
+    async def generate(self, request: pb.GenerateRequest
+                       ) -> AsyncGenerator[pb.GenerationEvent, None]:
         """The runner's Generate stream; a broken stream from a dead runner is RunnerCrashedError."""
         stream = self.client.generate(request)
         first = True

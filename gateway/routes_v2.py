@@ -83,7 +83,8 @@ oci_error_middleware = dialect_error_middleware(_oci_reply)
 
 def _unknown_code(request: web.Request) -> str:
     """The OCI code for "not found" on this route: what the client asked for is unknown."""
-    if request.match_info.route.resource.canonical.endswith("/manifests/{reference}"):
+    resource = request.match_info.route.resource
+    if resource is not None and resource.canonical.endswith("/manifests/{reference}"):
         return "NAME_UNKNOWN" if request.method == "PUT" else "MANIFEST_UNKNOWN"
     return "BLOB_UNKNOWN"
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -39,9 +38,9 @@ from gateway.leases import FOREVER_DELTA, Lease, LoadedRunner, RunnerGone, Runne
 from gateway.memory import SystemMemory
 from gateway.model_ref import ModelRef
 from gateway.observer import SchedulerObserver
-from gateway.ports import Clock, MemoryProbe, SpawnFn
+from gateway.ports import Clock, MemoryProbe, RunnerProcessPort, SpawnFn
 from gateway.queueing import QUEUE_FULL, WaitQueue
-from gateway.runners import spawn_runner
+from gateway.runners import RunnerSpec, spawn_runner
 from gateway.supervisor import RunnerSupervisor
 from services.errors import RunnerUnavailableError
 from services.settings import FOREVER, GatewaySettings
@@ -59,8 +58,11 @@ class Scheduler:
         ``clock``); ``clock`` drives keep-alive timers, restart backoff and queue waits."""
         self.settings = settings
         self.clock = clock or SystemClock()
-        spawn = spawn or functools.partial(spawn_runner, clock=self.clock)
-        self.supervisor = RunnerSupervisor(settings, spawn, memory or SystemMemory(),
+        async def spawn_on_this_clock(spec: RunnerSpec) -> RunnerProcessPort:
+            return await spawn_runner(spec, clock=self.clock)
+
+        start: SpawnFn = spawn or spawn_on_this_clock
+        self.supervisor = RunnerSupervisor(settings, start, memory or SystemMemory(),
                                            observer or SchedulerObserver(), self.clock,
                                            self._on_idle)
         self.keep_alive = KeepAlive(self.supervisor, self.clock)

@@ -26,9 +26,10 @@ GGUF_MAGIC = b"GGUF"
 SHOW_ARRAY_LIMIT = 5  # /api/show replaces longer arrays by [] (Ollama's non-verbose form)
 
 _T = gguf.GGUFValueType
-_SCALARS = {_T.UINT8: "<B", _T.INT8: "<b", _T.UINT16: "<H", _T.INT16: "<h", _T.UINT32: "<I",
-            _T.INT32: "<i", _T.FLOAT32: "<f", _T.BOOL: "<?", _T.UINT64: "<Q", _T.INT64: "<q",
-            _T.FLOAT64: "<d"}
+_SCALARS: dict[int, str] = {  # keyed by the IntEnum, looked up by the header's plain int
+    _T.UINT8: "<B", _T.INT8: "<b", _T.UINT16: "<H", _T.INT16: "<h", _T.UINT32: "<I",
+    _T.INT32: "<i", _T.FLOAT32: "<f", _T.BOOL: "<?", _T.UINT64: "<Q", _T.INT64: "<q",
+    _T.FLOAT64: "<d"}
 _STRING, _ARRAY = _T.STRING, _T.ARRAY
 # Arrays the facts need whole (per-layer head counts), by key suffix: "{arch}" left out.
 _SHAPE_SUFFIXES = tuple(key.removeprefix("{arch}") for key in SHAPE_KEYS)

@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import structlog
 from sqlalchemy import func, select
@@ -263,6 +263,11 @@ class ModelStore:
         if row is not None:
             return await self._with_kv_shape(digest, queries.info_from_row(row))
         return await asyncio.to_thread(read_gguf_info, self.blobs.path(digest))
+
+    @overload
+    async def _with_kv_shape(self, digest: str, info: GGUFInfo) -> GGUFInfo: ...
+    @overload
+    async def _with_kv_shape(self, digest: str, info: GGUFInfo | None) -> GGUFInfo | None: ...
 
     async def _with_kv_shape(self, digest: str, info: GGUFInfo | None) -> GGUFInfo | None:
         """``info`` with its K/V cache shape. Facts recorded before the registry kept it
