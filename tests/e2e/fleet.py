@@ -143,9 +143,10 @@ http {{
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Nginx:
-        self.process = subprocess.Popen(
-            [NGINX, "-p", str(self.root), "-c", str(self.root / "nginx.conf")],
-            stdout=subprocess.DEVNULL, stderr=open(self.root / "stderr.log", "ab"))
+        with open(self.root / "stderr.log", "ab") as stderr:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [NGINX, "-p", str(self.root), "-c", str(self.root / "nginx.conf")],
+                stdout=subprocess.DEVNULL, stderr=stderr)
         openapi_check.watch(self.url)  # what the gateways answer through it, checked
         wait_http(f"{self.url}/api/version", 30, None)
         return self
