@@ -247,7 +247,9 @@ class BlobDownload:
         finally:
             prepared.cancel()
             self.followers -= 1
-            if self.followers == 0 and not self.task.done():
+            # not when already cancelling: a second cancel would cut its cleanup (the state
+            # save that lets a later pull resume) short
+            if self.followers == 0 and not self.task.done() and not self.task.cancelling():
                 log.info("blob_download_abandoned", digest=self.digest, completed=self.completed)
                 self.task.cancel()
 
