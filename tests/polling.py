@@ -8,8 +8,9 @@ process or an HTTP surface exposes. ``until`` blocks (for tests that drive real 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -29,11 +30,14 @@ def until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0
     raise AssertionError(f"{what} not met within {timeout:g}s")
 
 
-async def until_async(predicate: Callable[[], T], timeout: float = 2.0, interval: float = 0.01, *,
-                      what: str = "condition") -> T:
-    """``until`` for code on the event loop: sleeps with ``asyncio.sleep`` between tries."""
+async def until_async(predicate: Callable[[], T | Awaitable[T]], timeout: float = 2.0,
+                      interval: float = 0.01, *, what: str = "condition") -> T:
+    """``until`` for code on the event loop: sleeps with ``asyncio.sleep`` between tries.
+
+    ``predicate`` may be a coroutine function (e.g. one that scrapes an HTTP endpoint)."""
     for _ in _tries(timeout):
-        if value := predicate():
+        outcome = predicate()
+        if value := (await outcome if inspect.isawaitable(outcome) else outcome):
             return value
         await asyncio.sleep(interval)
     raise AssertionError(f"{what} not met within {timeout:g}s")

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from gateway.app import create_app
+from gateway.keys import SCHEDULER
 from gateway.routes import OLLAMA_VERSION
 from gateway.scheduler import Scheduler
 from tests.gateway.fakes import FakeRegistry
@@ -217,10 +218,12 @@ async def test_queue_overflow_is_503(make_client, settings, spawner):
     import asyncio
     spawner.script.load_delay = 0.3
     client = await make_client(settings, max_queue=1)
+    scheduler = client.app[SCHEDULER]
     first = asyncio.ensure_future(client.post("/api/generate", json={"model": MODEL}))
-    await asyncio.sleep(0.05)  # loading: in service, not queued
+    await spawner.until_spawned(1)  # loading: in service, not queued
+    assert scheduler.pending == 0
     queued = asyncio.ensure_future(client.post("/api/generate", json={"model": "gemma3:270m"}))
-    await asyncio.sleep(0.05)  # waits for the load lock: the one place in the queue
+    await until_async(lambda: scheduler.pending == 1, what="second request queued")  # load lock
     third = await client.post("/api/generate", json={"model": "gemma3:270m"})
     assert third.status == 503
     assert await third.json() == {

@@ -7,7 +7,9 @@ import asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.metrics import Metrics, crash_cause
+from gateway.keys import SCHEDULER
 from tests.gateway.fakes import Script
+from tests.polling import until_async
 
 MODEL = "smollm2:135m"
 
@@ -22,6 +24,13 @@ async def scrape(client) -> dict[tuple[str, tuple], float]:
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
+
+
+async def gauges(client, *, active: int, queued: int) -> bool:
+    """Whether MODEL's request gauges read ``active`` and ``queued`` now."""
+    samples = await scrape(client)
+    return (value(samples, "corral_requests_active", model=MODEL) == active
+            and value(samples, "corral_requests_queued", model=MODEL) == queued)
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -66,12 +75,9 @@ async def test_requests_active_and_queued_while_they_wait(make_client, settings,
     client = await make_client(settings)
     body = {"model": MODEL, "prompt": "hi", "stream": False}
     first = asyncio.ensure_future(client.post("/api/generate", json=body))
-    await asyncio.sleep(0.1)
+    await until_async(lambda: gauges(client, active=1, queued=0), what="first request active")
     second = asyncio.ensure_future(client.post("/api/generate", json=body))
-    await asyncio.sleep(0.1)
-    samples = await scrape(client)
-    assert value(samples, "corral_requests_active", model=MODEL) == 1
-    assert value(samples, "corral_requests_queued", model=MODEL) == 1
+    await until_async(lambda: gauges(client, active=1, queued=1), what="second request queued")
     for reply in await asyncio.gather(first, second):
         assert reply.status == 200
     samples = await scrape(client)
@@ -83,7 +89,7 @@ async def test_a_crash_is_counted_by_cause_and_the_next_start_as_a_restart(clien
     body = {"model": MODEL, "prompt": "hi", "stream": False}
     assert (await client.post("/api/generate", json=body)).status == 200
     spawner.spawned[0].crash(-9)
-    await asyncio.sleep(0.05)
+    await until_async(lambda: not client.app[SCHEDULER].loaded(), what="crash noticed")
     assert (await client.post("/api/generate", json=body)).status == 200
     samples = await scrape(client)
     assert value(samples, "corral_runner_crashes_total", model=MODEL, cause="SIGKILL") == 1

@@ -149,11 +149,17 @@ async def test_count_tokens_uses_the_models_tokenizer(client):
 
 
 async def test_keepalive_wrapper_yields_pings_then_items():
+    ready = asyncio.Event()
+
     async def slow():
-        await asyncio.sleep(0.12)
+        await ready.wait()
         yield "a"
-    items = [item async for item in wire.with_keepalive(slow(), 0.05)]
-    assert items[-1] == "a" and items.count(wire.KEEPALIVE) == 2
+    items = []
+    async for item in wire.with_keepalive(slow(), 0.01):
+        items.append(item)
+        if items.count(wire.KEEPALIVE) == 2:
+            ready.set()  # the item comes once two pings have kept the stream alive
+    assert items == [wire.KEEPALIVE, wire.KEEPALIVE, "a"]
 
 
 async def test_forced_call_on_a_model_that_cannot_think_ignores_thinking(client, registry,
