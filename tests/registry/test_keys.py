@@ -120,7 +120,8 @@ async def test_rpcs_through_the_client(tmp_path: Path) -> None:
 
 async def test_expired_key_is_reported_expired(keys: KeyStore) -> None:
     secret = new_secret()
-    soon = datetime.now(UTC) + timedelta(milliseconds=50)
+    soon = datetime.now(UTC) + timedelta(hours=1)  # far enough that a slow create cannot pass it
     record = await keys.create(NewKey("short", hash_secret(secret), ("read",), expires_at=soon))
     assert not record.expired(datetime.now(UTC))
-    assert record.expired(soon + timedelta(milliseconds=1))
+    assert not record.expired(soon - timedelta(milliseconds=1))
+    assert record.expired(soon) and record.expired(soon + timedelta(milliseconds=1))
