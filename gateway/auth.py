@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
+from gateway.ports import RegistryPort
 from services.apikeys import (
     ADMIN, INFERENCE, MANAGE, METRICS, READ, REGISTRY_PULL, REGISTRY_PUSH, grants, hash_secret,
 )
@@ -116,7 +117,7 @@ class AuthFailed(Exception):  # noqa: N818 - a signal carrying the 401/403's det
 class Authenticator:
     """Turns a request's credentials into a ``Caller`` by asking the registry."""
 
-    def __init__(self, registry, mode: str) -> None:
+    def __init__(self, registry: RegistryPort, mode: str) -> None:
         self._registry = registry
         self._required = mode == AUTH_REQUIRED
         self._keys_seen: bool | None = None  # keys_exist at the last answer (None: never asked)

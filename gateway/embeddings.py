@@ -14,6 +14,7 @@ import asyncio
 import math
 import struct
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from gateway.options import parse_keep_alive
 from gateway.schemas import model_name
 from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
 from services.gocodec import go_quote, typed_field
+from services.json_types import JSONObject
 from services.pb.corral.registry.v1 import registry_pb2 as rpb
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 
@@ -33,11 +35,11 @@ class EmbeddingParams:
     """The fields both embedding requests share."""
 
     model: str
-    options: dict = field(default_factory=dict)
+    options: JSONObject = field(default_factory=dict)
     keep_alive: float | None = None
 
 
-def _runner_fields(body: dict, s: str) -> dict[str, Any]:
+def _runner_fields(body: JSONObject, s: str) -> dict[str, Any]:
     """``options`` and ``keep_alive``, parsed last as Ollama checks them."""
     return {"options": typed_field(body, s, "options", "object", default={}),
             "keep_alive": parse_keep_alive(body.get("keep_alive"))}
@@ -52,7 +54,7 @@ class EmbedParams(EmbeddingParams):
     dimensions: int = 0
 
     @classmethod
-    def parse(cls, body: dict) -> EmbedParams:
+    def parse(cls, body: JSONObject) -> EmbedParams:
         s = "EmbedRequest"
         return cls(model=model_name(body, s), inputs=embed_inputs(body.get("input")),
                    truncate=typed_field(body, s, "truncate", "bool", default=True),
@@ -67,7 +69,7 @@ class EmbeddingsParams(EmbeddingParams):
     prompt: str = ""
 
     @classmethod
-    def parse(cls, body: dict) -> EmbeddingsParams:
+    def parse(cls, body: JSONObject) -> EmbeddingsParams:
         s = "EmbeddingRequest"
         return cls(model=model_name(body, s),
                    prompt=typed_field(body, s, "prompt", "string", default=""),
@@ -80,7 +82,7 @@ class EmbeddingService:
     def __init__(self, inference: InferenceService) -> None:
         self.inference = inference
 
-    async def embed(self, p: EmbedParams) -> dict:
+    async def embed(self, p: EmbedParams) -> JSONObject:
         """Ollama's ``EmbedResponse``: one normalised vector per input (``[]`` for no input)."""
         started = time.monotonic_ns()
         reply, load_ns = await self._run(p.model, p.inputs, truncate=p.truncate, options=p.options,
@@ -94,7 +96,7 @@ class EmbeddingService:
                 "total_duration": time.monotonic_ns() - started, "load_duration": load_ns,
                 "prompt_eval_count": reply.prompt_eval_count}
 
-    async def embeddings(self, p: EmbeddingsParams) -> dict:
+    async def embeddings(self, p: EmbeddingsParams) -> JSONObject:
         """The legacy ``{"embedding": [...]}``: one vector, not normalised, float64 values."""
         inputs = [p.prompt] if p.prompt else []
         # Legacy requests have no truncate flag; cutting to the context beats failing.
@@ -107,8 +109,9 @@ class EmbeddingService:
         check_finite(values)
         return {"embedding": values}
 
-    async def _run(self, name: str, inputs: list[str], *, truncate: bool, options: dict,
-                   keep_alive: float | None, empty: CorralError) -> tuple[Any, int]:
+    async def _run(self, name: str, inputs: list[str], *, truncate: bool, options: JSONObject,
+                   keep_alive: float | None, empty: CorralError
+                   ) -> tuple[pb.EmbedResponse | None, int]:
         """Load the model's embedding runner and embed ``inputs`` (``None`` when there are none)."""
         resolved = await self._resolve(name, empty)
         merged = self.inference.options(resolved, options)
@@ -136,12 +139,12 @@ class EmbeddingService:
 
 # -- vectors --------------------------------------------------------------------------------------
 
-def check_finite(values: list[float]) -> None:
+def check_finite(values: Iterable[float]) -> None:
     if not all(math.isfinite(v) for v in values):
         raise CorralError("embedding contains NaN or Inf values")
 
 
-def normalized(values: Any, dimensions: int = 0) -> list[float]:
+def normalized(values: Iterable[float], dimensions: int = 0) -> list[float]:
     """L2-normalise in float32 (as Ollama's ``normalize``), then cut to ``0 < dimensions < len``
     and normalise again; floats come back in their shortest float32 decimal form."""
     vector = array.array("f", values)
@@ -152,7 +155,7 @@ def normalized(values: Any, dimensions: int = 0) -> list[float]:
     return [shortest_float32(v) for v in vector]
 
 
-def _unit(vector: array.array) -> array.array:
+def _unit(vector: array.array[float]) -> array.array[float]:
     norm = math.sqrt(math.fsum(v * v for v in vector))
     scale = array.array("f", [1.0 / max(norm, 1e-12)])[0]
     return array.array("f", (v * scale for v in vector))

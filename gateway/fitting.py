@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from gateway.prompt import Message
 from services.errors import InvalidRequestError
 
 log = structlog.get_logger()
@@ -65,22 +66,22 @@ async def count(text: str, context: Sequence[int], tokenize: Tokenize, limit: in
     return len(context) + len(await tokenize(text, not context))
 
 
-def is_heavy(messages: Sequence[dict]) -> bool:
+def is_heavy(messages: Sequence[Message]) -> bool:
     """Whether rendering ``messages`` is worth a worker thread."""
     if len(messages) > HEAVY_MESSAGES:
         return True
     return sum(len(m.get("content") or "") for m in messages) > HEAVY_CHARS
 
 
-async def render_messages(render: Callable[[list[dict]], str], selected: list[dict],
+async def render_messages(render: Callable[[list[Message]], str], selected: list[Message],
                           heavy: bool) -> str:
     """``render(selected)``, in a worker thread when ``heavy``."""
     return await asyncio.to_thread(render, selected) if heavy else render(selected)
 
 
-async def fit_messages(messages: Sequence[dict], render: Callable[[list[dict]], str],
+async def fit_messages(messages: Sequence[Message], render: Callable[[list[Message]], str],
                        tokenize: Tokenize, limit: int,
-                       reserve: Callable[[list[dict]], int] | None = None) -> tuple[str, int]:
+                       reserve: Callable[[list[Message]], int] | None = None) -> tuple[str, int]:
     """(prompt, messages dropped): the most recent messages whose rendering fits ``limit``;
     ``reserve(kept)`` is room the kept messages need beyond their text (images)."""
     messages = list(messages)

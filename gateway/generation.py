@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 from google.protobuf.json_format import MessageToDict
 
@@ -30,12 +29,13 @@ from gateway.model_ref import ModelRef
 from gateway.options import ModelOptions
 from gateway.output import Piece
 from gateway.ports import ModelResolver
-from gateway.prompt import Think
+from gateway.prompt import Message, Think
 from gateway.scheduler import Scheduler
 from gateway.schemas import ChatParams, GenerateParams, InferenceParams
 from gateway.streaming import utc_timestamp
 from services.errors import CorralError, InvalidRequestError, ModelNotFoundError
 from services.gocodec import go_quote
+from services.json_types import JSONObject
 from services.names import parse_name
 from services.pb.corral.registry.v1 import registry_pb2 as rpb
 from services.pb.corral.runner.v1 import runner_pb2 as pb
@@ -66,7 +66,7 @@ class InferenceService:
         resolved = await self.registry.resolve(name)
         return await self.blobs.localize(resolved) if self.blobs is not None else resolved
 
-    def options(self, resolved: Resolved, request_options: dict) -> ModelOptions:
+    def options(self, resolved: Resolved, request_options: JSONObject) -> ModelOptions:
         """defaults < Modelfile PARAMETERs < request, within the server's caps (400 past one),
         num_ctx capped at the trained context."""
         parameters = MessageToDict(resolved.parameters) if resolved.HasField("parameters") else {}
@@ -88,7 +88,7 @@ class InferenceService:
         check_capabilities(resolved, template, insert=bool(p.suffix), vision=bool(p.images))
         return resolved, template, think
 
-    async def generate(self, p: GenerateParams) -> AsyncIterator[dict]:
+    async def generate(self, p: GenerateParams) -> AsyncGenerator[JSONObject, None]:
         started = time.monotonic_ns()
         resolved, model_template, think = await self._checked_generate(p)
         template = ChatFormat.for_model(resolved, p.template) if p.template else model_template
@@ -106,7 +106,7 @@ class InferenceService:
                                                json_schema=p.format, logprobs=p.logprobs,
                                                top_logprobs=p.top_logprobs, shift=p.shift)
             request.images.extend(images[image] for image in p.images)
-            def final(done: pb.Done) -> dict:
+            def final(done: pb.Done) -> JSONObject:
                 return final_fields(done, started, lease.load_duration_ns, context=not p.raw)
 
             async for obj in _stream(lease, request, parser, p.model, _generate_piece, final):
@@ -137,7 +137,7 @@ class InferenceService:
         fitting.log_truncation(p.model, fitted, limit)
         return fitted
 
-    async def load_generate(self, p: GenerateParams) -> dict:
+    async def load_generate(self, p: GenerateParams) -> JSONObject:
         """Empty prompt: load (``done_reason: load``) or, with keep_alive 0, unload."""
         if p.is_unload:
             resolved = await self.resolve(p.model, empty=ModelNotFoundError("model '' not found"))
@@ -160,7 +160,7 @@ class InferenceService:
         return resolved, template, think
 
     async def chat(self, p: ChatParams, *, tool_choice: ToolChoice = ToolChoice(),
-                   relax_thinking: bool = False) -> AsyncIterator[dict]:
+                   relax_thinking: bool = False) -> AsyncGenerator[JSONObject, None]:
         """``tool_choice`` and ``relax_thinking`` (think unset, not a 400, for a model that
         cannot think) serve the /v1 layers; the native API has neither."""
         started = time.monotonic_ns()
@@ -195,7 +195,7 @@ class InferenceService:
                 request.grammar = call.grammar
                 request.grammar_schemas.update(call.schemas)
             request.images.extend(images[image] for image in kept)
-            def final(done: pb.Done) -> dict:
+            def final(done: pb.Done) -> JSONObject:
                 return final_fields(done, started, lease.load_duration_ns)
 
             async for obj in _stream(lease, request, parser, p.model,
@@ -215,7 +215,7 @@ class InferenceService:
                                           load=options.load_options()) as lease:
             return len(await _window(lease, options)[1](text, True))
 
-    async def load_chat(self, p: ChatParams) -> dict:
+    async def load_chat(self, p: ChatParams) -> JSONObject:
         """No messages: load (``done_reason: load``) or, with keep_alive 0, unload."""
         if p.is_unload:
             resolved = await self.resolve(p.model, empty=InvalidRequestError("model is required"))
@@ -228,14 +228,15 @@ class InferenceService:
     # -- shared ---------------------------------------------------------------------------------
 
     @staticmethod
-    async def _fit_messages(template: ChatFormat, messages: list[dict], tools: list[dict],
-                            think: Think, limit: int, tokenize: fitting.Tokenize,
-                            truncate: bool, kept: list[str] | None = None) -> tuple[str, int]:
+    async def _fit_messages(template: ChatFormat, messages: list[Message],
+                            tools: Sequence[JSONObject], think: Think, limit: int,
+                            tokenize: fitting.Tokenize, truncate: bool,
+                            kept: list[str] | None = None) -> tuple[str, int]:
         """The rendered prompt and how many messages were dropped; ``kept`` receives the
         images of the messages in the prompt returned (in marker order)."""
         images_of: dict[str, list[str]] = {}  # fitting renders several selections
 
-        def render(selected: list[dict]) -> str:
+        def render(selected: list[Message]) -> str:
             tagged, images = imaging.tag_images(selected)
             text = template.render(tagged, tools=tools, think=think)
             images_of[text] = images
@@ -263,11 +264,11 @@ class InferenceService:
 
 
 async def _stream(lease: Lease, request: pb.GenerateRequest, parser: StreamParser, model: str,
-                  shape: Callable[[Piece], dict],
-                  final: Callable[[pb.Done], dict]) -> AsyncIterator[dict]:
+                  shape: Callable[[Piece], JSONObject],
+                  final: Callable[[pb.Done], JSONObject]) -> AsyncGenerator[JSONObject, None]:
     """The runner's text through ``parser`` as wire objects; the last one carries ``final``."""
     events = lease.generate(request)
-    logprobs: list[dict] = []  # held until an object goes out (the parser may hold text back)
+    logprobs: list[JSONObject] = []  # held until an object goes out (the parser may hold text back)
     async with contextlib.aclosing(events):  # a client gone cancels the runner
         async for event in events:
             if event.HasField("chunk"):
@@ -281,7 +282,7 @@ async def _stream(lease: Lease, request: pb.GenerateRequest, parser: StreamParse
                                       **shape(parser.finish()), **final(event.done)}, logprobs)
 
 
-def wire_logprob(entry: pb.TokenLogprob) -> dict:
+def wire_logprob(entry: pb.TokenLogprob) -> JSONObject:
     """Ollama's ``api.Logprob``: token text, logprob, bytes, then the top alternatives."""
     obj = _token_logprob(entry)
     if entry.top:
@@ -289,7 +290,7 @@ def wire_logprob(entry: pb.TokenLogprob) -> dict:
     return obj
 
 
-def _token_logprob(entry: pb.TokenLogprob) -> dict:
+def _token_logprob(entry: pb.TokenLogprob) -> JSONObject:
     return {"token": entry.piece.decode("utf-8", errors="replace"), "logprob": entry.logprob,
             "bytes": list(entry.piece)}
 
@@ -319,7 +320,8 @@ def effective_think(requested: Think, template: ChatFormat, name: str, *,
     return requested
 
 
-def forced_choice(choice: ToolChoice, p: ChatParams, think: Think) -> tuple[list[dict], Think]:
+def forced_choice(choice: ToolChoice, p: ChatParams,
+                  think: Think) -> tuple[list[JSONObject], Think]:
     """The tools to offer and the think to use under ``choice``. A forced call is a grammar
     from the first token, so it cannot follow a thought or another format."""
     tools = choice.select(p.tools)
@@ -345,9 +347,9 @@ def check_capabilities(resolved: Resolved, template: ChatFormat, *, tools: bool 
         raise InvalidRequestError(f"{full} does not support " + "\n".join(missing))
 
 
-def chat_message(piece: Piece) -> dict:
+def chat_message(piece: Piece) -> JSONObject:
     """``api.Message`` of the assistant: role, content, then thinking/tool_calls when present."""
-    message: dict[str, Any] = {"role": "assistant", "content": piece.content}
+    message: JSONObject = {"role": "assistant", "content": piece.content}
     if piece.thinking:
         message["thinking"] = piece.thinking
     if piece.tool_calls:
@@ -355,22 +357,22 @@ def chat_message(piece: Piece) -> dict:
     return message
 
 
-def _generate_piece(piece: Piece) -> dict:
+def _generate_piece(piece: Piece) -> JSONObject:
     return {"response": piece.content, **({"thinking": piece.thinking} if piece.thinking else {})}
 
 
-def _image_count(messages: list[dict]) -> int:
+def _image_count(messages: list[Message]) -> int:
     return sum(len(m.get("images") or []) for m in messages)
 
 
-def debug_info(fitted: fitting.Fitted, images: int) -> dict:
+def debug_info(fitted: fitting.Fitted, images: int) -> JSONObject:
     return {"rendered_template": fitted.text, "image_count": images}
 
 
 def final_fields(done: pb.Done, started_ns: int, load_duration_ns: int, *,
-                 context: bool = False) -> dict:
+                 context: bool = False) -> JSONObject:
     """The last object's fields, in Ollama's order. Metrics are always present (even when 0)."""
-    fields: dict[str, Any] = {"done": True, "done_reason": DONE_REASONS.get(done.done_reason, "stop")}
+    fields: JSONObject = {"done": True, "done_reason": DONE_REASONS.get(done.done_reason, "stop")}
     if context:
         fields["context"] = list(done.context)
     fields.update(total_duration=time.monotonic_ns() - started_ns, load_duration=load_duration_ns,

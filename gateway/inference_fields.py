@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.prompt import THINK_LEVELS, Think
+from gateway.prompt import THINK_LEVELS, Message, Think
 from services.errors import InvalidRequestError
 from services.gocodec import go_quote, unmarshal_error
+from services.json_types import JSONObject
 
 # format "json" is Ollama's JSON-object grammar; as a schema the runner's converter makes it.
 JSON_OBJECT_SCHEMA = '{"type":"object"}'
@@ -70,7 +71,7 @@ def check_base64(text: str) -> None:
         raise InvalidRequestError(f"illegal base64 data at input byte {len(body) - len(body) % 4}")
 
 
-def parse_message(raw: Any) -> dict:
+def parse_message(raw: Any) -> Message:
     """One chat message (``api.Message``); ``role`` is lower-cased as Ollama's decoder does."""
     where = "ChatRequest.messages"
     if not isinstance(raw, dict):
@@ -91,7 +92,7 @@ def parse_message(raw: Any) -> dict:
     return message
 
 
-def _tool_call(raw: Any) -> dict:
+def _tool_call(raw: Any) -> JSONObject:
     where = "ChatRequest.messages.tool_calls"
     if not isinstance(raw, dict):
         raise unmarshal_error(raw, where, "api.ToolCall")
@@ -105,7 +106,7 @@ def _tool_call(raw: Any) -> dict:
     return {**raw, "function": {**function, "arguments": arguments or {}}}
 
 
-def parse_tools(value: Any) -> list[dict]:
+def parse_tools(value: Any) -> list[JSONObject]:
     """``tools``: a list of ``{"type":"function","function":{name, description, parameters}}``."""
     where = "ChatRequest.tools"
     tools = _list(value, where, "api.Tools") if value is not None else []
@@ -122,7 +123,7 @@ def parse_tools(value: Any) -> list[dict]:
     return list(tools)
 
 
-def _list(value: Any, where: str, go_type: str) -> list:
+def _list(value: Any, where: str, go_type: str) -> list[Any]:
     if not isinstance(value, list):
         raise unmarshal_error(value, where, go_type)
     return value

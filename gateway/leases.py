@@ -59,16 +59,17 @@ class LoadedRunner:
     process: RunnerProcessPort | None = None  # None until spawned
     refcount: int = 0
     active: int = 0
-    slot_waiters: deque[asyncio.Future] = field(default_factory=deque)
+    slot_waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     last_used: float = 0.0  # the scheduler's clock (LRU eviction)
     ready_at: float | None = None
     expires_at: dt.datetime | None = None
     context_length: int = 0
     timer: Cancellable | None = None  # the keep-alive timer (gateway/keep_alive.py)
-    load_task: asyncio.Task | None = None
-    spawning: asyncio.Future | None = None
-    stop_task: asyncio.Task | None = None
-    ready: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    load_task: asyncio.Task[None] | None = None
+    spawning: asyncio.Future[RunnerProcessPort] | None = None
+    stop_task: asyncio.Task[None] | None = None
+    ready: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -195,5 +196,5 @@ class CrashHistory:
         """Seconds still to wait at ``now`` before the next start: none after a single failure."""
         if self.failures < 2:
             return 0.0
-        wait = min(base * 2 ** (self.failures - 2), cap)
+        wait = min(base * 2.0 ** (self.failures - 2), cap)
         return max(0.0, self.last_at + wait - now)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -36,6 +36,7 @@ from gateway.keys import REGISTRY, SCHEDULER
 from gateway.middleware import Outcome
 from gateway.observer import RequestTracker, SchedulerObserver
 from services.errors import CorralError
+from services.pb.corral.registry.v1 import registry_pb2 as rpb
 
 SCRAPE_REGISTRY_TIMEOUT_S = 2.0
 
@@ -123,7 +124,8 @@ class Metrics:
         scheduler.observer = self.observer
         self.registry.register(RunnerCollector(scheduler))
 
-    async def transfer(self, direction: str, progress: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def transfer(self, direction: str, progress: AsyncIterator[rpb.Progress]
+                       ) -> AsyncGenerator[rpb.Progress, None]:
         """Pass a pull or push progress stream through, counting it when it ends."""
         started = time.monotonic()
         result, transferred = "error", 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from gateway.load_options import LoadOptions
 from services.errors import InvalidRequestError
@@ -26,7 +26,7 @@ _SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repe
                     "repeat_last_n", "presence_penalty", "frequency_penalty")
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

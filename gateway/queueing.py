@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 
 import structlog
 
@@ -57,7 +58,7 @@ class WaitQueue:
         """A request that never waited (fast path)."""
         self._waits_ns.append(0)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, float]:
         """What ``/api/ps`` shows: the queue now and the wait times of recent served requests."""
         return {"waiting": self.waiting, "limit": self.limit, "refused": self.refused,
                 **_percentiles(self._waits_ns)}
@@ -107,7 +108,7 @@ class _Burst:
         self.refused = 0
 
 
-def _percentiles(waits_ns) -> dict:
+def _percentiles(waits_ns: Iterable[int]) -> dict[str, float]:
     """``wait_p50_ms``, ``wait_p99_ms``, ``wait_max_ms`` (nearest rank; 0 with no samples)."""
     ordered = sorted(waits_ns)
     if not ordered:

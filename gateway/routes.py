@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -51,7 +51,7 @@ Merge = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
 async def _answer(request: web.Request, params: P, load: Callable[[P], Awaitable[dict[str, Any]]],
-                  run: Callable[[P], AsyncIterator[dict[str, Any]]], merge: Merge,
+                  run: Callable[[P], AsyncGenerator[dict[str, Any], None]], merge: Merge,
                   ) -> web.StreamResponse:
     """A load (no prompt) as one object; else the stream, or one merged object for
     ``stream: false`` and debug replies."""

@@ -15,7 +15,7 @@ import datetime as dt
 import functools
 import re
 import types
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +33,7 @@ from gateway.streaming import local_timestamp, ndjson_stream
 from services.errors import CorralError, InvalidRequestError
 from services.gocodec import (encode_json, parameters_text, typed_field, unmarshal_error,
                              whole_numbers_as_ints)
+from services.json_types import JSONObject
 from services.modelfile import DEFAULT_TEMPLATE, show_modelfile
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
@@ -133,7 +134,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     return _json(last, plain=True)
 
 
-def parse_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
+def parse_create(body: JSONObject) -> tuple[pb.CreateModelRequest, bool]:
     """``api.CreateRequest`` (with its deprecated aliases) as the registry's request."""
     s = "CreateRequest"
     files = _string_map(body, s, "files")
@@ -158,7 +159,7 @@ def parse_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
     return request, typed_field(body, s, "stream", "bool", default=True)
 
 
-def _checked_create(body: dict) -> tuple[pb.CreateModelRequest, bool]:
+def _checked_create(body: JSONObject) -> tuple[pb.CreateModelRequest, bool]:
     """``parse_create`` and the template check (off the event loop for a big body)."""
     create_request, stream = parse_create(body)
     check_template(create_request.template)
@@ -175,12 +176,14 @@ def check_template(source: str) -> None:
         raise InvalidRequestError(f"template error: {exc.message}") from None
 
 
-def _string_map(body: dict, struct: str, name: str) -> dict[str, str]:
-    value = typed_field(body, struct, name, "object", "map[string]string", {})
-    for item in value.values():
+def _string_map(body: JSONObject, struct: str, name: str) -> dict[str, str]:
+    value: JSONObject = typed_field(body, struct, name, "object", "map[string]string", {})
+    strings: dict[str, str] = {}
+    for key, item in value.items():
         if not isinstance(item, str):
             raise unmarshal_error(item, f"{struct}.{name}", "string")
-    return value
+        strings[key] = item
+    return strings
 
 
 def _licenses(value: Any) -> list[str]:
@@ -201,7 +204,8 @@ def _message(raw: Any) -> pb.Message:
                       content=typed_field(raw, s, "content", "string", default=""))
 
 
-async def _progress(progress: AsyncIterator[Any]) -> AsyncIterator[dict]:
+async def _progress(progress: AsyncGenerator[pb.Progress, None]
+                    ) -> AsyncGenerator[JSONObject, None]:
     async with contextlib.aclosing(progress):
         async for item in progress:
             yield progress_dict(item)

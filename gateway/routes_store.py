@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -53,7 +53,8 @@ async def verify(request: web.Request) -> web.StreamResponse:
     return await ndjson_stream(request, events)
 
 
-async def _verify_objects(events: AsyncIterator[pb.BlobVerification]) -> AsyncIterator[dict[str, Any]]:
+async def _verify_objects(events: AsyncIterator[pb.BlobVerification]
+                          ) -> AsyncGenerator[dict[str, Any], None]:
     counts = {"ok": 0, "corrupt": 0, "missing": 0}
     async for event in events:
         if event.state == pb.BlobVerification.STATE_HASHING:

@@ -9,7 +9,7 @@ of the transfer itself are 500s, as Ollama's ``waitForStream`` reports them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -21,9 +21,10 @@ from gateway.streaming import collect, ndjson_stream
 from services.errors import InvalidRequestError
 from services.gocodec import typed_field
 from services.names import parse_name
+from services.pb.corral.registry.v1 import registry_pb2 as pb
 
 
-def progress_dict(progress: Any) -> dict[str, Any]:
+def progress_dict(progress: pb.Progress) -> dict[str, Any]:
     """A ``Progress`` message as Ollama's JSON object (``omitempty`` fields left out)."""
     out: dict[str, Any] = {"status": progress.status}
     if progress.digest:
@@ -35,13 +36,14 @@ def progress_dict(progress: Any) -> dict[str, Any]:
     return out
 
 
-async def _objects(progress: AsyncIterator[Any]) -> AsyncIterator[dict[str, Any]]:
+async def _objects(progress: AsyncGenerator[pb.Progress, None]
+                   ) -> AsyncGenerator[dict[str, Any], None]:
     async with contextlib.aclosing(progress):  # a client gone ends the transfer (and its count)
         async for item in progress:
             yield progress_dict(item)
 
 
-def _reply(request: web.Request, progress: AsyncIterator[Any],
+def _reply(request: web.Request, progress: AsyncGenerator[pb.Progress, None],
            stream: bool) -> Awaitable[web.StreamResponse]:
     objects = _objects(progress)
     if not stream:

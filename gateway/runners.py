@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from gateway.clock import SystemClock
 from gateway.load_options import AUTO, DEFAULT_BATCH, LoadOptions
@@ -232,17 +233,19 @@ class RunnerProcess:
             except TimeoutError:
                 log.warning("runner_killed", runner_pid=self.pid, model=self.spec.model_name)
                 self.process.kill()
-        await self.process.wait()
+        returncode = await self.process.wait()
         self._close_transport()
         await self.client.close()
-        return self.process.returncode
+        return returncode
 
     async def _relay_stderr(self) -> None:
         """Re-emit the runner's JSON log lines as gateway events tagged with its pid and model."""
         bound = log.bind(runner_pid=self.pid, model=self.spec.model_name)
+        stderr = self.process.stderr
+        assert stderr is not None, "runners are spawned with stderr=PIPE"
         while True:
             try:
-                line = await self.process.stderr.readline()
+                line = await stderr.readline()
             except ValueError:  # a line over the reader's limit (dropped): keep draining
                 bound.warning("runner_output_dropped", reason="line too long", process="runner")
                 continue
@@ -253,7 +256,7 @@ class RunnerProcess:
             if text:
                 self._relay_line(bound, text)
 
-    def _relay_line(self, bound, text: str) -> None:
+    def _relay_line(self, bound: FilteringBoundLogger, text: str) -> None:
         try:
             record = json.loads(text)
         except ValueError:

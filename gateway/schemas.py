@@ -20,17 +20,18 @@ from gateway.inference_fields import (parse_format, parse_images, parse_message,
                                      parse_tools)
 from gateway.limits import read_body
 from gateway.options import parse_keep_alive
-from gateway.prompt import Think
+from gateway.prompt import Message, Think
 from gateway.request_specs import SPECS
 from gateway.validation import check_body, decode_strict
 from services.errors import InvalidRequestError
 from services.gocodec import typed_field
+from services.json_types import JSONObject
 
 OFF_LOOP_BYTES = 256 * 1024  # bigger bodies are decoded and checked in a worker thread
 
 
 async def read_json(request: web.Request, struct: str, *, package: str = "api",
-                    parse: Callable[[dict], Any] | None = None) -> Any:
+                    parse: Callable[[JSONObject], Any] | None = None) -> Any:
     """The body as a JSON object of Go type ``<package>.<struct>``, through the validation layer
     (size limit, strict JSON, every field's type and range: ``gateway.validation``); with
     ``parse``, what ``parse(body)`` returns. A large body is decoded, checked and parsed off the
@@ -42,25 +43,30 @@ async def read_json(request: web.Request, struct: str, *, package: str = "api",
     return job()
 
 
-def decode_request(raw: bytes, type_name: str, parse: Callable[[dict], Any] | None = None) -> Any:
+def decode_request(raw: bytes, type_name: str,
+                   parse: Callable[[JSONObject], Any] | None = None) -> Any:
     """``raw`` decoded strictly and checked against the spec of ``type_name``."""
     package = type_name.partition(".")[0]
     body = check_body(decode_strict(raw), SPECS[type_name], package)
     return parse(body) if parse is not None else body
 
 
-def model_name(body: dict, struct: str) -> str:
+def model_name(body: JSONObject, struct: str) -> str:
     """``model`` without surrounding whitespace."""
-    return typed_field(body, struct, "model", "string", default="").strip()
+    model: str = typed_field(body, struct, "model", "string", default="")
+    return model.strip()
 
 
-def model_or_name(body: dict, struct: str) -> str:
+def model_or_name(body: JSONObject, struct: str) -> str:
     """``model``, or Ollama's deprecated alias ``name`` when ``model`` is empty."""
-    return (typed_field(body, struct, "model", "string", default="")
-            or typed_field(body, struct, "name", "string", default=""))
+    model: str = typed_field(body, struct, "model", "string", default="")
+    if model:
+        return model
+    alias: str = typed_field(body, struct, "name", "string", default="")
+    return alias
 
 
-def required_model(body: dict, struct: str) -> str:
+def required_model(body: JSONObject, struct: str) -> str:
     """``model_or_name``; 400 ``model is required`` when both are empty."""
     name = model_or_name(body, struct)
     if not name:
@@ -75,7 +81,7 @@ class InferenceParams:
     model: str
     stream: bool = True
     format: str = ""  # JSON Schema text the output must match ("" for none)
-    options: dict = field(default_factory=dict)
+    options: JSONObject = field(default_factory=dict)
     keep_alive: float | None = None
     think: Think = Think()
     truncate: bool = True
@@ -107,7 +113,7 @@ class GenerateParams(InferenceParams):
     images: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, body: dict) -> GenerateParams:
+    def parse(cls, body: JSONObject) -> GenerateParams:
         s = "GenerateRequest"
         context = typed_field(body, s, "context", "array", "[]int", [])
         fields = _common(body, s)
@@ -128,11 +134,11 @@ class GenerateParams(InferenceParams):
 class ChatParams(InferenceParams):
     """``POST /api/chat`` (``api.ChatRequest``), the fields Corral acts on."""
 
-    messages: list[dict] = field(default_factory=list)
-    tools: list[dict] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    tools: list[JSONObject] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, body: dict) -> ChatParams:
+    def parse(cls, body: JSONObject) -> ChatParams:
         s = "ChatRequest"
         messages = typed_field(body, s, "messages", "array", "[]api.Message", [])
         return cls(messages=[parse_message(m) for m in messages],
@@ -143,7 +149,7 @@ class ChatParams(InferenceParams):
         return not self.messages
 
 
-def _common(body: dict, s: str) -> dict[str, Any]:
+def _common(body: JSONObject, s: str) -> dict[str, Any]:
     """The fields generate and chat share, checked in Ollama's order."""
     fields = dict(model=model_name(body, s),
                   stream=typed_field(body, s, "stream", "bool", default=True),

@@ -29,6 +29,7 @@ from gateway.auth import (
 )
 from gateway.keys import SETTINGS
 from gateway.origins import HostGuard, OriginPolicy, host_guard_for, is_cross_origin, split_host
+from gateway.ports import RegistryPort
 from gateway.ratelimit import KeyLimiter, RateLimited
 from services.apikeys import INFERENCE
 from services.settings import AUTH_REQUIRED, GatewaySettings
@@ -56,7 +57,8 @@ class Security:
 SECURITY = web.AppKey("security", Security)
 
 
-def install_security(app: web.Application, settings: GatewaySettings, registry) -> None:
+def install_security(app: web.Application, settings: GatewaySettings,
+                     registry: RegistryPort) -> None:
     """Set up the policy objects, the CORS response hook and the startup checks on ``app``
     (the middleware itself is listed in ``create_app``)."""
     app[SECURITY] = Security(origins=OriginPolicy.from_origins(settings.origins),

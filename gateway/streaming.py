@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import structlog
@@ -61,7 +61,7 @@ def local_timestamp(moment: dt.datetime) -> str:
 
 
 async def ndjson_stream(request: web.Request,
-                        objects: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
+                        objects: AsyncGenerator[dict[str, Any], None]) -> web.StreamResponse:
     """Stream ``objects`` as NDJSON, one flushed line each, following Ollama's error contract."""
     return await stream_reply(request, objects, {"Content-Type": NDJSON_CONTENT_TYPE},
                               encode=_ndjson_line,
@@ -72,7 +72,7 @@ def _ndjson_line(obj: dict[str, Any]) -> bytes:
     return encode_json(obj) + b"\n"
 
 
-async def stream_reply(request: web.Request, objects: AsyncIterator[dict[str, Any]],
+async def stream_reply(request: web.Request, objects: AsyncGenerator[dict[str, Any], None],
                        headers: dict[str, str], *, encode: Callable[[dict[str, Any]], bytes],
                        error: Callable[[CorralError], bytes], end: bytes = b"",
                        ) -> web.StreamResponse:
@@ -109,7 +109,7 @@ def stream_failure(exc: Exception) -> CorralError:
     return internal_error(exc)
 
 
-async def collect(objects: AsyncIterator[dict[str, Any]],
+async def collect(objects: AsyncGenerator[dict[str, Any], None],
                   merge: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> web.Response:
     """The ``stream:false`` form: gather every object and reply with ``merge(objects)``."""
     async with contextlib.aclosing(objects):

@@ -234,7 +234,7 @@ class RunnerSupervisor:
         self._specs.cleanup()
 
 
-async def _spawned(spawning: asyncio.Future) -> Any:
+async def _spawned(spawning: asyncio.Future[RunnerProcessPort]) -> RunnerProcessPort | None:
     """The process ``spawning`` started, or None if the spawn failed or was cancelled. Waits
     without raising the spawn's own outcome, while a cancel of the caller still propagates."""
     try:

@@ -43,21 +43,21 @@ class GoStruct:
                           if not (omit and is_empty(self.fields[name])))
 
 
-class GoMap(dict):
+class GoMap(dict[Any, Any]):
     """A map type with a JSON ``String()`` (Ollama's ``templateArgs``/``templateProperties``)."""
 
     ordered = False  # marshal in insertion order instead of sorted (Ollama's ordered maps)
 
 
-class GoSlice(list):
+class GoSlice(list[Any]):
     """A slice type with a JSON ``String()`` (Ollama's ``templateTools``)."""
 
 
-class PropertyType(list):
+class PropertyType(list[str]):
     """``api.PropertyType``: a list of JSON-schema type names."""
 
 
-class JsonObject(dict):
+class JsonObject(dict[str, Any]):
     """A JSON object whose key order is fixed (struct fields), not sorted."""
 
 
@@ -89,7 +89,7 @@ def type_name(value: Any) -> str:
     return go_type_name(value)
 
 
-def map_key_order(key: Any) -> tuple:
+def map_key_order(key: Any) -> tuple[int, Any, str]:
     """Go's order for map keys when ranging or printing: numbers, then strings."""
     return (0, key, "") if isinstance(key, (int, float)) else (1, 0, str(key))
 

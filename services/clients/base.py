@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import grpc
@@ -57,7 +57,8 @@ _R = TypeVar("_R")
 _T = TypeVar("_T")
 
 
-def translating(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+def translating(
+        method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutine[Any, Any, _R]]:
     """Decorate a unary client call: attach the request id, turn gRPC errors into CorralError
     (the client's ``PEER`` names the service in messages about failures gRPC itself reports)."""
 
@@ -76,7 +77,7 @@ def _peer(args: tuple[Any, ...]) -> str:
 
 
 async def translated_stream(call: grpc.aio.UnaryStreamCall[Any, _T],
-                            peer: str = "server") -> AsyncIterator[_T]:
+                            peer: str = "server") -> AsyncGenerator[_T, None]:
     """Iterate a server stream, turning gRPC errors into CorralError; cancels on early exit."""
     try:
         async for item in call:

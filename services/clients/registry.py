@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 
 from services.clients.base import (
     metadata,
@@ -39,12 +39,12 @@ class RegistryClient:
         reply = await self._stub.ListModels(pb.ListModelsRequest(), metadata=metadata())
         return list(reply.models)
 
-    def pull(self, name: str, *, insecure: bool = False) -> AsyncIterator[pb.Progress]:
+    def pull(self, name: str, *, insecure: bool = False) -> AsyncGenerator[pb.Progress, None]:
         """Pull ``name`` from its registry: Ollama's progress lines; closing cancels the pull."""
         request = pb.PullModelRequest(name=name, insecure=insecure)
         return translated_stream(self._stub.PullModel(request, metadata=metadata()), self.PEER)
 
-    def push(self, name: str, *, insecure: bool = False) -> AsyncIterator[pb.Progress]:
+    def push(self, name: str, *, insecure: bool = False) -> AsyncGenerator[pb.Progress, None]:
         """Push the local model ``name`` to the registry its name points at."""
         request = pb.PushModelRequest(name=name, insecure=insecure)
         return translated_stream(self._stub.PushModel(request, metadata=metadata()), self.PEER)
@@ -72,7 +72,7 @@ class RegistryClient:
         return await self._stub.Rescan(pb.RescanRequest(), metadata=metadata())
 
     def verify_blobs(self, name: str = "", *, repair: bool = False
-                     ) -> AsyncIterator[pb.BlobVerification]:
+                     ) -> AsyncGenerator[pb.BlobVerification, None]:
         """Re-hash one model's blobs (or all): an event before and after each blob."""
         request = pb.VerifyBlobsRequest(name=name, repair=repair)
         return translated_stream(self._stub.VerifyBlobs(request, metadata=metadata()))
@@ -84,7 +84,7 @@ class RegistryClient:
         """What ``/api/show`` reports; ``ModelNotFoundError`` (``model 'NAME:TAG' not found``)."""
         return await self._stub.ShowModel(pb.ShowModelRequest(name=name), metadata=metadata())
 
-    def create(self, request: pb.CreateModelRequest) -> AsyncIterator[pb.Progress]:
+    def create(self, request: pb.CreateModelRequest) -> AsyncGenerator[pb.Progress, None]:
         """Build a model from Ollama's JSON create form: its progress lines, ``success`` last."""
         return translated_stream(self._stub.CreateModel(request, metadata=metadata()), self.PEER)
 
@@ -147,7 +147,7 @@ class RegistryClient:
                                           timeout=timeout)
 
     def read_blob(self, digest: str, *, offset: int = 0,
-                  length: int = 0) -> AsyncIterator[pb.ReadBlobResponse]:
+                  length: int = 0) -> AsyncGenerator[pb.ReadBlobResponse, None]:
         """Stream blob ``digest`` (``length`` 0 = to the end); the first message has the size.
 
         Unverified bytes: the reader hashes them (``ModelNotFoundError`` when not stored)."""
