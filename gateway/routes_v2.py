@@ -32,7 +32,9 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from gateway.blob_cache import BlobCache
 from gateway.blob_relay import stream_blob
 from gateway.blob_serving import init_blob_serving, serve_blob
 from gateway.keys import BLOBS, REGISTRY, SETTINGS
@@ -42,6 +44,7 @@ from services.errors import (
     BlobCorruptError, CorralError, InvalidModelNameError, InvalidRequestError, ModelNotFoundError,
     RequestTooLargeError,
 )
+from services.pb.corral.registry.v1 import registry_pb2 as rpb
 
 log = structlog.get_logger()
 
@@ -142,7 +145,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
                             lambda message: oci_error(500, "UNKNOWN", message, digest))
 
 
-async def _local_copy(blobs, digest: str, stat) -> str | None:
+async def _local_copy(blobs: BlobCache | None, digest: str,
+                      stat: rpb.StatBlobResponse) -> str | None:
     """A file on this host holding the blob: the registry's own (shared disk) or our cached
     copy (``blobs``, a ``BlobCache`` or None); None when the bytes must come from the
     registry's ``ReadBlob`` stream."""
@@ -158,7 +162,7 @@ async def _local_copy(blobs, digest: str, stat) -> str | None:
     return None
 
 
-def _writable(handler):
+def _writable(handler: Handler) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
         if not request.config_dict[SETTINGS].registry_write:
             return oci_error(405, "UNSUPPORTED", "The operation is unsupported.",

@@ -10,10 +10,11 @@ is an estimate until ``message_delta`` carries the real usage.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from gateway.anthropic.request import MessagesRequest
+from services.json_types import JSONObject
 
 
 def stop_reason(done_reason: str | None, tool_calls: bool) -> str | None:
@@ -24,21 +25,21 @@ def stop_reason(done_reason: str | None, tool_calls: bool) -> str | None:
     return {"stop": "end_turn", "length": "max_tokens"}.get(done_reason, "end_turn")
 
 
-def tool_use_block(call: dict) -> dict:
+def tool_use_block(call: JSONObject) -> JSONObject:
     function = call.get("function") or {}
     return {"type": "tool_use", "id": call.get("id") or "", "name": function.get("name", ""),
             "input": function.get("arguments") or {}}
 
 
-def usage(native: dict) -> dict:
+def usage(native: JSONObject) -> JSONObject:
     return {"input_tokens": native.get("prompt_eval_count", 0),
             "output_tokens": native.get("eval_count", 0)}
 
 
-def message_object(request: MessagesRequest, native: dict) -> dict:
+def message_object(request: MessagesRequest, native: JSONObject) -> JSONObject:
     """The ``stream: false`` reply from the merged native chat object."""
     message = native.get("message") or {}
-    content: list[dict] = []
+    content: list[JSONObject] = []
     if message.get("thinking"):
         content.append({"type": "thinking", "thinking": message["thinking"], "signature": ""})
     if message.get("content"):
@@ -69,13 +70,14 @@ class MessageEvents:
         self.open: str | None = None  # the type of the block being streamed
         self.called = False
 
-    async def stream(self, objects: AsyncIterator[dict]) -> AsyncIterator[dict]:
+    async def stream(self, objects: AsyncGenerator[JSONObject, None]
+                     ) -> AsyncGenerator[JSONObject, None]:
         async for native in objects:
             for event in self.convert(native):
                 yield event
 
-    def convert(self, native: dict) -> list[dict]:
-        events: list[dict] = []
+    def convert(self, native: JSONObject) -> list[JSONObject]:
+        events: list[JSONObject] = []
         if not self.started:
             self.started = True
             events += [self._message_start(native), {"type": "ping"}]
@@ -97,14 +99,14 @@ class MessageEvents:
             events.append({"type": "message_stop"})
         return events
 
-    def keepalive(self) -> list[dict]:
+    def keepalive(self) -> list[JSONObject]:
         """A ``ping`` while the model is silent (opening the message first if need be)."""
         if self.started:
             return [{"type": "ping"}]
         self.started = True
         return [self._message_start({}), {"type": "ping"}]
 
-    def _message_start(self, native: dict) -> dict:
+    def _message_start(self, native: JSONObject) -> JSONObject:
         return {"type": "message_start", "message": {
             "id": self.request.id, "type": "message", "role": "assistant",
             "model": native.get("model") or self.request.model, "content": [],
@@ -112,7 +114,7 @@ class MessageEvents:
             "usage": {"input_tokens": native.get("prompt_eval_count")
                       or estimated_input_tokens(self.request), "output_tokens": 0}}}
 
-    def _delta(self, kind: str, delta: dict) -> list[dict]:
+    def _delta(self, kind: str, delta: JSONObject) -> list[JSONObject]:
         events = []
         if self.open != kind:
             events += self._close()
@@ -125,7 +127,7 @@ class MessageEvents:
         events.append({"type": "content_block_delta", "index": self.index, "delta": delta})
         return events
 
-    def _tool_use(self, call: dict) -> list[dict]:
+    def _tool_use(self, call: JSONObject) -> list[JSONObject]:
         events = self._close()
         self.index += 1
         self.called = True
@@ -138,7 +140,7 @@ class MessageEvents:
              "delta": {"type": "input_json_delta", "partial_json": arguments}},
             {"type": "content_block_stop", "index": self.index}]
 
-    def _close(self) -> list[dict]:
+    def _close(self) -> list[JSONObject]:
         if self.open is None:
             return []
         self.open = None

@@ -20,6 +20,7 @@ from gateway.formats.forced import ToolChoice
 from gateway.inference_fields import check_base64
 from services.errors import InvalidRequestError
 from services.gocodec import typed_field, unmarshal_error
+from services.json_types import JSONObject, JSONValue
 
 STRUCT = "MessagesRequest"
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "max", "xhigh": "high"}
@@ -35,14 +36,14 @@ def new_id(prefix: str) -> str:
 class MessagesRequest:
     """A translated request: the native chat body and what shapes the reply."""
 
-    native: dict
+    native: JSONObject
     model: str
     stream: bool = False
     tool_choice: ToolChoice = ToolChoice()
     id: str = field(default_factory=lambda: new_id("msg"))
 
     @classmethod
-    def parse(cls, body: dict, *, count_only: bool = False) -> MessagesRequest:
+    def parse(cls, body: JSONObject, *, count_only: bool = False) -> MessagesRequest:
         model = typed_field(body, STRUCT, "model", "string", default="").strip()
         if not model:
             raise InvalidRequestError("model is required")
@@ -67,7 +68,7 @@ class MessagesRequest:
                    tool_choice=tool_choice(body.get("tool_choice")))
 
 
-def sampling_options(body: dict, max_tokens: int) -> dict:
+def sampling_options(body: JSONObject, max_tokens: int) -> JSONObject:
     options: dict[str, Any] = {"num_predict": max_tokens} if max_tokens > 0 else {}
     for name, native in (("temperature", "temperature"), ("top_p", "top_p")):
         if (value := typed_field(body, STRUCT, name, "number", "float64")) is not None:
@@ -82,7 +83,7 @@ def sampling_options(body: dict, max_tokens: int) -> dict:
     return options
 
 
-def thinking(body: dict) -> bool | str | None:
+def thinking(body: JSONObject) -> bool | str | None:
     """``thinking.type`` enabled/disabled; a budget picks a level (under 4k tokens low, under
     16k medium, else high); else ``output_config.effort``."""
     config = typed_field(body, STRUCT, "thinking", "object", "*anthropic.ThinkingConfig")
@@ -102,16 +103,17 @@ def thinking(body: dict) -> bool | str | None:
 def tool_choice(raw: object) -> ToolChoice:
     if raw is None:
         return ToolChoice()
-    kind = raw.get("type") if isinstance(raw, dict) else None
+    choice: JSONObject = raw if isinstance(raw, dict) else {}
+    kind = choice.get("type")
     if kind not in _CHOICES:
         raise InvalidRequestError('tool_choice.type must be "auto", "any", "tool" or "none"')
-    name = raw.get("name") if kind == "tool" else ""
+    name = choice.get("name") if kind == "tool" else ""
     if kind == "tool" and (not isinstance(name, str) or not name):
         raise InvalidRequestError('tool_choice of type "tool" needs a name')
     return ToolChoice(_CHOICES[kind], name or "")
 
 
-def native_tool(tool: object) -> dict:
+def native_tool(tool: object) -> JSONObject:
     """A client tool (``custom``) as a native function tool; server tools are refused."""
     if not isinstance(tool, dict):
         raise unmarshal_error(tool, f"{STRUCT}.tools", "anthropic.Tool")
@@ -132,7 +134,7 @@ def native_tool(tool: object) -> dict:
     return {"type": "function", "function": function}
 
 
-def system_messages(system: object) -> list[dict]:
+def system_messages(system: object) -> list[JSONObject]:
     if system is None or system == "":
         return []
     if isinstance(system, str):
@@ -145,9 +147,9 @@ def system_messages(system: object) -> list[dict]:
     raise InvalidRequestError("system must be a string or a list of text blocks")
 
 
-def native_messages(messages: list) -> list[dict]:
+def native_messages(messages: list[JSONValue]) -> list[JSONObject]:
     names: dict[str, str] = {}  # tool_use id → tool name, for the results that answer them
-    out: list[dict] = []
+    out: list[JSONObject] = []
     for raw in messages:
         if not isinstance(raw, dict):
             raise unmarshal_error(raw, f"{STRUCT}.messages", "anthropic.MessageParam")
@@ -155,7 +157,7 @@ def native_messages(messages: list) -> list[dict]:
     return out
 
 
-def _blocks(content: object) -> list[dict]:
+def _blocks(content: object) -> list[JSONObject]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     if isinstance(content, list) and all(isinstance(b, dict) for b in content):
@@ -163,11 +165,15 @@ def _blocks(content: object) -> list[dict]:
     raise InvalidRequestError("message content must be a string or a list of content blocks")
 
 
-def _message(raw: dict, names: dict[str, str]) -> list[dict]:
+def _message(raw: JSONObject, names: dict[str, str]) -> list[JSONObject]:
     role = str(raw.get("role") or "").lower()
     if role not in ("user", "assistant"):
         raise InvalidRequestError(f'message role must be "user" or "assistant", not {role!r}')
-    text, images, calls, results, thought = [], [], [], [], ""
+    text: list[str] = []
+    images: list[str] = []
+    calls: list[JSONObject] = []
+    results: list[JSONObject] = []
+    thought = ""
     for block in _blocks(raw.get("content")):
         kind = block.get("type")
         if kind == "text":
@@ -210,7 +216,7 @@ def image_data(source: object) -> str:
     return data
 
 
-def _tool_use(block: dict, index: int) -> dict:
+def _tool_use(block: JSONObject, index: int) -> JSONObject:
     for key in ("id", "name"):
         if not isinstance(block.get(key), str) or not block[key]:
             raise InvalidRequestError(f"tool_use block missing required '{key}' field")
@@ -221,7 +227,7 @@ def _tool_use(block: dict, index: int) -> dict:
                                             "arguments": arguments}}
 
 
-def _tool_result(block: dict, names: dict[str, str]) -> dict:
+def _tool_result(block: JSONObject, names: dict[str, str]) -> JSONObject:
     content, images = block.get("content"), []
     if isinstance(content, list):
         parts = [b for b in content if isinstance(b, dict)]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
@@ -12,22 +12,24 @@ from gateway.anthropic.reply import MessageEvents, message_object
 from gateway.anthropic.request import STRUCT, MessagesRequest
 from gateway.anthropic.wire import (KEEPALIVE, PING_INTERVAL_S, anthropic_error_middleware,
                                     json_reply, sse_events, with_keepalive)
-from gateway.generation import merge_chat
 from gateway.keys import INFERENCE
+from gateway.merging import merge_chat
 from gateway.schemas import ChatParams, read_json
+from services.json_types import JSONObject
 
 
-async def _read(request: web.Request, struct: str) -> dict:
+async def _read(request: web.Request, struct: str) -> JSONObject:
     """The JSON body; Go's decoder errors name the ``anthropic.<struct>`` type, as Ollama's."""
-    return await read_json(request, struct, package="anthropic")
+    body: JSONObject = await read_json(request, struct, package="anthropic")
+    return body
 
 
 def _params(req: MessagesRequest) -> ChatParams:
     return ChatParams.parse({**req.native, "stream": req.stream})
 
 
-async def _events(req: MessagesRequest, objects: AsyncIterator[dict],
-                  interval: float) -> AsyncIterator[dict]:
+async def _events(req: MessagesRequest, objects: AsyncGenerator[JSONObject, None],
+                  interval: float) -> AsyncGenerator[JSONObject, None]:
     converter = MessageEvents(req)
     async with contextlib.aclosing(objects):
         async for item in with_keepalive(objects, interval):

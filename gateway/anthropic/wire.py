@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +21,7 @@ from gateway.streaming import stream_reply
 from services.context import current_request_id
 from services.errors import CorralError
 from services.gocodec import encode_json
+from services.json_types import JSONObject
 
 PING_INTERVAL_S = 10.0
 KEEPALIVE = object()  # what ``with_keepalive`` yields while its source is silent
@@ -29,7 +30,7 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
 
 
-def error_body(status: int, message: str) -> dict:
+def error_body(status: int, message: str) -> JSONObject:
     body: dict[str, Any] = {"type": "error", "error": {
         "type": _ERROR_TYPES.get(status, "api_error"), "message": message}}
     if request_id := current_request_id():
@@ -52,7 +53,7 @@ anthropic_error_middleware = dialect_error_middleware(_error_reply)
 
 async def with_keepalive(source: AsyncIterator[Any], interval: float) -> AsyncIterator[Any]:
     """``source``'s items, with ``KEEPALIVE`` after every ``interval`` seconds of silence."""
-    pending: asyncio.Future | None = None
+    pending: asyncio.Future[Any] | None = None
     end = object()
     try:
         while True:
@@ -73,11 +74,13 @@ async def with_keepalive(source: AsyncIterator[Any], interval: float) -> AsyncIt
                 await pending
 
 
-def _event(obj: dict) -> bytes:
-    return b"event: " + obj["type"].encode() + b"\ndata: " + encode_json(obj) + b"\n\n"
+def _event(obj: JSONObject) -> bytes:
+    kind: str = obj["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + encode_json(obj) + b"\n\n"
 
 
-async def sse_events(request: web.Request, events: AsyncIterator[dict]) -> web.StreamResponse:
+async def sse_events(request: web.Request,
+                     events: AsyncGenerator[JSONObject, None]) -> web.StreamResponse:
     """Send ``events``; a failure before the first one is an ordinary error reply."""
     return await stream_reply(
         request, events, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},

@@ -9,7 +9,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +20,14 @@ from gateway.openai.wire import (FINGERPRINT, TranslatedRequest, include_usage, 
                                  with_extension_options)
 from services.errors import InvalidRequestError
 from services.gocodec import encode_json, go_type_name, typed_field, unmarshal_error
+from services.json_types import JSONObject, JSONValue
 
 STRUCT = "ChatCompletionRequest"
 _IMAGE_PREFIXES = ("data:;base64,", *(f"data:image/{kind};base64,"
                                       for kind in ("jpeg", "jpg", "png", "webp")))
-_EFFORTS = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high",
-            "max": "max", "xhigh": "max", "ultra": "max"}
+_EFFORTS: dict[str, bool | str] = {
+    "none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high",
+    "max": "max", "xhigh": "max", "ultra": "max"}
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ChatCompletionRequest(TranslatedRequest):
     tool_choice: ToolChoice = ToolChoice()
 
     @classmethod
-    def parse(cls, body: dict) -> ChatCompletionRequest:
+    def parse(cls, body: JSONObject) -> ChatCompletionRequest:
         messages = typed_field(body, STRUCT, "messages", "array", "[]openai.Message", [])
         if not messages:
             raise InvalidRequestError("[] is too short - 'messages'")
@@ -61,7 +63,7 @@ class ChatCompletionRequest(TranslatedRequest):
 
 # -- request translation --------------------------------------------------------------------------
 
-def response_format(body: dict) -> object:
+def response_format(body: JSONObject) -> object:
     """``json_object`` ⇒ ``"json"``; ``json_schema`` ⇒ its schema; anything else ⇒ none."""
     raw = typed_field(body, STRUCT, "response_format", "object", "openai.ResponseFormat")
     if raw is None:
@@ -76,7 +78,7 @@ def response_format(body: dict) -> object:
     return None
 
 
-def tool_choice(body: dict) -> ToolChoice:
+def tool_choice(body: JSONObject) -> ToolChoice:
     """``"auto"``, ``"none"``, ``"required"`` or ``{"type": "function", "function": {"name"}}``
     (Ollama ignores it; Corral forces the call with a grammar, as llama-server does)."""
     raw = body.get("tool_choice")
@@ -90,7 +92,7 @@ def tool_choice(body: dict) -> ToolChoice:
     return ToolChoice("tool", name)
 
 
-def reasoning(body: dict) -> bool | str | None:
+def reasoning(body: JSONObject) -> bool | str | None:
     """``reasoning.effort`` or ``reasoning_effort`` as a native ``think`` value."""
     nested = typed_field(body, STRUCT, "reasoning", "object", "openai.Reasoning")
     effort = (typed_field(nested, "Reasoning", "effort", "string", default="") if nested
@@ -104,9 +106,9 @@ def reasoning(body: dict) -> bool | str | None:
     return _EFFORTS[effort]
 
 
-def native_messages(messages: list) -> list[dict]:
+def native_messages(messages: list[JSONValue]) -> list[JSONObject]:
     """OpenAI messages as native ones; each part of a content array becomes its own message."""
-    out: list[dict] = []
+    out: list[JSONObject] = []
     for index, raw in enumerate(messages):
         if not isinstance(raw, dict):
             raise unmarshal_error(raw, f"{STRUCT}.messages", "openai.Message")
@@ -114,7 +116,7 @@ def native_messages(messages: list) -> list[dict]:
     return out
 
 
-def with_message_index(natives: list[dict], index: int) -> list[dict]:
+def with_message_index(natives: list[JSONObject], index: int) -> list[JSONObject]:
     """Native messages carrying images remember the client's message index (for errors)."""
     for native in natives:
         if native.get("images"):
@@ -122,7 +124,7 @@ def with_message_index(natives: list[dict], index: int) -> list[dict]:
     return natives
 
 
-def _translate(msg: dict, history: list) -> list[dict]:
+def _translate(msg: JSONObject, history: list[JSONValue]) -> list[JSONObject]:
     role = typed_field(msg, "Message", "role", "string", default="")
     content = msg.get("content")
     calls = msg.get("tool_calls")
@@ -147,7 +149,7 @@ def _translate(msg: dict, history: list) -> list[dict]:
     return [{"role": role, "content": "", **extra}]
 
 
-def _part(role: str, part: object) -> dict:
+def _part(role: str, part: object) -> JSONObject:
     if not isinstance(part, dict):
         raise InvalidRequestError("invalid message format")
     if part.get("type") == "text":
@@ -178,7 +180,7 @@ def image_data(image_url: object) -> str:
     return data
 
 
-def native_tool_calls(calls: object) -> list[dict]:
+def native_tool_calls(calls: object) -> list[JSONObject]:
     """OpenAI tool calls (arguments as a JSON string) as native ones (arguments an object)."""
     if not isinstance(calls, list):
         raise unmarshal_error(calls, f"{STRUCT}.messages.tool_calls", "[]openai.ToolCall")
@@ -200,8 +202,9 @@ def native_tool_calls(calls: object) -> list[dict]:
     return out
 
 
-def _tool_name(history: list, call_id: str) -> str:
-    """The function name of the latest earlier tool call with this id ("last one wins")."""
+def _tool_name(history: list[JSONValue], call_id: str) -> object:
+    """The function name of the latest earlier tool call with this id ("last one wins"), as
+    the client sent it (``ChatParams`` refuses one that is not a string)."""
     for msg in reversed(history):
         for call in (msg.get("tool_calls") or []) if isinstance(msg, dict) else []:
             if isinstance(call, dict) and call_id and call.get("id") == call_id:
@@ -211,7 +214,7 @@ def _tool_name(history: list, call_id: str) -> str:
 
 # -- responses ------------------------------------------------------------------------------------
 
-def openai_tool_calls(calls: list[dict] | None) -> list[dict]:
+def openai_tool_calls(calls: list[JSONObject] | None) -> list[JSONObject]:
     """Native tool calls as OpenAI's (arguments re-encoded as a JSON string)."""
     return [{"id": call.get("id", ""), "index": call["function"].get("index", 0),
              "type": "function",
@@ -226,7 +229,7 @@ def finish_reason(done_reason: str | None, tool_calls: bool) -> str | None:
     return "tool_calls" if tool_calls and done_reason == "stop" else done_reason
 
 
-def chat_completion(request_id: str, native: dict) -> dict:
+def chat_completion(request_id: str, native: JSONObject) -> JSONObject:
     """The ``stream:false`` reply from the merged native chat object."""
     message = native.get("message") or {}
     calls = openai_tool_calls(message.get("tool_calls"))
@@ -252,7 +255,8 @@ class ChatChunks:
         self.role_sent = False
         self.tool_calls_sent = False
 
-    async def stream(self, objects: AsyncIterator[dict]) -> AsyncIterator[dict]:
+    async def stream(self, objects: AsyncGenerator[JSONObject, None]
+                     ) -> AsyncGenerator[JSONObject, None]:
         """The chunks of every native object; closing this closes ``objects`` (and the runner's
         generation) at once."""
         async with contextlib.aclosing(objects):
@@ -260,7 +264,7 @@ class ChatChunks:
                 for chunk in self.convert(native):
                     yield chunk
 
-    def convert(self, native: dict) -> list[dict]:
+    def convert(self, native: JSONObject) -> list[JSONObject]:
         """The chunks one native object becomes (none for the metrics-only trailer's body)."""
         message = native.get("message") or {}
         thinking, content = message.get("thinking") or "", message.get("content") or ""
@@ -281,17 +285,17 @@ class ChatChunks:
             chunks[0]["choices"][0] = _with_logprobs(chunks[0]["choices"][0], native)
         return chunks
 
-    def _delta(self, model: str, delta: dict) -> dict:
+    def _delta(self, model: str, delta: JSONObject) -> JSONObject:
         if not self.role_sent:
             delta, self.role_sent = {"role": "assistant", **delta}, True
         return self._chunk(model, [{"index": 0, "delta": delta, "finish_reason": None}])
 
-    def _chunk(self, model: str, choices: list, **extra: Any) -> dict:
+    def _chunk(self, model: str, choices: list[JSONObject], **extra: Any) -> JSONObject:
         return {"id": self.request.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": model, "system_fingerprint": FINGERPRINT, "choices": choices, **extra}
 
 
-def _with_logprobs(choice: dict, native: dict) -> dict:
+def _with_logprobs(choice: JSONObject, native: JSONObject) -> JSONObject:
     """``choice`` with ``logprobs`` before ``finish_reason`` when the native object has some."""
     if (logprobs := openai_logprobs(native)) is None:
         return choice
@@ -299,7 +303,7 @@ def _with_logprobs(choice: dict, native: dict) -> dict:
     return {**choice, "logprobs": logprobs, "finish_reason": reason}
 
 
-def _content_delta(content: str, thinking: str, calls: list[dict]) -> dict:
+def _content_delta(content: str, thinking: str, calls: list[JSONObject]) -> JSONObject:
     delta: dict[str, Any] = {"content": content}
     if thinking:
         delta["reasoning"] = thinking

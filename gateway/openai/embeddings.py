@@ -11,6 +11,7 @@ from gateway.embeddings import EmbedParams
 from gateway.openai.wire import with_extension_options
 from services.errors import InvalidRequestError
 from services.gocodec import typed_field
+from services.json_types import JSONObject
 
 STRUCT = "EmbedRequest"
 _FORMATS = ("float", "base64")
@@ -22,7 +23,7 @@ class EmbeddingRequest:
     encoding_format: str = "float"
 
     @classmethod
-    def parse(cls, body: dict) -> EmbeddingRequest:
+    def parse(cls, body: JSONObject) -> EmbeddingRequest:
         encoding = typed_field(body, STRUCT, "encoding_format", "string", default="")
         if encoding and encoding.lower() not in _FORMATS:
             raise InvalidRequestError(f"Invalid value for 'encoding_format' = {encoding}. "
@@ -38,7 +39,7 @@ class EmbeddingRequest:
         return cls(params=EmbedParams.parse(native), encoding_format=(encoding or "float").lower())
 
 
-def embedding_list(request: EmbeddingRequest, native: dict) -> dict:
+def embedding_list(request: EmbeddingRequest, native: JSONObject) -> JSONObject:
     """OpenAI's ``list`` of ``embedding`` objects from a native ``EmbedResponse``."""
     data = [{"object": "embedding", "embedding": _encode(vector, request.encoding_format),
              "index": index} for index, vector in enumerate(native.get("embeddings") or [])]

@@ -18,6 +18,7 @@ from gateway.openai.chat import (image_data, native_tool_calls, openai_tool_call
                                  with_message_index)
 from services.errors import InvalidRequestError
 from services.gocodec import json_kind, typed_field, unmarshal_error
+from services.json_types import JSONObject, JSONValue
 
 STRUCT = "ResponsesRequest"
 
@@ -30,14 +31,14 @@ def new_id(prefix: str) -> str:
 class ResponsesRequest:
     """A translated request: the native chat body plus what the reply echoes."""
 
-    native: dict
+    native: JSONObject
     stream: bool = False
-    echo: dict = field(default_factory=dict)
+    echo: JSONObject = field(default_factory=dict)
     id: str = field(default_factory=lambda: new_id("resp"))
     created_at: int = field(default_factory=lambda: int(time.time()))
 
     @classmethod
-    def parse(cls, body: dict) -> ResponsesRequest:
+    def parse(cls, body: JSONObject) -> ResponsesRequest:
         for unsupported in ("previous_response_id", "conversation"):
             if body.get(unsupported):
                 raise InvalidRequestError(f"{unsupported} is not supported: Corral's responses "
@@ -70,7 +71,7 @@ class ResponsesRequest:
 
 # -- request translation --------------------------------------------------------------------------
 
-def input_messages(raw: object) -> list[dict]:
+def input_messages(raw: object) -> list[JSONObject]:
     """``input`` as native messages: a string is one user message, a list holds items."""
     if raw is None:
         raise InvalidRequestError("input is required")
@@ -78,7 +79,7 @@ def input_messages(raw: object) -> list[dict]:
         return [{"role": "user", "content": raw}]
     if not isinstance(raw, list):
         raise unmarshal_error(raw, f"{STRUCT}.input", "openai.ResponsesInput")
-    messages: list[dict] = []
+    messages: list[JSONObject] = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
             raise InvalidRequestError("invalid input item")
@@ -86,7 +87,7 @@ def input_messages(raw: object) -> list[dict]:
     return messages
 
 
-def _item_message(item: dict, items: list) -> dict:
+def _item_message(item: JSONObject, items: list[JSONValue]) -> JSONObject:
     kind = item.get("type") or ("message" if "role" in item else "")
     if kind == "message":
         return _message(item)
@@ -108,7 +109,7 @@ def _item_message(item: dict, items: list) -> dict:
     raise InvalidRequestError(f"unsupported input item type: {kind!r}")
 
 
-def _message(item: dict) -> dict:
+def _message(item: JSONObject) -> JSONObject:
     role = item.get("role") or "user"
     content = item.get("content")
     if isinstance(content, str):
@@ -130,7 +131,7 @@ def _message(item: dict) -> dict:
     return message
 
 
-def native_tool(tool: object) -> dict:
+def native_tool(tool: object) -> JSONObject:
     """A Responses function tool (flat) as a native tool (``function`` nested)."""
     if not isinstance(tool, dict) or tool.get("type") != "function":
         kind = tool.get("type") if isinstance(tool, dict) else json_kind(tool)
@@ -139,14 +140,14 @@ def native_tool(tool: object) -> dict:
     return {"type": "function", "function": function}
 
 
-def format_of(body: dict) -> dict:
+def format_of(body: JSONObject) -> JSONObject:
     """``text.format`` (``{"type": "text"}`` when absent), echoed in the reply as given."""
     text = typed_field(body, STRUCT, "text", "object", "openai.ResponsesText", {})
     fmt = text.get("format")
     return fmt if isinstance(fmt, dict) else {"type": "text"}
 
 
-def output_constraint(fmt: dict) -> object:
+def output_constraint(fmt: JSONObject) -> object:
     """The native ``format``: ``json_schema`` ⇒ its schema, ``json_object`` ⇒ ``"json"``."""
     if fmt.get("type") == "json_schema":
         return fmt.get("schema")
@@ -157,30 +158,30 @@ def output_constraint(fmt: dict) -> object:
 
 # -- reply ----------------------------------------------------------------------------------------
 
-def reasoning_item(item_id: str, text: str, status: str = "completed") -> dict:
+def reasoning_item(item_id: str, text: str, status: str = "completed") -> JSONObject:
     return {"id": item_id, "type": "reasoning", "status": status,
             "summary": [{"type": "summary_text", "text": text}] if text else []}
 
 
-def message_item(item_id: str, text: str, status: str = "completed") -> dict:
+def message_item(item_id: str, text: str, status: str = "completed") -> JSONObject:
     content = [output_text(text)] if status == "completed" else []
     return {"id": item_id, "type": "message", "status": status, "role": "assistant",
             "content": content}
 
 
-def output_text(text: str) -> dict:
+def output_text(text: str) -> JSONObject:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def function_call_items(native_calls: list[dict]) -> list[dict]:
+def function_call_items(native_calls: list[JSONObject]) -> list[JSONObject]:
     return [{"id": new_id("fc"), "type": "function_call", "status": "completed",
              "call_id": call["id"] or new_id("call"), "name": call["function"]["name"],
              "arguments": call["function"]["arguments"]}
             for call in openai_tool_calls(native_calls)]
 
 
-def response_object(req: ResponsesRequest, status: str, output: list[dict],
-                    native: dict | None = None) -> dict:
+def response_object(req: ResponsesRequest, status: str, output: list[JSONObject],
+                    native: JSONObject | None = None) -> JSONObject:
     """The ``response`` object; ``native`` (the final chat object) supplies usage."""
     obj: dict[str, Any] = {
         "id": req.id, "object": "response", "created_at": req.created_at, "status": status,
@@ -199,11 +200,11 @@ def response_object(req: ResponsesRequest, status: str, output: list[dict],
     return obj
 
 
-def final_status(native: dict) -> str:
+def final_status(native: JSONObject) -> str:
     return "incomplete" if native.get("done_reason") == "length" else "completed"
 
 
-def response(req: ResponsesRequest, native: dict) -> dict:
+def response(req: ResponsesRequest, native: JSONObject) -> JSONObject:
     """The ``stream:false`` reply from the merged native chat object."""
     message = native.get("message") or {}
     output = []

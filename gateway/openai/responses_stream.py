@@ -11,12 +11,13 @@ carries the whole response last. Every event has a ``sequence_number``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from gateway.openai.responses import (ResponsesRequest, new_id, final_status,
                                       function_call_items, message_item, output_text,
                                       reasoning_item, response_object)
+from services.json_types import JSONObject
 
 
 class ResponseEvents:
@@ -25,11 +26,12 @@ class ResponseEvents:
     def __init__(self, request: ResponsesRequest) -> None:
         self.request = request
         self.sequence = 0
-        self.output: list[dict] = []  # finished items, for the final response
-        self.open: dict | None = None  # the reasoning or message item being streamed
+        self.output: list[JSONObject] = []  # finished items, for the final response
+        self.open: JSONObject | None = None  # the reasoning or message item being streamed
         self.text = ""
 
-    async def stream(self, objects: AsyncIterator[dict]) -> AsyncIterator[dict]:
+    async def stream(self, objects: AsyncGenerator[JSONObject, None]
+                     ) -> AsyncGenerator[JSONObject, None]:
         async with contextlib.aclosing(objects):
             # an unknown model or a bad input fails before any event: a real 404/400 reply
             first = await anext(objects, None)
@@ -42,9 +44,9 @@ class ResponseEvents:
                 for event in self.convert(native):
                     yield event
 
-    def convert(self, native: dict) -> list[dict]:
+    def convert(self, native: JSONObject) -> list[JSONObject]:
         message = native.get("message") or {}
-        events: list[dict] = []
+        events: list[JSONObject] = []
         if message.get("thinking"):
             events += self._delta("reasoning", message["thinking"])
         if message.get("content"):
@@ -63,7 +65,7 @@ class ResponseEvents:
 
     # -- items ----------------------------------------------------------------------------------
 
-    def _delta(self, kind: str, text: str) -> list[dict]:
+    def _delta(self, kind: str, text: str) -> list[JSONObject]:
         events = []
         if self.open is None or self.open["type"] != kind:
             events += self._close() + self._open(kind)
@@ -77,7 +79,7 @@ class ResponseEvents:
                                       delta=text, logprobs=[]))
         return events
 
-    def _open(self, kind: str) -> list[dict]:
+    def _open(self, kind: str) -> list[JSONObject]:
         reasoning = kind == "reasoning"
         self.open = (reasoning_item(new_id("rs"), "", "in_progress") if reasoning
                      else message_item(new_id("msg"), "", "in_progress"))
@@ -91,7 +93,7 @@ class ResponseEvents:
                                part=output_text(""))
         return [added, part]
 
-    def _close(self) -> list[dict]:
+    def _close(self) -> list[JSONObject]:
         if self.open is None:
             return []
         where, text = self._where(), self.text
@@ -113,7 +115,7 @@ class ResponseEvents:
         self.open, self.text = None, ""
         return events
 
-    def _function_call(self, item: dict) -> list[dict]:
+    def _function_call(self, item: JSONObject) -> list[JSONObject]:
         index = len(self.output)
         started = {**item, "status": "in_progress", "arguments": ""}
         where = {"item_id": item["id"], "output_index": index}
@@ -127,13 +129,14 @@ class ResponseEvents:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _where(self) -> dict:
+    def _where(self) -> JSONObject:
+        assert self.open is not None, "called only while an item is open"
         return {"item_id": self.open["id"], "output_index": len(self.output)}
 
-    def _response(self, status: str, native: dict | None = None) -> dict:
+    def _response(self, status: str, native: JSONObject | None = None) -> JSONObject:
         return response_object(self.request, status, list(self.output), native)
 
-    def _event(self, kind: str, **fields: Any) -> dict:
+    def _event(self, kind: str, **fields: Any) -> JSONObject:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
         return event

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
 from gateway.embeddings import EmbeddingService
-from gateway.generation import merge_chat, merge_generate
 from gateway.keys import INFERENCE, REGISTRY
+from gateway.merging import merge_chat, merge_generate
 from gateway.openai import (chat, completions, embeddings, models, responses,
                             responses_stream)
 from gateway.openai.wire import openai_error_middleware, openai_json, read_body, sse_stream
 from gateway.schemas import ChatParams, GenerateParams
+from services.json_types import JSONObject
 
 
-async def _gather(objects: AsyncIterator[dict]) -> list[dict]:
+async def _gather(objects: AsyncGenerator[JSONObject, None]) -> list[JSONObject]:
     async with contextlib.aclosing(objects):
         return [obj async for obj in objects]
 
 
-async def _one(obj: dict) -> AsyncIterator[dict]:
+async def _one(obj: JSONObject) -> AsyncGenerator[JSONObject, None]:
     yield obj
 
 

@@ -9,9 +9,9 @@ float64`` (``services.gocodec.typed_field``).
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from aiohttp import web
 
@@ -20,17 +20,19 @@ from gateway.schemas import read_json
 from gateway.streaming import stream_reply
 from services.errors import CorralError, InvalidRequestError
 from services.gocodec import encode_json, go_type_name, typed_field
+from services.json_types import JSONObject
 
 JSON_CONTENT_TYPE = "application/json"
 SSE_CONTENT_TYPE = "text/event-stream"
 FINGERPRINT = "fp_ollama"
 _ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error"}
+_Parsed = TypeVar("_Parsed")
 
 @dataclass(frozen=True)
 class TranslatedRequest:
     """A translated request: the native body plus what shapes the reply."""
 
-    native: dict
+    native: JSONObject
     stream: bool = False
     include_usage: bool = False
 
@@ -43,7 +45,7 @@ def openai_json(obj: object, status: int = 200) -> web.Response:
                         headers={"Content-Type": JSON_CONTENT_TYPE})
 
 
-def error_body(status: int, message: str) -> dict:
+def error_body(status: int, message: str) -> JSONObject:
     """OpenAI's error object; the type follows the status (Ollama ``openai.NewError``)."""
     return {"error": {"message": message, "type": _ERROR_TYPES.get(status, "api_error"),
                       "param": None, "code": None}}
@@ -57,14 +59,19 @@ def _error_reply(_request: web.Request, error: CorralError, _crashed: bool) -> w
 openai_error_middleware = dialect_error_middleware(_error_reply)
 
 
+@overload
+async def read_body(request: web.Request, struct: str, parse: None = None) -> JSONObject: ...
+@overload
 async def read_body(request: web.Request, struct: str,
-                    parse: Callable[[dict], Any] | None = None) -> Any:
+                    parse: Callable[[JSONObject], _Parsed]) -> _Parsed: ...
+async def read_body(request: web.Request, struct: str,
+                    parse: Callable[[JSONObject], Any] | None = None) -> Any:
     """The JSON body through the validation layer, as Go type ``openai.<struct>`` (and what
     ``parse`` makes of it, computed off the event loop for a large body)."""
     return await read_json(request, struct, package="openai", parse=parse)
 
 
-async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
+async def sse_stream(request: web.Request, events: AsyncGenerator[JSONObject, None], *,
                      named: bool = False) -> web.StreamResponse:
     """Send ``events`` as ``data: <json>\\n\\n`` then ``data: [DONE]``; with ``named`` (the
     Responses API) each gets an ``event: <its type>`` line and there is no ``[DONE]``.
@@ -81,7 +88,7 @@ async def sse_stream(request: web.Request, events: AsyncIterator[dict], *,
                               end=b"" if named else b"data: [DONE]\n\n")
 
 
-def _event(obj: dict, named: bool = False) -> bytes:
+def _event(obj: JSONObject, named: bool = False) -> bytes:
     line = b"data: " + encode_json(obj) + b"\n\n"
     return b"event: " + obj["type"].encode() + b"\n" + line if named else line
 
@@ -100,7 +107,8 @@ def stop_sequences(raw: object, *, strict: bool) -> list[str] | None:
     return [item for item in raw if isinstance(item, str)]
 
 
-def sampling_options(body: dict, struct: str, *, completions: bool = False) -> dict:
+def sampling_options(body: JSONObject, struct: str, *,
+                     completions: bool = False) -> JSONObject:
     """Native ``options`` from OpenAI's sampling fields.
 
     ``temperature`` and ``top_p`` default to 1.0, overriding the model's defaults, as Ollama
@@ -137,7 +145,8 @@ _OPENAI_FIELDS = {"temperature": ("temperature",), "top_p": ("top_p",), "seed": 
                   "presence_penalty": ("presence_penalty",)}
 
 
-def with_extension_options(body: dict, struct: str, options: dict) -> dict:
+def with_extension_options(body: JSONObject, struct: str,
+                           options: JSONObject) -> JSONObject:
     """``options`` plus the request's ``options`` extension: Ollama's runtime options
     (``num_ctx``, ``top_k``, ``repeat_penalty``...) that OpenAI's schema has no field for
     (ollama/ollama#7063, #2722). They are checked like native options; where OpenAI has a field
@@ -150,14 +159,14 @@ def with_extension_options(body: dict, struct: str, options: dict) -> dict:
     return merged
 
 
-def refuse_logit_bias(body: dict) -> None:
+def refuse_logit_bias(body: JSONObject) -> None:
     """A non-empty ``logit_bias`` is a 400: Ollama ignores it, which silently changes what the
     client asked for."""
     if body.get("logit_bias"):
         raise InvalidRequestError("logit_bias is not supported")
 
 
-def include_usage(body: dict, struct: str) -> bool:
+def include_usage(body: JSONObject, struct: str) -> bool:
     """``stream_options.include_usage``."""
     stream_options = typed_field(body, struct, "stream_options", "object",
                                  "*openai.StreamOptions", {})
@@ -165,13 +174,13 @@ def include_usage(body: dict, struct: str) -> bool:
                             default=False))
 
 
-def usage(native: dict) -> dict:
+def usage(native: JSONObject) -> JSONObject:
     prompt, completion = native.get("prompt_eval_count", 0), native.get("eval_count", 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
 
 
-def openai_logprobs(native: dict) -> dict | None:
+def openai_logprobs(native: JSONObject) -> JSONObject | None:
     """A choice's ``logprobs`` (``{"content": [...]}``) from a native object's, if it has any."""
     entries = native.get("logprobs")
     if not entries:
