@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import structlog
 from aiohttp import web
 
+from gateway.blob_cache import BlobCache
 from gateway.caps import RequestCaps
 from gateway.anthropic.routes import add_anthropic_routes
 from gateway.generation import InferenceService
@@ -28,6 +28,7 @@ from gateway.routes_transfer import add_transfer_routes
 from gateway.routes_v2 import add_v2_routes
 from gateway.scheduler import Scheduler
 from gateway.security import install_security, security_middleware
+from services.clients.registry import RegistryClient
 from services.settings import GatewaySettings
 
 log = structlog.get_logger()
@@ -37,8 +38,8 @@ log = structlog.get_logger()
 MAX_BODY_BYTES = LARGEST_BODY_BYTES
 
 
-def create_app(settings: GatewaySettings, *, registry: Any, scheduler: Scheduler,
-               blobs: Any = None) -> web.Application:
+def create_app(settings: GatewaySettings, *, registry: RegistryClient, scheduler: Scheduler,
+               blobs: BlobCache | None = None) -> web.Application:
     """The application; it owns ``registry``, ``scheduler`` and ``blobs`` (a
     ``gateway.blob_cache.BlobCache``; None uses the registry's paths as given) and closes them."""
     # request ids outermost so request_finished sees the status the error middleware chose

@@ -25,17 +25,21 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
+from gateway.ports import BlobSource, RunnerProcessPort, SpawnFn
 from services.atomic_files import TEMP_PREFIX, publish, sync_file, temp_path, write_hashed
 from services.errors import (BlobCorruptError, CorralError, InvalidRequestError,
                              ModelNotFoundError, ServerBusyError)
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 from services.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from gateway.runners import RunnerSpec
 
 FETCH_ATTEMPTS = 3
 PROGRESS_EVERY_S = 1.0
@@ -57,7 +61,7 @@ def default_cache_dir(env: dict[str, str] | None = None) -> Path:
 class BlobCache:
     """Local files for the blobs runners read; see the module docstring."""
 
-    def __init__(self, root: Path, registry: Any, *, max_bytes: int = 0,
+    def __init__(self, root: Path, registry: BlobSource, *, max_bytes: int = 0,
                  use_registry_files: bool = True) -> None:
         self.root = root
         self.max_bytes = max_bytes
@@ -72,7 +76,7 @@ class BlobCache:
         self._cleaned = False
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings, registry: Any) -> BlobCache:
+    def from_settings(cls, settings: GatewaySettings, registry: BlobSource) -> BlobCache:
         """``CORRAL_CACHE_DIR`` set: always fetch into it; unset: the registry's files when this
         host can see them, else the default cache directory."""
         return cls(settings.cache_dir or default_cache_dir(), registry,
@@ -123,9 +127,9 @@ class BlobCache:
             return str(cached)
         return str(await self._fetch_once(digest, size, model))
 
-    def spawner(self, spawn: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+    def spawner(self, spawn: SpawnFn) -> SpawnFn:
         """Wrap a runner spawn so that cache files evicted since resolve are fetched again."""
-        async def spawn_with_blobs(spec: Any) -> Any:
+        async def spawn_with_blobs(spec: RunnerSpec) -> RunnerProcessPort:
             projectors = (spec.projector,) if spec.projector else ()
             for path in (spec.model_path, *spec.adapters, *projectors):
                 name = Path(path).name

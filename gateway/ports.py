@@ -31,6 +31,16 @@ class ModelResolver(Protocol):
 
 
 @runtime_checkable
+class BlobSource(Protocol):
+    """The registry client as the gateway's blob cache uses it: a blob's size and its bytes."""
+
+    async def stat_blob(self, digest: str) -> rpb.StatBlobResponse: ...
+
+    def read_blob(self, digest: str, *, offset: int = 0,
+                  length: int = 0) -> AsyncGenerator[rpb.ReadBlobResponse, None]: ...
+
+
+@runtime_checkable
 class RegistryPort(ModelResolver, Protocol):
     """The registry client's core surface every gateway app relies on (``RegistryClient``)."""
 

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -28,7 +29,7 @@ SMOLLM2_TEMPLATE = (
 
 def resolved_model(name: str = "smollm2:135m", digest: str = "ab" * 32, *,
                    chat_template: str = SMOLLM2_TEMPLATE, system: str = "",
-                   parameters: dict | None = None, seconds: int = 1_700_000_000,
+                   parameters: dict[str, Any] | None = None, seconds: int = 1_700_000_000,
                    context_length: int = 8192) -> rpb.ResolveModelResponse:
     reply = rpb.ResolveModelResponse(
         model=rpb.ModelSummary(
@@ -44,7 +45,7 @@ def resolved_model(name: str = "smollm2:135m", digest: str = "ab" * 32, *,
     return reply
 
 
-def model_ref(name: str = "smollm2:135m", digest: str = "ab" * 32, **fields) -> ModelRef:
+def model_ref(name: str = "smollm2:135m", digest: str = "ab" * 32, **fields: Any) -> ModelRef:
     """What the scheduler is handed for ``resolved_model(name, digest, **fields)``, with 1000
     f16 KV bytes per cell as the registry would report them."""
     resolved = resolved_model(name, digest, **fields)
@@ -95,7 +96,7 @@ class Script:
 
     pieces: tuple[str, ...] = ("Hello", ",", " world", "!")
     delay: float = 0.0
-    done_reason: int = pb.DONE_REASON_STOP
+    done_reason: pb.DoneReason.ValueType = pb.DONE_REASON_STOP
     fail_after: int | None = None  # raise RunnerUnavailableError after this many chunks
     load_delay: float = 0.0
     load_exit: int | None = None  # the process exits with this code while loading

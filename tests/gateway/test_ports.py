@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gateway.clock import SystemClock
 from gateway.memory import SystemMemory
-from gateway.ports import (Clock, MemoryProbe, ModelResolver, RegistryPort, RunnerPort,
+from gateway.ports import (BlobSource, Clock, MemoryProbe, ModelResolver, RegistryPort, RunnerPort,
                            RunnerProcessPort, SpawnFn)
 from gateway.runners import RunnerProcess, spawn_runner
 from services.clients.registry import RegistryClient
@@ -40,9 +40,13 @@ async def test_real_parts_implement_the_ports() -> None:
     memory: MemoryProbe = SystemMemory()
     clock: Clock = SystemClock()
     spawn: SpawnFn = spawn_runner
+    blobs = RegistryClient("127.0.0.1:1")
+    source: BlobSource = blobs
     assert isinstance(registry, RegistryPort) and isinstance(runner, RunnerPort)
+    assert isinstance(source, BlobSource) and not isinstance(memory, BlobSource)
     assert isinstance(memory, MemoryProbe) and isinstance(clock, Clock) and callable(spawn)
     await registry.close()
+    await blobs.close()
     await runner.close()
     members = {name for name in dir(RunnerProcessPort) if not name.startswith("_")}
     assert members <= set(dir(RunnerProcess)) | {"pid", "client", "stderr_tail"}
