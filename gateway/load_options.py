@@ -15,9 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 DEFAULT_BATCH = 512
+
+
+class StartedWith(Protocol):
+    """The load-time values a runner was started with (``gateway.runners.RunnerSpec``, which
+    imports this module: a Protocol keeps the two from importing each other)."""
+
+    @property
+    def threads(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def use_mmap(self) -> bool: ...
+    @property
+    def use_mlock(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -40,14 +54,14 @@ class LoadOptions:
                    num_batch=batch if batch and batch > 0 else None,
                    use_mmap=pick("use_mmap"), use_mlock=pick("use_mlock"))
 
-    def served_by(self, spec: Any) -> bool:
-        """Whether a runner started from ``spec`` (a RunnerSpec) has every value asked for."""
+    def served_by(self, spec: StartedWith) -> bool:
+        """Whether a runner started from ``spec`` has every value asked for."""
         return ((self.num_thread is None or self.num_thread == spec.threads)
                 and (self.num_batch is None or self.num_batch == spec.batch_size)
                 and (self.use_mmap is None or self.use_mmap == spec.use_mmap)
                 and (self.use_mlock is None or self.use_mlock == spec.use_mlock))
 
-    def differences(self, spec: Any) -> dict[str, tuple[Any, Any]]:
+    def differences(self, spec: StartedWith) -> dict[str, tuple[object, object]]:
         """``{option: (loaded, wanted)}`` for the log line of a reload."""
         pairs = {"num_thread": (spec.threads, self.num_thread),
                  "num_batch": (spec.batch_size, self.num_batch),

@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Iterable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -34,9 +33,12 @@ from prometheus_client.exposition import choose_encoder
 
 from gateway.keys import REGISTRY, SCHEDULER
 from gateway.middleware import Outcome
-from gateway.observer import RequestTracker, SchedulerObserver
+from gateway.observer import ObservedRunner, RequestTracker, SchedulerObserver
+from gateway.ports import RegistryPort
+from gateway.scheduler import Scheduler
 from services.errors import CorralError
 from services.pb.corral.registry.v1 import registry_pb2 as rpb
+from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 SCRAPE_REGISTRY_TIMEOUT_S = 2.0
 
@@ -119,7 +121,7 @@ class Metrics:
         self.registry_status = RegistryCollector()
         r.register(self.registry_status)
 
-    def watch_scheduler(self, scheduler: Any) -> None:
+    def watch_scheduler(self, scheduler: Scheduler) -> None:
         """Report ``scheduler``'s events here, and its runners at every scrape."""
         scheduler.observer = self.observer
         self.registry.register(RunnerCollector(scheduler))
@@ -170,7 +172,7 @@ class RequestMetrics(RequestTracker):
     def first_token(self) -> None:
         self.metrics.ttft.labels(self.model).observe(time.monotonic() - self.began)
 
-    def generated(self, done: Any) -> None:
+    def generated(self, done: pb.Done) -> None:
         m = self.metrics
         m.prompt_tokens.labels(self.model).inc(done.prompt_eval_count)
         m.generated_tokens.labels(self.model).inc(done.eval_count)
@@ -186,39 +188,39 @@ class MetricsObserver(SchedulerObserver):
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self._failed: set[Any] = set()  # runner keys whose last runner crashed or failed to load
+        self._failed: set[Hashable] = set()  # runner keys whose last runner crashed or failed to load
 
     def request(self, model: str) -> RequestTracker:
         return RequestMetrics(self.metrics, model)
 
-    def starting(self, entry: Any) -> None:
+    def starting(self, entry: ObservedRunner) -> None:
         if entry.key in self._failed:
             self._failed.discard(entry.key)
             self.metrics.restarts.labels(entry.spec.model_name).inc()
 
-    def loaded(self, entry: Any, seconds: float) -> None:
+    def loaded(self, entry: ObservedRunner, seconds: float) -> None:
         self.metrics.loads.labels(entry.spec.model_name, "success").inc()
         self.metrics.load_duration.labels(entry.spec.model_name).observe(seconds)
 
-    def load_failed(self, entry: Any) -> None:
+    def load_failed(self, entry: ObservedRunner) -> None:
         self.metrics.loads.labels(entry.spec.model_name, "failure").inc()
         self._failed.add(entry.key)
 
-    def crashed(self, entry: Any, returncode: int | None) -> None:
+    def crashed(self, entry: ObservedRunner, returncode: int | None) -> None:
         self.metrics.crashes.labels(entry.spec.model_name, crash_cause(returncode)).inc()
         self._failed.add(entry.key)
 
-    def evicting(self, entry: Any, because: str) -> None:
+    def evicting(self, entry: ObservedRunner, because: str) -> None:
         self.metrics.evictions.labels(entry.spec.model_name, because).inc()
 
-    def stopped(self, entry: Any, reason: str) -> None:
+    def stopped(self, entry: ObservedRunner, reason: str) -> None:
         self.metrics.unloads.labels(entry.spec.model_name, reason).inc()
 
 
 class RunnerCollector:
     """``corral_runners{model,state}`` and ``corral_models_loaded``, read at scrape time."""
 
-    def __init__(self, scheduler: Any) -> None:
+    def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
 
     def describe(self) -> Iterable[Metric]:
@@ -248,9 +250,9 @@ class RegistryCollector:
     """The registry's store figures, fetched (``refresh``) right before each exposition."""
 
     def __init__(self) -> None:
-        self.status: Any = None
+        self.status: rpb.GetStatusResponse | None = None
 
-    async def refresh(self, registry: Any) -> None:
+    async def refresh(self, registry: RegistryPort) -> None:
         try:
             self.status = await registry.status(timeout=SCRAPE_REGISTRY_TIMEOUT_S)
         except CorralError:

@@ -6,7 +6,21 @@ Every method is a no-op here. Hooks are called on the event loop and must not bl
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable
+from typing import Protocol
+
+from gateway.runners import RunnerSpec
+from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+
+class ObservedRunner(Protocol):
+    """What a hook learns of a runner (``gateway.leases.LoadedRunner``, whose module imports
+    this one: a Protocol keeps the two from importing each other)."""
+
+    @property
+    def key(self) -> Hashable: ...
+    @property
+    def spec(self) -> RunnerSpec: ...
 
 
 class RequestTracker:
@@ -28,7 +42,7 @@ class RequestTracker:
     def first_token(self) -> None:
         """The first generated text arrived from the runner."""
 
-    def generated(self, done: Any) -> None:
+    def generated(self, done: pb.Done) -> None:
         """The runner's terminal ``Done`` frame (token counts and durations)."""
 
     def embedded(self, prompt_tokens: int) -> None:
@@ -42,20 +56,20 @@ class SchedulerObserver:
         """A tracker for a new request for ``model``."""
         return RequestTracker()
 
-    def loaded(self, entry: Any, seconds: float) -> None:
+    def loaded(self, entry: ObservedRunner, seconds: float) -> None:
         """A runner became ready ``seconds`` after its load started."""
 
-    def load_failed(self, entry: Any) -> None:
+    def load_failed(self, entry: ObservedRunner) -> None:
         """A load failed (crashed, stalled or could not start); not called for aborted loads."""
 
-    def starting(self, entry: Any) -> None:
+    def starting(self, entry: ObservedRunner) -> None:
         """A runner process is about to be spawned for ``entry``."""
 
-    def crashed(self, entry: Any, returncode: int | None) -> None:
+    def crashed(self, entry: ObservedRunner, returncode: int | None) -> None:
         """A runner exited without being asked to."""
 
-    def evicting(self, entry: Any, because: str) -> None:
+    def evicting(self, entry: ObservedRunner, because: str) -> None:
         """An idle runner is stopped to make room (``model_limit`` or ``memory``)."""
 
-    def stopped(self, entry: Any, reason: str) -> None:
+    def stopped(self, entry: ObservedRunner, reason: str) -> None:
         """A runner process is gone (``expired``, ``evicted``, ``replaced``, ``exited``, ...)."""
