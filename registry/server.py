@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import grpc
 import structlog
 
 from registry.blob_stream import BlobStreamServicerMixin
@@ -33,6 +32,7 @@ from registry.status import StatusServicerMixin
 from registry.store import ModelStore
 from registry.transfer.service import TransferService, options_from_settings
 from registry.servicer_transfer import TransferServicerMixin
+from services.context import ServicerContext
 from services.errors import CorralError
 from services.grpc_server import GrpcService
 from services.pb.corral.registry.v1 import registry_pb2 as pb
@@ -61,7 +61,7 @@ class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, StoreServicer
         self._keys = keys or KeyStore(store.sessions)
 
     async def ResolveModel(self, request: pb.ResolveModelRequest,
-                           context: grpc.aio.ServicerContext) -> pb.ResolveModelResponse:
+                           context: ServicerContext) -> pb.ResolveModelResponse:
         """The model called ``request.name``; NOT_FOUND / INVALID_ARGUMENT otherwise, and
         DATA_LOSS naming the digest when one of its blobs is missing or corrupt."""
         resolved = await self._store.resolve(request.name, check=self.verifier.ensure_loadable)
@@ -69,7 +69,7 @@ class RegistryServicer(ModelsServicerMixin, TransferServicerMixin, StoreServicer
         return resolve_response(resolved)
 
     async def ListModels(self, request: pb.ListModelsRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+                         context: ServicerContext) -> pb.ListModelsResponse:
         """Every local model, newest first, with its capabilities (as ``/api/tags`` has them)."""
         summaries = []
         for record in await self._store.list_models():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator
 
-import grpc
 import structlog
 from google.protobuf.json_format import MessageToDict
 
@@ -19,6 +18,7 @@ from registry.lifecycle import put_blob, stat_blob
 from registry.responses import resolve_response
 from registry.show import ModelShower
 from registry.store import ModelStore
+from services.context import ServicerContext
 from services.errors import InvalidRequestError
 from services.pb.corral.registry.v1 import registry_pb2 as pb
 
@@ -41,7 +41,7 @@ class ModelsServicerMixin:
         return ModelCreator(self._store, pull)
 
     async def ShowModel(self, request: pb.ShowModelRequest,
-                        context: grpc.aio.ServicerContext) -> pb.ShowModelResponse:
+                        context: ServicerContext) -> pb.ShowModelResponse:
         """Everything ``/api/show`` needs; NOT_FOUND says ``model 'NAME:TAG' not found``."""
         shown = await self._shower.show(request.name)
         resolved = resolve_response(shown.resolved)
@@ -61,7 +61,7 @@ class ModelsServicerMixin:
         return response
 
     async def CreateModel(self, request: pb.CreateModelRequest,
-                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Progress]:
+                          context: ServicerContext) -> AsyncIterator[pb.Progress]:
         """Build a model from Ollama's JSON create form, streaming its progress lines."""
         log.info("create_requested", name=request.name, base=getattr(request, "from"),
                  files=len(request.files), quantize=request.quantize)
@@ -69,25 +69,25 @@ class ModelsServicerMixin:
             yield pb.Progress(**progress)
 
     async def CopyModel(self, request: pb.CopyModelRequest,
-                        context: grpc.aio.ServicerContext) -> pb.CopyModelResponse:
+                        context: ServicerContext) -> pb.CopyModelResponse:
         """Give ``source``'s manifest the name ``destination`` too."""
         record = await self._store.copy_model(request.source, request.destination)
         log.info("model_copied", source=request.source, destination=record.name.display)
         return pb.CopyModelResponse()
 
     async def DeleteModel(self, request: pb.DeleteModelRequest,
-                          context: grpc.aio.ServicerContext) -> pb.DeleteModelResponse:
+                          context: ServicerContext) -> pb.DeleteModelResponse:
         """Remove a name and prune the blobs nothing else uses."""
         return pb.DeleteModelResponse(pruned=await self._store.delete_model(request.name))
 
     async def StatBlob(self, request: pb.StatBlobRequest,
-                       context: grpc.aio.ServicerContext) -> pb.StatBlobResponse:
+                       context: ServicerContext) -> pb.StatBlobResponse:
         """Whether a blob is stored; INVALID_ARGUMENT ``invalid digest format`` for a bad one."""
         stat = await stat_blob(self._store.blobs, request.digest)
         return pb.StatBlobResponse(exists=stat.exists, size=stat.size, path=str(stat.path))
 
     async def PutBlob(self, request_iterator: AsyncIterator[pb.PutBlobRequest],
-                      context: grpc.aio.ServicerContext) -> pb.PutBlobResponse:
+                      context: ServicerContext) -> pb.PutBlobResponse:
         """First message: the digest; then chunks. DATA_LOSS when the bytes do not match."""
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("part") != "digest":

@@ -20,6 +20,7 @@ off, or a model whose memory cannot shift, it ends with ``DONE_REASON_LENGTH``.
 from __future__ import annotations
 
 import asyncio
+import enum
 import queue
 import time
 from collections import deque
@@ -42,7 +43,14 @@ from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 log = structlog.get_logger()
 
-_STOP = object()
+
+class _Stop(enum.Enum):
+    """The inbox item that ends the loop."""
+
+    STOP = enum.auto()
+
+
+_STOP = _Stop.STOP
 
 
 @dataclass(frozen=True)
@@ -67,9 +75,9 @@ class Job:
     exception) settles ``future`` on ``loop``."""
 
     fn: Callable[..., Any]
-    args: tuple
+    args: tuple[Any, ...]
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future
+    future: asyncio.Future[Any]
 
 
 class BatchLoop:
@@ -81,11 +89,21 @@ class BatchLoop:
         self.vision: Vision | None = None  # the projector, for a model that takes images
         self.loaded: LoadedModel | None = None  # set once the model is loaded
         self._batch: Batch | None = None
-        self._outbox: Outbox | None = None
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Generation | Job | _Stop] = queue.SimpleQueue()
         self._waiting: deque[Generation] = deque()
         self._slots = [Slot(seq) for seq in range(settings.parallel)]
         self._timer = StepTimer(settings.profile)
+
+    @property
+    def _model(self) -> Model:
+        """The model, for the loop's own methods: they all run after ``_load`` set it."""
+        assert self.model is not None, "the model is loaded before the loop runs"
+        return self.model
+
+    @property
+    def _llama_batch(self) -> Batch:
+        assert self._batch is not None, "the batch is made before the loop runs"
+        return self._batch
 
     # -- hand-offs (any thread) ---------------------------------------------------------------
 
@@ -99,10 +117,9 @@ class BatchLoop:
 
     # -- lifecycle (inference thread) ---------------------------------------------------------
 
-    def run(self, outbox: Outbox, loaded: asyncio.Future) -> None:
+    def run(self, outbox: Outbox, loaded: asyncio.Future[None]) -> None:
         """The thread's body: load the model (settling ``loaded``), loop until stopped, free."""
         name_os_thread("inference")
-        self._outbox = outbox
         try:
             self._load()
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting event loop to raise
@@ -111,7 +128,7 @@ class BatchLoop:
             return
         outbox.loop.call_soon_threadsafe(settle, loaded, None)
         try:
-            self._run()
+            self._run(outbox)
         finally:
             self._close()
 
@@ -145,18 +162,18 @@ class BatchLoop:
 
     def embed(self, inputs: list[list[int]]) -> list[list[float]]:
         """One pooled vector per tokenized input (an ``--embedding`` runner's job)."""
-        return embed_all(self.model, self._batch, inputs)
+        return embed_all(self._model, self._llama_batch, inputs)
 
     # -- the loop (inference thread) ----------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, outbox: Outbox) -> None:
         timer = self._timer
         while self._drain(block=not self._busy()):
             timer.start()
             self._admit()
             timer.lap("admit")
             self._step()
-            self._outbox.flush()  # at most one wake-up of the event loop per interval
+            outbox.flush()  # at most one wake-up of the event loop per interval
             timer.lap("flush")
             if timer.enabled and not self._busy():
                 timer.report()
@@ -165,7 +182,7 @@ class BatchLoop:
                 self._release(slot, pb.DONE_REASON_CANCELLED)
         while self._waiting:
             self._waiting.popleft().finish(pb.DONE_REASON_CANCELLED)
-        self._outbox.flush(force=True)
+        outbox.flush(force=True)
 
     def _busy(self) -> bool:
         return bool(self._waiting) or any(not slot.idle for slot in self._slots)
@@ -207,7 +224,7 @@ class BatchLoop:
         """Reuse the slot's cached prefix; evaluate the rest (always the last prompt token)."""
         prompt = generation.prompt
         reused = reusable(slot.cache, prompt)
-        self.model.forget(slot.seq, reused)
+        self._model.forget(slot.seq, reused)
         del slot.cache[reused:]
         slot.todo = prompt[reused:]
         slot.generation = generation
@@ -218,17 +235,18 @@ class BatchLoop:
         generation.stats.reused_tokens = reused
         generation.sampler.prime(text_tokens(prompt))
         if self.settings.backend_sampling and not generation.logprobs:
-            generation.sampler.attach(self.model.ctx, slot.seq)
+            generation.sampler.attach(self._model.ctx, slot.seq)
         log.debug("slot_assigned", seq=slot.seq, prompt_tokens=len(prompt), reused_tokens=reused)
 
     def _step(self) -> None:
         """Fill one batch, decode it, sample every slot whose logits came out."""
         if self.vision is not None:
-            self._evaluate_image()
+            self._evaluate_image(self.vision)
             self._timer.lap("image")
-        batch = self._batch
+        batch = self._llama_batch
         batch.clear()
-        sampling, involved = [], []
+        sampling: list[Slot] = []
+        involved: list[Slot] = []
         for slot in self._slots:
             generation = slot.generation
             if generation is None:
@@ -242,8 +260,9 @@ class BatchLoop:
                 sampling.append(slot)
                 involved.append(slot)
         for slot in self._slots:
+            generation = slot.generation
             if (slot.todo and batch.room and not is_image(slot.todo[0])
-                    and not slot.generation.cancelled.is_set()):
+                    and generation is not None and not generation.cancelled.is_set()):
                 if self._add_prompt_chunk(batch, slot):
                     sampling.append(slot)
                 involved.append(slot)
@@ -252,7 +271,7 @@ class BatchLoop:
         timer = self._timer
         timer.lap("batch")
         try:
-            self.model.decode(batch)
+            self._model.decode(batch)
         except CorralError as exc:
             self._fail(involved, exc)
             return
@@ -262,17 +281,21 @@ class BatchLoop:
             timer.lap("text")
         timer.step_done(len(sampling), len(involved))
 
-    def _evaluate_image(self) -> None:
+    def _evaluate_image(self, vision: Vision) -> None:
         """At most one image step per engine step: encode an image (unless cached), or write
         an encoded one into its slot. The other streams stall for one of the two at a time."""
         slot = next((s for s in self._slots if s.todo and is_image(s.todo[0])), None)
-        if slot is None or slot.generation.cancelled.is_set():
+        if slot is None:
             return
-        media = slot.generation.media.by_key[slot.todo[0]]
+        generation = slot.generation
+        if generation is None or generation.cancelled.is_set():
+            return
+        assert generation.media is not None, "a prompt has image keys only with its images"
+        media = generation.media.by_key[slot.todo[0]]
         try:
-            if self.vision.encode(media):
+            if vision.encode(media):
                 return
-            self.vision.evaluate(self.model.ctx, media, len(slot.cache), slot.seq)
+            vision.evaluate(self._model.ctx, media, len(slot.cache), slot.seq)
         except CorralError as exc:
             self._fail([slot], exc)
             return
@@ -298,21 +321,23 @@ class BatchLoop:
     def _sample(self, slot: Slot) -> None:
         """Sample one token for the slot and decide whether its generation goes on."""
         generation = slot.generation
+        assert generation is not None, "only a slot in use is sampled"
+        model = self._model
         stats = generation.stats
         if not stats.first_token_ns:
             stats.first_token_ns = time.perf_counter_ns()
         if generation.num_predict == 0:
             self._release(slot, pb.DONE_REASON_LENGTH)
             return
-        token = generation.sampler.sample(self.model.ctx, slot.logits_index)
+        token = generation.sampler.sample(model.ctx, slot.logits_index)
         self._timer.lap("sample")
-        vocab = self.model.vocab
+        vocab = model.vocab
         if vocab.is_eog(token):
             self._release(slot, pb.DONE_REASON_STOP)
             return
         generation.output.append(token)
         stats.eval_count += 1
-        logprob = (token_logprob(self.model.ctx, slot.logits_index, vocab.n_tokens, token,
+        logprob = (token_logprob(model.ctx, slot.logits_index, vocab.n_tokens, token,
                                  generation.top_logprobs, vocab.piece)
                    if generation.logprobs else None)
         text, stopped = generation.text.feed(vocab.piece(token))
@@ -320,7 +345,7 @@ class BatchLoop:
         if stopped:
             self._release(slot, pb.DONE_REASON_STOP, flush=False)
         elif stats.eval_count == generation.num_predict or (
-                self._slot_full(slot) and not slot.shift(self.model)):
+                self._slot_full(slot) and not slot.shift(model)):
             self._release(slot, pb.DONE_REASON_LENGTH)
         else:
             slot.next_token = token
@@ -328,9 +353,11 @@ class BatchLoop:
     def _slot_full(self, slot: Slot) -> bool:
         return len(slot.cache) >= self.settings.ctx_size
 
-    def _release(self, slot: Slot, reason: int, *, flush: bool = True) -> None:
+    def _release(self, slot: Slot, reason: pb.DoneReason.ValueType, *,
+                 flush: bool = True) -> None:
         """Finish the slot's generation; its KV cells stay for prefix reuse."""
         generation, slot.generation = slot.generation, None
+        assert generation is not None, "only a slot in use is released"
         slot.next_token, slot.todo = -1, []
         generation.finish(reason, flush=flush)
 
@@ -345,10 +372,11 @@ class BatchLoop:
             generation, slot.generation = slot.generation, None
             slot.next_token, slot.todo = -1, []
             self._forget(slot)
-            generation.fail(exc)
+            if generation is not None:  # always: only slots in use take part in a step
+                generation.fail(exc)
 
     def _forget(self, slot: Slot) -> None:
-        self.model.forget(slot.seq, 0)
+        self._model.forget(slot.seq, 0)
         slot.cache.clear()
 
 
@@ -357,7 +385,7 @@ def _log_progress(progress: float) -> None:
     log.info("model_load_progress", progress=round(progress, 2))
 
 
-def settle(future: asyncio.Future, result: Any) -> None:
+def settle(future: asyncio.Future[Any], result: Any) -> None:
     """Resolve ``future`` with ``result`` (raised if it is an exception), unless already done;
     call it on the future's event loop."""
     if future.done():

@@ -14,16 +14,19 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar, TypeVarTuple
 
 from runner.batch_loop import BatchLoop, Job, LoadedModel
 from runner.embedding import embedding_tokens
 from runner.prepare import prepare_generation
 from runner.settings import RunnerSettings
-from runner.slots import Generation, Outbox
+from runner.slots import Generation, Outbox, Route
 from runner.vision import Vision
 from services.errors import InvalidRequestError, RunnerUnavailableError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
+
+_T = TypeVar("_T")
+_Args = TypeVarTuple("_Args")
 
 
 class Engine:
@@ -45,7 +48,7 @@ class Engine:
     async def start(self) -> None:
         """Start the inference thread and wait until it has loaded the model."""
         loop = asyncio.get_running_loop()
-        loaded = loop.create_future()
+        loaded: asyncio.Future[None] = loop.create_future()
         self._outbox = Outbox(loop, self.settings.stream_interval_ms / 1000)
         self._thread = threading.Thread(target=self.batch_loop.run, args=(self._outbox, loaded),
                                         name="inference", daemon=True)
@@ -62,7 +65,8 @@ class Engine:
 
     # -- requests -----------------------------------------------------------------------------
 
-    async def generate(self, request: pb.GenerateRequest, route: Any = None) -> Generation:
+    async def generate(self, request: pb.GenerateRequest,
+                       route: Route | None = None) -> Generation:
         """Validate and queue ``request``; read its output from ``Generation.stream()``, or
         have it delivered to ``route`` (``runner/mux.py``)."""
         prepared = asyncio.ensure_future(asyncio.to_thread(self.prepare, request))
@@ -75,7 +79,7 @@ class Engine:
         self.batch_loop.submit(generation)
         return generation
 
-    def _discard(self, prepared: asyncio.Future) -> None:
+    def _discard(self, prepared: asyncio.Future[Generation]) -> None:
         """A generation prepared for a caller that left: the loop frees its sampler and images
         on the inference thread, as it frees every other one."""
         if not prepared.cancelled() and prepared.exception() is None:
@@ -85,7 +89,9 @@ class Engine:
 
     def prepare(self, request: pb.GenerateRequest) -> Generation:
         """Tokenize the prompt and build the sampler; raises ``InvalidRequestError`` when unfit."""
-        return prepare_generation(request, vocab=self._ready().vocab, vision=self.vision,
+        vocab = self._ready().vocab
+        assert self._outbox is not None, "start() makes the outbox before the model is ready"
+        return prepare_generation(request, vocab=vocab, vision=self.vision,
                                   settings=self.settings, outbox=self._outbox)
 
     async def embed(self, request: pb.EmbedRequest) -> pb.EmbedResponse:
@@ -125,9 +131,9 @@ class Engine:
             raise RunnerUnavailableError("the model is not loaded")
         return loaded
 
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _call(self, fn: Callable[[*_Args], _T], *args: *_Args) -> _T:
         """Run ``fn(*args)`` on the inference thread between two steps."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[_T] = loop.create_future()
         self.batch_loop.submit(Job(fn, args, loop, future))
         return await future

@@ -66,9 +66,10 @@ class Vocab:
     """Tokenizer of a loaded model; read-only, safe to call from any thread."""
 
     def __init__(self, model: llama_cpp.llama_model_p) -> None:
-        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        # llama_cpp's ctypes functions are untyped (Any): each result is typed where it lands
+        self._vocab: llama_cpp.llama_vocab_p = llama_cpp.llama_model_get_vocab(model)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
-        self.n_tokens = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.n_tokens: int = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._piece_buf = ctypes.create_string_buffer(256)
         self._pieces: dict[int, bytes] = {}
 
@@ -113,7 +114,8 @@ class Vocab:
 
     def is_eog(self, token: int) -> bool:
         """Whether ``token`` ends generation (EOS, EOT, ...)."""
-        return llama_cpp.llama_vocab_is_eog(self._vocab, token)
+        eog: bool = llama_cpp.llama_vocab_is_eog(self._vocab, token)
+        return eog
 
 
 def _progress_callback(report: Callable[[float], None], every_s: float = 1.0) -> Any:
@@ -138,21 +140,22 @@ class Model:
                  on_progress: Callable[[float], None] | None = None) -> None:
         """Load ``path``; ``on_progress(fraction)`` is called now and then as the weights load."""
         llama_cpp.llama_backend_init()
-        self.ctx = None
+        self._ctx: llama_cpp.llama_context_p | None = None  # None until opened, after close()
         params = llama_cpp.llama_model_default_params()
         params.load_mode = config.load_mode
         self.load_mode = (llama_cpp.llama_load_mode_name(config.load_mode) or b"?").decode()
         if on_progress is not None:
             self._progress = _progress_callback(on_progress)  # kept alive while loading
             params.progress_callback = self._progress
-        self._model = llama_cpp.llama_model_load_from_file(path.encode(), params)
+        self._model: llama_cpp.llama_model_p | None = llama_cpp.llama_model_load_from_file(
+            path.encode(), params)
         if not self._model:
             raise CorralError(f"failed to load model {path}")
         self.path = path
         self.vocab = Vocab(self._model)
-        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
-        self.n_embd = llama_cpp.llama_model_n_embd(self._model)
-        self.n_embd_inp = llama_cpp.llama_model_n_embd_inp(self._model)  # what images feed in
+        self.n_ctx_train: int = llama_cpp.llama_model_n_ctx_train(self._model)
+        self.n_embd: int = llama_cpp.llama_model_n_embd(self._model)
+        self.n_embd_inp: int = llama_cpp.llama_model_n_embd_inp(self._model)  # what images feed in
         try:
             self._open_context(config)
             self._apply_adapters(config.lora)
@@ -162,23 +165,30 @@ class Model:
 
     @property
     def handle(self) -> llama_cpp.llama_model_p:
+        assert self._model is not None, "the model is closed"
         return self._model
+
+    @property
+    def ctx(self) -> llama_cpp.llama_context_p:
+        """The llama context, from construction until ``close()``."""
+        assert self._ctx is not None, "the model is closed"
+        return self._ctx
 
     def _open_context(self, config: ContextConfig) -> None:
         self.cache_type = config.cache_type
-        self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
-                                     quiet=config.cache_type != "f16")
-        if not self.ctx:  # a model whose attention cannot use flash attention: f16 instead
+        self._ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED,
+                                      quiet=config.cache_type != "f16")
+        if not self._ctx:  # a model whose attention cannot use flash attention: f16 instead
             log.warning("kv_cache_type_unsupported", kv_cache_type=config.cache_type,
                         using="f16", reason="the context could not be created with it")
             self.cache_type = "f16"
-            self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED)
-        unpooled = llama_cpp.llama_pooling_type(self.ctx) == llama_cpp.LLAMA_POOLING_TYPE_NONE
+            self._ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED)
+        unpooled = llama_cpp.llama_pooling_type(self._ctx) == llama_cpp.LLAMA_POOLING_TYPE_NONE
         if config.embeddings and unpooled:  # no pooling in the GGUF: average the tokens
-            llama_cpp.llama_free(self.ctx)
-            self.ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_MEAN)
-        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
-        self.memory = llama_cpp.llama_get_memory(self.ctx)
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = self._new_context(config, llama_cpp.LLAMA_POOLING_TYPE_MEAN)
+        self.n_ctx: int = llama_cpp.llama_n_ctx(self._ctx)
+        self.memory: llama_cpp.llama_memory_t | None = llama_cpp.llama_get_memory(self._ctx)
 
     def _apply_adapters(self, paths: tuple[str, ...]) -> None:
         """Load each LoRA adapter and set them all on the context at scale 1.
@@ -196,11 +206,11 @@ class Model:
             n = len(loaded)
             adapters = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*loaded)
             scales = (ctypes.c_float * n)(*[1.0] * n)
-            if llama_cpp.llama_set_adapters_lora(self.ctx, adapters, n, scales) != 0:
+            if llama_cpp.llama_set_adapters_lora(self._ctx, adapters, n, scales) != 0:
                 raise CorralError("failed to apply the LoRA adapters")
 
     def _new_context(self, config: ContextConfig, pooling: int,
-                     quiet: bool = False) -> llama_cpp.llama_context_p:
+                     quiet: bool = False) -> llama_cpp.llama_context_p | None:
         """A context; ``quiet``: None instead of raising when llama.cpp refuses it."""
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = config.n_ctx
@@ -212,7 +222,7 @@ class Model:
         params.flash_attn_type = _FLASH_ATTENTION[config.flash_attention]
         params.type_k = params.type_v = _CACHE_TYPES[self.cache_type]
         params.no_perf = True
-        ctx = llama_cpp.llama_init_from_model(self._model, params)
+        ctx: llama_cpp.llama_context_p | None = llama_cpp.llama_init_from_model(self._model, params)
         if not ctx and quiet:
             return None
         if not ctx:
@@ -222,11 +232,13 @@ class Model:
     @property
     def n_threads(self) -> int:
         """Threads llama.cpp decodes with (read back from the context)."""
-        return llama_cpp.llama_n_threads(self.ctx)
+        n_threads: int = llama_cpp.llama_n_threads(self._ctx)
+        return n_threads
 
     @property
     def n_batch(self) -> int:
-        return llama_cpp.llama_n_batch(self.ctx)
+        n_batch: int = llama_cpp.llama_n_batch(self._ctx)
+        return n_batch
 
     def forget(self, seq: int, keep: int = 0) -> None:
         """Drop sequence ``seq``'s KV cells from position ``keep`` on."""
@@ -251,22 +263,23 @@ class Model:
     def decode(self, batch: Batch) -> None:
         """Evaluate ``batch``; a failure raises ``CorralError`` and leaves the runner usable."""
         batch.raw.n_tokens = batch.n
-        rc = llama_cpp.llama_decode(self.ctx, batch.raw)
+        rc = llama_cpp.llama_decode(self._ctx, batch.raw)
         if rc != 0:
             raise CorralError(f"llama_decode failed with status {rc}")
 
     def sequence_embedding(self, seq: int) -> list[float]:
         """The pooled embedding of sequence ``seq`` after a decode."""
-        values = llama_cpp.llama_get_embeddings_seq(self.ctx, seq)
+        values = llama_cpp.llama_get_embeddings_seq(self._ctx, seq)
         if not values:
             raise CorralError("the model produced no embedding")
-        return values[:self.n_embd]
+        embedding: list[float] = values[:self.n_embd]  # slicing a ctypes float* makes a list
+        return embedding
 
     def close(self) -> None:
         """Free the context and the model (with its adapters); idempotent."""
-        if self.ctx:
-            llama_cpp.llama_free(self.ctx)
-            self.ctx = None
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
         if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVarTuple
 
 import structlog
 
@@ -29,6 +29,23 @@ if TYPE_CHECKING:
     from runner.vision import MediaSet
 
 log = structlog.get_logger()
+
+_Args = TypeVarTuple("_Args")
+
+# What a generation's reader has not taken yet: chunks as [text, token count, logprobs] (a list,
+# so a later chunk merges into it in place), then the done frame or the error that ends it.
+_Output: TypeAlias = list[Any] | pb.GenerateResponse | BaseException
+# An event-loop callback the inference thread posted, with its arguments.
+_Call: TypeAlias = tuple[Callable[..., object], tuple[Any, ...]]
+
+
+class Route(Protocol):
+    """Where a generation's output goes instead of ``stream()``: ``runner.mux.Route``, one
+    generation on a ``GenerateStream``. Called on the event loop."""
+
+    def chunk(self, text: str, count: int, logprobs: list[pb.TokenLogprob]) -> None: ...
+
+    def end(self, item: pb.GenerateResponse | BaseException) -> None: ...
 
 
 @dataclass
@@ -60,7 +77,7 @@ class Generation:
         self.cancelled = threading.Event()
         self.finished = False
         self._outbox = outbox
-        self._outputs: Mailbox = Mailbox(_merge_chunks)
+        self._outputs: Mailbox[_Output] = Mailbox(_merge_chunks)
         self._uncounted = 0
         self.logprobs = logprobs
         self.shift = shift
@@ -68,7 +85,7 @@ class Generation:
         self.top_logprobs = top_logprobs
         self._unsent_logprobs: list[pb.TokenLogprob] = []
         self._text_sent = False
-        self.route = None  # set: output goes to this Route (GenerateStream), not to stream()
+        self.route: Route | None = None  # set: output goes there (GenerateStream), not to stream()
 
     # -- inference thread ---------------------------------------------------------------------
 
@@ -86,7 +103,7 @@ class Generation:
                 self._outbox.urgent = True
             self._post(self._push_chunk, text, count, logprobs)
 
-    def finish(self, reason: int, *, flush: bool = True) -> None:
+    def finish(self, reason: pb.DoneReason.ValueType, *, flush: bool = True) -> None:
         """Send held-back text (when ``flush``), then the done frame; releases the sampler."""
         self.stats.finished_ns = time.perf_counter_ns()
         tail = self.text.finish() if flush else ""
@@ -98,7 +115,7 @@ class Generation:
         """End the stream with ``error`` raised to the reader."""
         self._end(error)
 
-    def _end(self, item) -> None:
+    def _end(self, item: pb.GenerateResponse | BaseException) -> None:
         self.finished = True
         self.sampler.free()
         if self.media is not None:
@@ -106,10 +123,10 @@ class Generation:
         self._outbox.urgent = True  # the caller is done: no reason to make it wait
         self._post(self._push, item)
 
-    def _post(self, callback, *args) -> None:
+    def _post(self, callback: Callable[[*_Args], object], *args: *_Args) -> None:
         self._outbox.post(callback, *args)
 
-    def _done_frame(self, reason: int) -> pb.Done:
+    def _done_frame(self, reason: pb.DoneReason.ValueType) -> pb.Done:
         s = self.stats
         first = s.first_token_ns or s.finished_ns
         return pb.Done(
@@ -126,7 +143,7 @@ class Generation:
             return
         self._outputs.put([text, count, logprobs])
 
-    def _push(self, item) -> None:
+    def _push(self, item: pb.GenerateResponse | BaseException) -> None:
         if self.route is not None:
             self.route.end(item)
             return
@@ -180,10 +197,10 @@ class Outbox:
         self.loop = loop
         self.interval = interval
         self.urgent = False
-        self._calls: list[tuple] = []
+        self._calls: list[_Call] = []
         self._last = 0.0
 
-    def post(self, callback, *args) -> None:
+    def post(self, callback: Callable[[*_Args], object], *args: *_Args) -> None:
         self._calls.append((callback, args))
 
     def flush(self, force: bool = False) -> None:
@@ -201,7 +218,7 @@ class Outbox:
             pass
 
 
-def _run_all(calls: list[tuple]) -> None:
+def _run_all(calls: list[_Call]) -> None:
     for callback, args in calls:
         callback(*args)
 
@@ -225,6 +242,7 @@ class Slot:
         """Make room in this full slot (Ollama's ShiftContext): keep ``num_keep`` tokens (+BOS),
         drop half of the rest; False when the generation may not or the model cannot."""
         generation = self.generation
+        assert generation is not None, "only a slot in use fills up"
         if not generation.shift or not model.can_shift:
             return False
         n = len(self.cache)

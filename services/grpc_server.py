@@ -11,17 +11,23 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.context import REQUEST_ID_HEADER, bind_request_id
+from services.context import REQUEST_ID_HEADER, ServicerContext, bind_request_id
 from services.errors import ERROR_METADATA_KEY, CorralError, internal_error
 from services.tracing import annotate_request_id
 from services.settings import GrpcTls
 
 log = structlog.get_logger()
+
+# A servicer method as grpc.aio calls it: (request or request iterator, context). The interceptor
+# is message-agnostic, so requests and responses are Any here; each servicer types its own.
+_UnaryBehavior: TypeAlias = Callable[[Any, ServicerContext], Awaitable[Any]]
+_StreamBehavior: TypeAlias = Callable[[Any, ServicerContext], AsyncIterator[Any]]
 
 # Every message we send or accept is bounded by the largest request body the gateway accepts
 # (64 MiB, gateway/limits.py) times the few bytes a token or a template adds per byte; gRPC's own
@@ -41,7 +47,12 @@ MESSAGE_SIZE_OPTIONS = (("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Binds ``x-request-id`` into the log context and turns every exception into a status."""
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails],
+                               Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
@@ -53,15 +64,15 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def _bind(context: grpc.aio.ServicerContext) -> None:
+def _bind(context: ServicerContext) -> None:
     structlog.contextvars.clear_contextvars()
     for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_HEADER:
+        if key == REQUEST_ID_HEADER and isinstance(value, str):  # bytes only for "-bin" keys
             bind_request_id(value)
             annotate_request_id(value)
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: CorralError) -> None:
+async def _abort(context: ServicerContext, exc: CorralError) -> NoReturn:
     context.set_trailing_metadata(((ERROR_METADATA_KEY, type(exc).__name__),))
     message = exc.message
     if len(message) > MAX_ERROR_CHARS:  # keep both ends: "name "xx…xx" is invalid"
@@ -78,8 +89,8 @@ def _translated(method: str, exc: Exception) -> CorralError:
     return internal_error(exc)
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable], method: str = ""):
-    async def wrapper(request, context):
+def _wrap_unary(behavior: _UnaryBehavior, method: str = "") -> _UnaryBehavior:
+    async def wrapper(request: Any, context: ServicerContext) -> Any:
         _bind(context)
         try:
             return await behavior(request, context)
@@ -91,8 +102,8 @@ def _wrap_unary(behavior: Callable[..., Awaitable], method: str = ""):
     return wrapper
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator], method: str = ""):
-    async def wrapper(request, context):
+def _wrap_stream(behavior: _StreamBehavior, method: str = "") -> _StreamBehavior:
+    async def wrapper(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
         _bind(context)
         try:
             async for response in behavior(request, context):
@@ -177,7 +188,9 @@ async def wait_for_serving(channel: grpc.aio.Channel, *, timeout: float, service
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+            # types-grpcio-health-checking declares HealthStub without its methods
+            reply: health_pb2.HealthCheckResponse = await stub.Check(  # type: ignore[attr-defined]
+                health_pb2.HealthCheckRequest(service=service), timeout=1.0)
             if reply.status == health_pb2.HealthCheckResponse.SERVING:
                 return
         except grpc.aio.AioRpcError:
