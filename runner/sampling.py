@@ -40,7 +40,8 @@ class SamplerConfig:
     def from_proto(cls, options: pb.SamplingOptions) -> SamplerConfig:
         """Take every field the request set (``HasField``), defaults for the rest."""
         defaults = cls()
-        # The dataclass's fields are SamplingOptions' fields, the only names HasField takes.
+        # The dataclass's fields are SamplingOptions' fields, the only names HasField takes
+        # (the stubs accept only those names as Literals, which a loop variable cannot be).
         given = {name for name in cls.__dataclass_fields__
                  if options.HasField(name)}  # type: ignore[arg-type]
         values = {name: getattr(options if name in given else defaults, name)

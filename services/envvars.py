@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 Parser = Callable[[str], Any]
 
 
@@ -51,7 +54,7 @@ def load(cls: type[T], env: Mapping[str, str]) -> T:
     """An instance of the settings dataclass ``cls`` read from ``env``."""
     values: dict[str, Any] = {}
     rejected: list[tuple[str, str]] = []
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         meta = f.metadata
         if "env" not in meta:
             continue
@@ -66,7 +69,7 @@ def load(cls: type[T], env: Mapping[str, str]) -> T:
             rejected.append((meta["env"], text))
         else:
             values[f.name] = value
-    if "rejected" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
+    if "rejected" in {f.name for f in dataclasses.fields(cls)}:
         values["rejected"] = tuple(rejected)
     return cls(**values)
 

@@ -210,7 +210,9 @@ class ArchiveReader:
 
     def _bytes(self, member: tarfile.TarInfo) -> bytes:
         try:
-            data = self._tar.extractfile(member).read()  # type: ignore[union-attr]
+            handle = self._tar.extractfile(member)
+            assert handle is not None, "_members holds regular files only"
+            data = handle.read()
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise ArchiveError(f"{member.name}: {exc}") from exc
         if len(data) != member.size:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from services.envvars import comma_list, integer, load, one_of, setting, text
@@ -27,6 +28,7 @@ _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "
             "m": 60_000_000_000, "h": 3_600_000_000_000}
 MAX_DURATION_NS = 2**63 - 1  # Go's time.Duration is an int64 of nanoseconds (about 292 years)
 MAX_DURATION_S = MAX_DURATION_NS / 1e9
+_Default = TypeVar("_Default", bound=float | None)
 
 
 def parse_go_duration(text: str) -> float:
@@ -73,7 +75,7 @@ def _unit_text(text: str, start: int) -> str:
     return text[start:end]
 
 
-def parse_env_duration(text: str, default: float) -> float:
+def parse_env_duration(text: str, default: _Default) -> float | _Default:
     """An environment duration: Go syntax or bare integer seconds; negative means forever."""
     text = text.strip().strip("\"'")
     if not text:
@@ -166,7 +168,7 @@ def _path(value: str) -> Path:
 
 
 def _duration(value: str) -> float | None:
-    return parse_env_duration(value, None)  # type: ignore[arg-type]  # None: the field keeps its default
+    return parse_env_duration(value, None)  # None: the field keeps its default
 
 
 def _load_timeout(value: str) -> float | None:

@@ -67,7 +67,8 @@ def test_a_blob_that_does_not_match_its_digest_is_refused_while_writing(tmp_path
         writer.abort()
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "drop_blob", "no_index", "not_tar"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "drop_blob", "no_index", "not_tar",
+                                    "index_is_dir"])
 def test_damaged_archives_are_refused(tmp_path: Path, damage: str) -> None:
     good = tmp_path / "good.tar"
     write(good, {"m:latest": (b"w" * 20000, b"{}")})
@@ -85,8 +86,10 @@ def test_damaged_archives_are_refused(tmp_path: Path, damage: str) -> None:
     else:
         with tarfile.open(good) as src, tarfile.open(bad, "w") as dst:
             for member in src.getmembers():
-                skip = (member.name == "index.json" if damage == "no_index"
+                skip = (member.name == "index.json" if damage in ("no_index", "index_is_dir")
                         else member.size == 20000)
+                if damage == "index_is_dir" and member.name == "index.json":
+                    dst.addfile(_directory("index.json"))
                 if not skip:
                     dst.addfile(member, src.extractfile(member))
     with pytest.raises(ArchiveError):
@@ -95,6 +98,12 @@ def test_damaged_archives_are_refused(tmp_path: Path, damage: str) -> None:
             reader.verify()
         finally:
             reader.close()
+
+
+def _directory(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info
 
 
 def test_manifest_blobs_rejects_bad_digests() -> None:
