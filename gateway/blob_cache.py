@@ -179,7 +179,7 @@ class BlobCache:
     async def _download(self, digest: str, size: int, model: str, attempt: int) -> Path:
         started = time.monotonic()
         log.info("blob_fetch_started", digest=digest, model=model, total=size, attempt=attempt,
-                 registry=getattr(self._registry, "target", ""))
+                 registry=self._registry.target)
         tmp = temp_path(self.root)
         hasher, done, last_report = hashlib.sha256(), 0, started
         try:

@@ -34,6 +34,10 @@ class ModelResolver(Protocol):
 class BlobSource(Protocol):
     """The registry client as the gateway's blob cache uses it: a blob's size and its bytes."""
 
+    @property
+    def target(self) -> str:
+        """The registry's address, for log lines."""
+
     async def stat_blob(self, digest: str) -> rpb.StatBlobResponse: ...
 
     def read_blob(self, digest: str, *, offset: int = 0,

@@ -18,6 +18,7 @@ from registry.lifecycle import put_blob, stat_blob
 from registry.responses import resolve_response
 from registry.show import ModelShower
 from registry.store import ModelStore
+from registry.transfer.service import TransferService
 from services.context import ServicerContext
 from services.errors import InvalidRequestError
 from services.pb.corral.registry.v1 import registry_pb2 as pb
@@ -26,9 +27,11 @@ log = structlog.get_logger()
 
 
 class ModelsServicerMixin:
-    """Model management over ``self._store``."""
+    """Model management over ``self._store``; create-from-remote pulls through
+    ``self.transfers`` (both set by ``RegistryServicer``)."""
 
     _store: ModelStore
+    transfers: TransferService
 
     @functools.cached_property
     def _shower(self) -> ModelShower:
@@ -36,9 +39,8 @@ class ModelsServicerMixin:
 
     @functools.cached_property
     def _creator(self) -> ModelCreator:
-        transfers = getattr(self, "transfers", None)  # set by RegistryServicer
-        pull = (lambda name: transfers.pull(name, insecure=False)) if transfers else None
-        return ModelCreator(self._store, pull)
+        transfers = self.transfers
+        return ModelCreator(self._store, lambda name: transfers.pull(name, insecure=False))
 
     async def ShowModel(self, request: pb.ShowModelRequest,
                         context: ServicerContext) -> pb.ShowModelResponse:
