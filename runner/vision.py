@@ -29,7 +29,10 @@ from runner.images import Image, decode_image, image_keys, split_prompt
 from services.errors import CorralError, InvalidRequestError
 
 if TYPE_CHECKING:
+    from llama_cpp import llama_context_p, llama_model_p
+
     from runner.llama import Vocab
+    from services.pb.corral.runner.v1 import runner_pb2 as pb
 
 log = structlog.get_logger()
 
@@ -69,7 +72,7 @@ class MediaSet:
 class Vision:
     """The projector of a vision model; ``close()`` frees it."""
 
-    def __init__(self, path: str, model: int, *, n_threads: int, n_batch: int,
+    def __init__(self, path: str, model: llama_model_p, *, n_threads: int, n_batch: int,
                  n_embd: int, quiet: bool) -> None:
         from llama_cpp import mtmd_cpp  # noqa: PLC0415 - see the module docstring
 
@@ -207,7 +210,7 @@ class Vision:
             _, old = self._cache.popitem(last=False)
             self._cache_bytes -= ctypes.sizeof(old)
 
-    def decode(self, lctx: int, media: Media, values: ctypes.Array[ctypes.c_float], pos: int,
+    def decode(self, lctx: llama_context_p, media: Media, values: ctypes.Array[ctypes.c_float], pos: int,
                seq: int) -> None:
         """Write the image's embeddings into sequence ``seq`` from position ``pos`` on."""
         new_pos = ctypes.c_int32(0)
@@ -223,12 +226,12 @@ class Vision:
             self.ctx = None
         self._cache.clear()
 
-    def evaluate(self, lctx: int, media: Media, pos: int, seq: int) -> None:
+    def evaluate(self, lctx: llama_context_p, media: Media, pos: int, seq: int) -> None:
         """Encode (or recall) the image and write it into ``seq`` from ``pos`` on."""
         self.decode(lctx, media, self.embeddings(media), pos, seq)
 
 
-def tokenize_request(vocab: Vocab, vision: Vision | None, request: Any, *,
+def tokenize_request(vocab: Vocab, vision: Vision | None, request: pb.GenerateRequest, *,
                      add_special: bool) -> tuple[list[int], MediaSet | None]:
     """A GenerateRequest's prompt as token ids; with images, also image keys and the images
     they stand for (the caller frees them)."""
