@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, Final, Literal, TypeVar
 
 from aiohttp import web
 
@@ -24,7 +25,18 @@ from services.gocodec import encode_json
 from services.json_types import JSONObject
 
 PING_INTERVAL_S = 10.0
-KEEPALIVE = object()  # what ``with_keepalive`` yields while its source is silent
+
+
+class _Marker(enum.Enum):
+    """``with_keepalive``'s own values: typed, so ``item is KEEPALIVE`` narrows for mypy."""
+
+    KEEPALIVE = "keepalive"
+    END = "end"
+
+
+KEEPALIVE: Final = _Marker.KEEPALIVE  # what ``with_keepalive`` yields while its source is silent
+T = TypeVar("T")
+
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                 403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
@@ -51,10 +63,11 @@ def _error_reply(_request: web.Request, error: CorralError, _crashed: bool) -> w
 anthropic_error_middleware = dialect_error_middleware(_error_reply)
 
 
-async def with_keepalive(source: AsyncIterator[Any], interval: float) -> AsyncIterator[Any]:
+async def with_keepalive(source: AsyncIterator[T], interval: float
+                         ) -> AsyncGenerator[T | Literal[_Marker.KEEPALIVE], None]:
     """``source``'s items, with ``KEEPALIVE`` after every ``interval`` seconds of silence."""
-    pending: asyncio.Future[Any] | None = None
-    end = object()
+    pending: asyncio.Future[T | Literal[_Marker.END]] | None = None
+    end: Final = _Marker.END
     try:
         while True:
             if pending is None:
