@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from google.protobuf import timestamp_pb2
 
 from gateway.memory import Footprint, kv_cache_bytes
@@ -291,3 +292,16 @@ class Holder:
 
     def release(self) -> None:
         self._release.set()
+
+
+def install_tokenizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give every FakeRunnerClient a character tokenizer (one token per character, BOS = 1)."""
+    async def tokenize(self: FakeRunnerClient, text: str, *, add_special: bool = False,
+                       parse_special: bool = True) -> list[int]:
+        return [1] * add_special + [ord(c) for c in text]
+
+    async def detokenize(self: FakeRunnerClient, tokens: list[int]) -> str:
+        return "".join(chr(t) for t in tokens)
+
+    monkeypatch.setattr(FakeRunnerClient, "tokenize", tokenize, raising=False)
+    monkeypatch.setattr(FakeRunnerClient, "detokenize", detokenize, raising=False)

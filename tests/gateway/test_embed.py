@@ -8,7 +8,7 @@ import pytest
 
 from gateway.embeddings import normalized, shortest_float32
 from services.pb.corral.runner.v1 import runner_pb2 as pb
-from tests.gateway.fakes import FakeRunnerClient
+from tests.gateway.fakes import FakeRunnerClient, install_tokenizer
 
 MODEL = "smollm2:135m"
 
@@ -29,18 +29,6 @@ def embed_calls(monkeypatch) -> list[tuple]:
     monkeypatch.setattr(FakeRunnerClient, "embed", embed, raising=False)
     install_tokenizer(monkeypatch)
     return calls
-
-
-def install_tokenizer(monkeypatch) -> None:
-    async def tokenize(self, text: str, *, add_special: bool = False,
-                       parse_special: bool = True) -> list[int]:
-        return [1] * add_special + [ord(c) for c in text]
-
-    async def detokenize(self, tokens: list[int]) -> str:
-        return "".join(chr(t) for t in tokens)
-
-    monkeypatch.setattr(FakeRunnerClient, "tokenize", tokenize, raising=False)
-    monkeypatch.setattr(FakeRunnerClient, "detokenize", detokenize, raising=False)
 
 
 def norm(vector: list[float]) -> float:

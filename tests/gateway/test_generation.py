@@ -9,7 +9,7 @@ import pytest
 
 from gateway.fitting import PROMPT_TOO_LONG
 from tests.gateway.fakes import resolved_model
-from tests.gateway.test_prompt import LLAMA31, QWEN3_THINKING, WEATHER
+from tests.gateway.templates import LLAMA31, QWEN3_THINKING, WEATHER
 
 MODEL = "smollm2:135m"
 USER = [{"role": "user", "content": "Hi"}]

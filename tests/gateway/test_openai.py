@@ -13,9 +13,8 @@ import pytest
 from gateway.app import create_app
 from gateway.scheduler import Scheduler
 from services.pb.corral.runner.v1 import runner_pb2 as pb
-from tests.gateway.fakes import FakeRegistry, FakeRunnerClient, resolved_model
-from tests.gateway.test_embed import install_tokenizer
-from tests.gateway.test_openai_chat import sse_events
+from tests.gateway.fakes import FakeRegistry, FakeRunnerClient, install_tokenizer, resolved_model
+from tests.gateway.sse import sse_events
 
 MODEL = "smollm2:135m"
 

@@ -13,22 +13,11 @@ from gateway.openai.chat import ChatChunks, ChatCompletionRequest, chat_completi
 from services.errors import InvalidRequestError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 from tests.gateway.fakes import FakeRunnerClient, Script, resolved_model
+from tests.gateway.sse import sse_events
 
 MODEL = "smollm2:135m"
 URL = "/v1/chat/completions"
 USER = [{"role": "user", "content": "Hi"}]
-
-
-def sse_events(text: str) -> list:
-    """The ``data:`` payloads of an SSE body; ``[DONE]`` stays a string."""
-    blocks = text.split("\n\n")
-    assert blocks[-1] == ""
-    payloads = []
-    for block in blocks[:-1]:
-        assert block.startswith("data: ") and "\n" not in block
-        data = block[len("data: "):]
-        payloads.append(data if data == "[DONE]" else json.loads(data))
-    return payloads
 
 
 async def test_non_stream_completion_shape(client, spawner):

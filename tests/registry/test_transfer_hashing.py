@@ -15,7 +15,7 @@ from registry.blobs import BlobStore
 from registry.transfer.hashing import RunningHash
 from services.errors import BlobCorruptError
 from tests.registry.fake_oci import digest
-from tests.registry.test_transfer_pull import WEIGHTS, blob_files, pull
+from tests.registry.transfer_helpers import WEIGHTS, blob_files, pull
 
 DATA = random.Random(7).randbytes(200_000)
 

@@ -13,24 +13,14 @@ from registry.transfer.service import TransferService
 from services.errors import CorralError, InvalidModelNameError
 from tests.registry.conftest import open_store
 from tests.registry.fake_oci import digest
-from tests.registry.transfer_helpers import PART, fast_options, gguf_file
+from tests.registry.transfer_helpers import (PART, WEIGHTS, blob_files, fast_options, gguf_file,
+                                             pull)
 
-WEIGHTS = 4 * PART + 1000  # five parts, the last one short
 
 
 @pytest.fixture
 def gguf(tmp_path: Path) -> bytes:
     return gguf_file(tmp_path / "model.gguf", WEIGHTS // 4)
-
-
-async def pull(service: TransferService, name: str, insecure: bool = True) -> list[dict]:
-    return [{"status": p.status, "digest": p.digest, "total": p.total, "completed": p.completed}
-            async for p in service.pull(name, insecure=insecure)]
-
-
-def blob_files(service: TransferService) -> set[str]:
-    root = service.store.blobs.root
-    return {p.name for p in root.iterdir()} if root.exists() else set()
 
 
 async def test_pull_direct_200_in_parallel_parts(service, fake, remote, gguf):

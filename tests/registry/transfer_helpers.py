@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from registry.transfer.remote import TransferOptions
+from registry.transfer.service import TransferService
 
 PART = 64 * 1024
+WEIGHTS = 4 * PART + 1000  # a model of five parts, the last one short
 
 
 def fast_options(tmp_path: Path, **overrides) -> TransferOptions:
@@ -44,3 +46,15 @@ def gguf_file(path: Path, floats: int, seed: int = 0) -> bytes:
     """A valid GGUF with ``floats`` random F32 weights; returns its bytes."""
     weights = np.random.default_rng(seed).standard_normal((4, floats // 4)).astype(np.float32)
     return write_gguf(path, weights).read_bytes()
+
+
+async def pull(service: TransferService, name: str, insecure: bool = True) -> list[dict]:
+    """Every progress line of a pull, as dicts."""
+    return [{"status": p.status, "digest": p.digest, "total": p.total, "completed": p.completed}
+            async for p in service.pull(name, insecure=insecure)]
+
+
+def blob_files(service: TransferService) -> set[str]:
+    """The names of the files in the store's blob folder."""
+    root = service.store.blobs.root
+    return {p.name for p in root.iterdir()} if root.exists() else set()

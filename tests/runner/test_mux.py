@@ -13,7 +13,7 @@ import pytest
 from services.clients.runner import RunnerClient
 from services.errors import InvalidRequestError, RunnerUnavailableError
 from services.pb.corral.runner.v1 import runner_pb2 as pb
-from tests.runner.test_process import events, spawn, stop
+from tests.runner.runner_process import events, spawn, stop
 
 pytestmark = pytest.mark.e2e
 

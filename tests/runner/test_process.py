@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,30 +14,9 @@ import pytest
 from services.grpc_server import wait_for_serving
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 from services.pb.corral.runner.v1 import runner_pb2_grpc
+from tests.runner.runner_process import events, spawn, stop
 
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def spawn(model_path: str, socket: Path, *extra: str) -> subprocess.Popen:
-    """Start a runner whose JSON log lines go to ``runner.log`` beside its socket."""
-    with open(socket.parent / "runner.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "runner", "--model", model_path, "--socket", str(socket),
-             "--ctx-size", "512", "--threads", "2", *extra],
-            cwd=REPO, stderr=log)
-
-
-def stop(process: subprocess.Popen) -> int:
-    if process.poll() is None:
-        process.terminate()
-    return process.wait(timeout=10)
-
-
-def events(socket: Path) -> list[dict]:
-    lines = (socket.parent / "runner.log").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @pytest.fixture

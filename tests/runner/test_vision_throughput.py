@@ -20,7 +20,7 @@ from runner.settings import RunnerSettings
 from services.clients.runner import RunnerClient
 from services.pb.corral.runner.v1 import runner_pb2 as pb
 from tests.runner.conftest import collect
-from tests.runner.test_process import spawn, stop
+from tests.runner.runner_process import spawn, stop
 from tests.vlm import BLUE, RED, image_bytes, make_tiny_vlm
 
 PROMPT = "<|im_start|>user\n[img-0]What is in this picture?<|im_end|>\n<|im_start|>assistant\n"
