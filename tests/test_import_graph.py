@@ -113,3 +113,14 @@ def test_processes_meet_only_through_services():
                        for target in targets
                        if top(target) != top(module) and top(target) in PROCESSES)
     assert crossings == []
+
+
+def test_no_test_module_imports_another():
+    """Shared test helpers live in helper modules (``fakes.py``, ``transfer_helpers.py``, ...):
+    importing from a test module runs its module-level code twice and hides the helper."""
+    tests = ROOT / "tests"
+    found = sorted(f"{path.relative_to(ROOT)} -> {name}"
+                   for path in tests.rglob("test_*.py")
+                   for name in imported_names(path, module_name(path), set())
+                   if name.startswith("tests.") and name.rpartition(".")[2].startswith("test_"))
+    assert found == []

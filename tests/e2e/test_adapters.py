@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.server import CorralServer
-from tests.e2e.test_cli import corral_cli
-from tests.e2e.test_models import generate
+from tests.e2e.cli_helpers import corral_cli
+from tests.e2e.model_helpers import generate
 from tests.lora import write_lora
 
 pytestmark = pytest.mark.e2e

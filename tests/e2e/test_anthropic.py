@@ -10,7 +10,7 @@ import urllib.request
 import anthropic
 import pytest
 
-from tests.e2e.test_inference import TOOLS_TEMPLATE, created
+from tests.e2e.model_helpers import TOOLS_TEMPLATE, created
 
 pytestmark = pytest.mark.e2e
 

@@ -2,55 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-import gguf
-import numpy as np
 import pytest
 
-from tests.e2e.server import ROOT, free_port
+from tests.e2e.server import free_port
+from tests.e2e.cli_helpers import corral_cli, one_error_line, tiny_gguf
 
 pytestmark = pytest.mark.e2e
 
 SMOL = "smol-cli:test"  # smollm2:135m with short, deterministic answers (see the fixture)
-
-
-def corral_cli(*args: str, host: str, stdin: str | None = None, cwd: Path = ROOT,
-               **env: str) -> subprocess.CompletedProcess:
-    """``python -m services.cli ARGS`` with a clean environment and auto-start off."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "CORRAL_"))}
-    full_env = {**base, "OLLAMA_HOST": host, "CORRAL_NO_AUTOSTART": "1", **env}
-    paths = [str(ROOT), *filter(None, full_env.get("PYTHONPATH", "").split(os.pathsep))]
-    full_env["PYTHONPATH"] = os.pathsep.join(paths)
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=cwd, env=full_env,
-                          input=stdin if stdin is not None else "", capture_output=True, text=True,
-                          timeout=180)
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    """The single ``Error: ...`` line a failed command prints (and no traceback)."""
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("Error: ")
-    return lines[-1]
-
-
-def tiny_gguf(path: Path) -> Path:
-    """A minimal valid GGUF (one 4x8 tensor): enough to create, list, show and delete."""
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_context_length(64)
-    writer.add_embedding_length(8)
-    writer.add_tensor("token_embd.weight", np.arange(32, dtype=np.float32).reshape(4, 8))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.server import alive, descendants, free_port
-from tests.e2e.test_cli import corral_cli
+from tests.e2e.cli_helpers import corral_cli
 
 pytestmark = pytest.mark.e2e
 

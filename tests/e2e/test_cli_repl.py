@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from pathlib import Path
 
 import pexpect
 import pytest
 
-from tests.e2e.server import ROOT
-from tests.e2e.test_cli import corral_cli
+from tests.e2e.cli_helpers import corral_cli
+from tests.e2e.cli_helpers import PROMPT, PLACEHOLDER, say, spawn_repl
 
 pytestmark = pytest.mark.e2e
-
-PROMPT = ">>> "
-PLACEHOLDER = "Send a message (/? for help)"
-
-
-def spawn_repl(corral, home: Path, *args: str) -> pexpect.spawn:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "CORRAL_"))}
-    env.update(OLLAMA_HOST=corral.url, CORRAL_NO_AUTOSTART="1", HOME=str(home),
-               TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1", PYTHONPATH=str(ROOT))
-    child = pexpect.spawn(sys.executable, ["-m", "services.cli", "run", *args], cwd=str(ROOT),
-                          env=env, encoding="utf-8", dimensions=(40, 200), timeout=60)
-    child.logfile_read = sys.stdout  # the whole session shows up in a failure report
-    child.expect_exact(PROMPT)
-    child.expect_exact(PLACEHOLDER)
-    return child
-
-
-def say(child: pexpect.spawn, line: str, expect: str | None = None) -> None:
-    child.sendline(line)
-    if expect is not None:
-        child.expect_exact(expect)
 
 
 def test_repl_session(corral, tmp_path):

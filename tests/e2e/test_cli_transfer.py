@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.e2e.server import CorralServer
-from tests.e2e.test_cli import corral_cli, one_error_line, tiny_gguf
+from tests.e2e.cli_helpers import corral_cli, one_error_line, tiny_gguf
 
 pytestmark = pytest.mark.e2e
 

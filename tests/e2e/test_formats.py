@@ -15,7 +15,7 @@ import json
 import openai
 import pytest
 
-from tests.e2e.test_inference import created
+from tests.e2e.model_helpers import created
 
 pytestmark = pytest.mark.e2e
 

@@ -11,18 +11,17 @@ test_api.py, trap 14 (mid-stream error line) in test_supervision.py; traps 7 and
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import re
 import socket
 import time
-from collections.abc import Iterator
 
 import jsonschema
 import pytest
 
 from tests.e2e.server import CorralServer
+from tests.e2e.model_helpers import TOOLS_TEMPLATE, created
 
 pytestmark = pytest.mark.e2e
 
@@ -40,16 +39,6 @@ TOOL_CALL = {"type": "object", "required": ["name", "arguments"], "properties": 
     "name": {"enum": ["get_weather"]},
     "arguments": {"type": "object", "required": ["city"],
                   "properties": {"city": {"type": "string", "maxLength": 20}}}}}
-TOOLS_TEMPLATE = """{{- if .Tools }}<|im_start|>system
-You can call these tools. Answer with a JSON object {"name": ..., "arguments": {...}}.
-{{ range .Tools }}{{ . }}
-{{ end }}<|im_end|>
-{{ end }}
-{{- range .Messages }}<|im_start|>{{ .Role }}
-{{ if .ToolCalls }}{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}{{ end }}
-{{- else }}{{ .Content }}{{ end }}<|im_end|>
-{{ end }}<|im_start|>assistant
-"""
 FIM_TEMPLATE = ("{{ if .Suffix }}<|im_start|>user\nFill in the middle.\nBEFORE: {{ .Prompt }}\n"
                 "AFTER: {{ .Suffix }}<|im_end|>\n<|im_start|>assistant\n{{ else }}{{ .Prompt }}"
                 "{{ end }}")
@@ -58,18 +47,6 @@ FIM_TEMPLATE = ("{{ if .Suffix }}<|im_start|>user\nFill in the middle.\nBEFORE: 
 def error(server: CorralServer, path: str, body: dict) -> tuple[int, str]:
     status, raw, _ = server.request("POST", path, body)
     return status, json.loads(raw).get("error", "")
-
-
-@contextlib.contextmanager
-def created(server: CorralServer, name: str, **fields) -> Iterator[str]:
-    """A model made with /api/create from SmolLM2, deleted afterwards."""
-    status, body = server.post("/api/create", {"model": name, "from": MODEL, "stream": False,
-                                               **fields})
-    assert status == 200, body
-    try:
-        yield name
-    finally:
-        server.request("DELETE", "/api/delete", {"model": name})
 
 
 # -- structured output and tools ------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 
 from services.modelfile import Modelfile, parse_modelfile
 from tests.e2e.server import CorralServer
+from tests.e2e.model_helpers import generate
 
 pytestmark = pytest.mark.e2e
 
@@ -163,15 +164,6 @@ def upload(server: CorralServer, path: Path, digest: str) -> int:
             headers={"Content-Length": str(path.stat().st_size)})
         with urllib.request.urlopen(request, timeout=300) as response:
             return response.status
-
-
-def generate(server: CorralServer, model: str, prompt: str, keep_alive: object = None,
-             **options) -> dict:
-    status, body = server.post("/api/generate", {
-        "model": model, "prompt": prompt, "stream": False, "keep_alive": keep_alive,
-        "options": {"temperature": 0, "seed": 1, "num_ctx": 512, **options}})
-    assert status == 200, body
-    return body
 
 
 def test_import_gemma_gguf_with_template_and_stop_parameters(corral: CorralServer,

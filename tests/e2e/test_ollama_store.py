@@ -19,7 +19,7 @@ import pytest
 from registry.embedded import embedded_model_file
 from tests.e2e import peers
 from tests.e2e.server import CorralServer
-from tests.e2e.test_cli import corral_cli
+from tests.e2e.cli_helpers import corral_cli
 from tests.ollama_store import OllamaStore, build_library
 
 pytestmark = pytest.mark.e2e

@@ -14,27 +14,12 @@ import pytest
 
 from tests.e2e import peers
 from tests.e2e.server import CorralServer
+from tests.e2e.transfer_helpers import model_digest, start_empty, transfer
 
 pytestmark = pytest.mark.e2e
 
 OPTIONS = {"temperature": 0, "seed": 7, "num_predict": 8, "num_ctx": 512}
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-def start_empty(server: CorralServer, timeout: float = 120.0) -> CorralServer:
-    """Start a Corral with no models (``CorralServer.start`` waits for one to be listed)."""
-    real_get = server.get
-
-    def listed_once_up(path: str) -> dict:
-        reply = real_get(path)
-        return {"models": [True]} if path == "/api/tags" else reply
-
-    server.get = listed_once_up
-    try:
-        server.start(timeout)
-    finally:
-        del server.get
-    return server
 
 
 def generate(server: CorralServer, model: str) -> str:
@@ -43,16 +28,6 @@ def generate(server: CorralServer, model: str) -> str:
         "options": OPTIONS})
     assert status == 200, body
     return body["response"]
-
-
-def transfer(server: CorralServer, path: str, model: str) -> list[dict]:
-    lines = list(server.stream(path, {"model": model, "insecure": True}, timeout=300))
-    assert lines[-1] == {"status": "success"}, lines[-3:]
-    return lines
-
-
-def model_digest(server: CorralServer, name: str) -> str:
-    return next(m["digest"] for m in server.get("/api/tags")["models"] if m["name"] == name)
 
 
 def test_corral_pulls_from_corral_and_round_trips_through_docker_registry(tmp_path, docker_registry):

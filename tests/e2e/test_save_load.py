@@ -11,8 +11,8 @@ import pytest
 
 from registry.embedded import embedded_model_file
 from tests.e2e.server import CorralServer
-from tests.e2e.test_cli import corral_cli, one_error_line
-from tests.e2e.test_pull_push import start_empty
+from tests.e2e.cli_helpers import corral_cli, one_error_line
+from tests.e2e.transfer_helpers import start_empty
 from tests.ollama_store import build_library
 
 pytestmark = pytest.mark.e2e

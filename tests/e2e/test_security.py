@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.e2e.server import CorralServer
-from tests.e2e.test_cli import corral_cli, one_error_line
-from tests.e2e.test_pull_push import start_empty
+from tests.e2e.cli_helpers import corral_cli, one_error_line
+from tests.e2e.transfer_helpers import start_empty
 
 pytestmark = pytest.mark.e2e
 

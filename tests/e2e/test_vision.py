@@ -18,9 +18,9 @@ import pexpect
 import pytest
 
 from tests.e2e.server import CorralServer
-from tests.e2e.test_cli import corral_cli
-from tests.e2e.test_cli_repl import PROMPT, say, spawn_repl
-from tests.e2e.test_pull_push import model_digest, transfer
+from tests.e2e.cli_helpers import corral_cli
+from tests.e2e.cli_helpers import PROMPT, say, spawn_repl
+from tests.e2e.transfer_helpers import model_digest, transfer
 from tests.polling import until
 from tests.vlm import BLUE, IMAGE_TOKENS, RED, b64, image_bytes, make_tiny_vlm
 
