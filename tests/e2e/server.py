@@ -125,7 +125,8 @@ class CorralServer:
             with urllib.request.urlopen(req, timeout=timeout, context=self.tls) as resp:
                 return resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read(), dict(exc.headers)
+            with exc:  # closes its connection now, not when the collector gets to it
+                return exc.code, exc.read(), dict(exc.headers)
 
     def get(self, path: str) -> dict:
         status, body, _ = self.request("GET", path)

@@ -341,8 +341,8 @@ def test_https_with_a_self_signed_certificate(tmp_path: Path) -> None:
         assert listed.returncode == 0 and MODEL in listed.stdout, listed.stderr
         untrusted = corral_cli("list", host=server.url)  # the system CAs do not know this cert
         assert untrusted.returncode == 1 and "Traceback" not in untrusted.stderr
-        client = ollama.Client(host=server.url, verify=trust, timeout=60)
-        assert MODEL in [m.model for m in client.list().models]
+        with ollama.Client(host=server.url, verify=trust, timeout=60) as client:
+            assert MODEL in [m.model for m in client.list().models]  # closed: no TLS socket to GC
         plain = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         with pytest.raises((http.client.HTTPException, ConnectionError)):
             plain.request("GET", "/api/tags")
