@@ -1,12 +1,14 @@
 """The taxonomy survives a real gRPC hop: server raise → status → client exception."""
 
+import contextlib
+import errno
+import sqlite3
+from collections.abc import AsyncIterator
+
 import grpc
 import pytest
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-import errno
-import sqlite3
 
 from services.clients.base import local_channel, translating
 from services.clients.registry import RegistryClient
@@ -39,14 +41,23 @@ class _RaisingHealth(health_pb2_grpc.HealthServicer):
 
 
 
-@pytest.fixture
-async def raising_server():
+@contextlib.asynccontextmanager
+async def serving(servicer: health_pb2_grpc.HealthServicer) -> AsyncIterator[str]:
+    """``servicer`` behind the ErrorInterceptor on a free port; its address."""
     server = grpc.aio.server(interceptors=[ErrorInterceptor()])
-    health_pb2_grpc.add_HealthServicer_to_server(_RaisingHealth(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    yield f"127.0.0.1:{port}"
-    await server.stop(0)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
+
+
+@pytest.fixture
+async def raising_server():
+    async with serving(_RaisingHealth()) as target:
+        yield target
 
 
 @pytest.mark.parametrize("service,cls,message", [
@@ -154,15 +165,10 @@ class _CrashingHealth(health_pb2_grpc.HealthServicer):
         yield health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
         raise KeyError("/srv/secret/path")
 
-
 @pytest.fixture
 async def crashing_server():
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
-    health_pb2_grpc.add_HealthServicer_to_server(_CrashingHealth(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield f"127.0.0.1:{port}"
-    await server.stop(0)
+    async with serving(_CrashingHealth()) as target:
+        yield target
 
 
 async def test_a_bug_is_internal_with_a_generic_message_and_a_structlog_line(crashing_server):
